@@ -1,0 +1,204 @@
+//! Wiring: bind both listeners first (port 0 allowed), then serve gRPC and HTTP on one
+//! runtime until one shutdown signal drains both.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::auth::CartTokens;
+use crate::config::Settings;
+use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES};
+use crate::health::{self, Readiness};
+use crate::pb::cart_service_server::CartServiceServer;
+use crate::store::{MemoryStore, RedisStore, SharedStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the store: {0}")]
+    Store(#[from] crate::error::CartError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// A bound, not yet serving, cart-service.
+pub struct Application {
+    settings: Settings,
+    store: SharedStore,
+    service: CartService,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+}
+
+impl Application {
+    /// Builds the store and binds both listeners. A Redis that is down does not stop startup.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store: SharedStore = match &settings.redis_url {
+            Some(url) => {
+                let store = RedisStore::new(url, settings.policy.clone(), settings.redis_timeouts)?;
+                if let Err(error) = store.load_scripts().await {
+                    tracing::warn!(%error, "redis not reachable yet; serving NOT_SERVING until it is");
+                }
+                tracing::info!("cart store: redis");
+                Arc::new(store)
+            }
+            None => {
+                tracing::info!(
+                    "cart store: in-memory; carts are not persisted (set CART_REDIS_URL for Redis)"
+                );
+                MemoryStore::new(settings.policy.clone())
+            }
+        };
+        let service = CartService::new(
+            store.clone(),
+            CartTokens::new(settings.hmac_secret.as_bytes()),
+            settings.policy.clone(),
+        );
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartupError::Bind { addr, source })
+        };
+        let grpc_listener = bind(settings.grpc_addr).await?;
+        let http_listener = bind(settings.http_addr).await?;
+        Ok(Self {
+            settings,
+            store,
+            service,
+            grpc_listener,
+            http_listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The handlers, for callers that embed the service.
+    pub fn service(&self) -> &CartService {
+        &self.service
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let readiness = Readiness::default();
+        tokio::spawn(health::watch_store(
+            self.store.clone(),
+            reporter,
+            readiness.clone(),
+            self.settings.health_interval,
+            stop_rx.clone(),
+        ));
+
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1().expect("descriptor sets are valid");
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
+            .expect("descriptor sets are valid");
+
+        let cart_server = CartServiceServer::new(self.service.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let interceptor = AuthInterceptor::new(Arc::new(self.settings.authenticator.clone()));
+
+        let grpc_addr = self.grpc_addr();
+        let http_addr = self.http_addr();
+        let grpc = tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(
+                oversized_is_resource_exhausted,
+            ))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(InterceptedService::new(cart_server, interceptor))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc_listener),
+                stopped(stop_rx.clone()),
+            );
+
+        let http_app = crate::http::router(crate::http::HttpState { readiness });
+        let http = axum::serve(self.http_listener, http_app)
+            .with_graceful_shutdown(stopped(stop_rx))
+            .into_future();
+
+        tracing::info!(%grpc_addr, %http_addr, "cart-service listening");
+        let (grpc, http) = tokio::join!(grpc, http);
+        grpc?;
+        http?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// tonic refuses an oversized request with OUT_OF_RANGE; SPEC §6 promises RESOURCE_EXHAUSTED
+/// (the code gRPC itself uses for message limits). No handler emits OUT_OF_RANGE.
+fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let out_of_range = http::HeaderValue::from_static("11");
+    if response.headers().get("grpc-status") == Some(&out_of_range) {
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,208 @@
+//! Who is calling (API keys → tenant and scopes) and each cart's access token (its hmac).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{CartId, TenantId};
+use crate::error::CartError;
+
+/// The secret of dev mode (no config file): fixed, so dev hmacs survive restarts. Never used
+/// when a config file is given.
+pub const DEV_HMAC_SECRET: &str = "cart-service dev mode: not a secret";
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Read => "carts:read",
+            Self::Write => "carts:write",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "carts:read" => Some(Self::Read),
+            "carts:write" => Some(Self::Write),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated caller: its tenant scopes every cart id it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Principal {
+    /// The caller of dev mode: tenant `default`, every scope.
+    pub fn dev() -> Self {
+        Self {
+            tenant: TenantId::default_tenant(),
+            read: true,
+            write: true,
+        }
+    }
+
+    pub fn require(&self, scope: Scope) -> Result<(), CartError> {
+        let granted = match scope {
+            Scope::Read => self.read,
+            Scope::Write => self.write,
+        };
+        if granted {
+            Ok(())
+        } else {
+            Err(CartError::PermissionDenied(format!(
+                "this API key lacks the {} scope",
+                scope.name()
+            )))
+        }
+    }
+}
+
+/// Resolves bearer API keys. Keys are looked up by their SHA-256, so the lookup's timing
+/// says nothing about how much of a guessed key was right.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// No config file: every request is the dev principal.
+    Dev,
+    Keys(HashMap<[u8; 32], Principal>),
+}
+
+impl Authenticator {
+    pub fn from_keys<'a>(keys: impl IntoIterator<Item = (&'a str, Principal)>) -> Self {
+        Self::Keys(
+            keys.into_iter()
+                .map(|(key, principal)| (Sha256::digest(key.as_bytes()).into(), principal))
+                .collect(),
+        )
+    }
+
+    /// Authenticates an `authorization` header value (`Bearer <key>`).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, CartError> {
+        match self {
+            Self::Dev => Ok(Principal::dev()),
+            Self::Keys(keys) => {
+                let key = authorization
+                    .and_then(bearer_token)
+                    .ok_or(CartError::Unauthenticated)?;
+                keys.get(&<[u8; 32]>::from(Sha256::digest(key.as_bytes())))
+                    .cloned()
+                    .ok_or(CartError::Unauthenticated)
+            }
+        }
+    }
+}
+
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Signs and checks cart hmacs: base64(HMAC-SHA256(secret, tenant ":" cart_id)). Never stored.
+#[derive(Clone)]
+pub struct CartTokens {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for CartTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CartTokens(..)")
+    }
+}
+
+impl CartTokens {
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            mac: Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    fn mac(&self, tenant: &TenantId, cart_id: &CartId) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(tenant.as_str().as_bytes());
+        mac.update(b":");
+        mac.update(cart_id.as_str().as_bytes());
+        mac
+    }
+
+    pub fn sign(&self, tenant: &TenantId, cart_id: &CartId) -> String {
+        BASE64.encode(self.mac(tenant, cart_id).finalize().into_bytes())
+    }
+
+    /// Constant-time check of a presented hmac.
+    pub fn verify(&self, tenant: &TenantId, cart_id: &CartId, presented: &str) -> bool {
+        match BASE64.decode(presented.trim()) {
+            Ok(bytes) => self.mac(tenant, cart_id).verify_slice(&bytes).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (TenantId, CartId) {
+        (
+            TenantId::parse("acme").unwrap(),
+            CartId::parse("c1").unwrap(),
+        )
+    }
+
+    #[test]
+    fn hmac_is_base64_of_hmac_sha256_over_tenant_and_id() {
+        let (tenant, cart) = ids();
+        let tokens = CartTokens::new(b"secret");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(b"acme:c1");
+        let expected = BASE64.encode(mac.finalize().into_bytes());
+        assert_eq!(tokens.sign(&tenant, &cart), expected);
+        assert!(tokens.verify(&tenant, &cart, &expected));
+        assert!(!tokens.verify(&tenant, &CartId::parse("c2").unwrap(), &expected));
+        assert!(!tokens.verify(&tenant, &cart, "not base64!"));
+        assert!(!CartTokens::new(b"other").verify(&tenant, &cart, &expected));
+    }
+
+    #[test]
+    fn api_keys_resolve_to_their_tenant_and_scopes() {
+        let reader = Principal {
+            tenant: TenantId::parse("acme").unwrap(),
+            read: true,
+            write: false,
+        };
+        let auth = Authenticator::from_keys([("sk_read", reader.clone())]);
+        assert_eq!(auth.authenticate(Some("Bearer sk_read")).unwrap(), reader);
+        assert_eq!(auth.authenticate(Some("bearer  sk_read ")).unwrap(), reader);
+        for bad in [
+            None,
+            Some("sk_read"),
+            Some("Bearer "),
+            Some("Bearer sk_other"),
+            Some("Basic sk_read"),
+        ] {
+            assert!(
+                matches!(auth.authenticate(bad), Err(CartError::Unauthenticated)),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            reader.require(Scope::Write),
+            Err(CartError::PermissionDenied(_))
+        ));
+        assert!(reader.require(Scope::Read).is_ok());
+    }
+}

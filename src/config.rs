@@ -1,0 +1,315 @@
+//! Settings from flags, environment and the optional TOML file of SPEC §5.
+//!
+//! Precedence: a flag beats its environment variable, which beats the default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::{Authenticator, DEV_HMAC_SECRET, Principal, Scope};
+use crate::domain::{CartPolicy, Limits, TenantId};
+use crate::store::redis::RedisTimeouts;
+
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+/// Command line of `cart-service`; every flag has an environment variable.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "cart-service",
+    version,
+    about = "Shopping carts over gRPC, in Redis or in memory"
+)]
+pub struct Cli {
+    /// Address of the gRPC server (port 0 picks a free port).
+    #[arg(long, env = "CART_GRPC_ADDR", default_value = DEFAULT_GRPC_ADDR)]
+    pub grpc_addr: SocketAddr,
+    /// Address of the HTTP server (shims, health, metrics).
+    #[arg(long, env = "CART_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    pub http_addr: SocketAddr,
+    /// Redis URL (`redis://`, `rediss://`); unset means the in-memory store.
+    #[arg(long, env = "CART_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Path to the TOML config file (tenants, keys, hmac secret, TTLs, limits).
+    #[arg(long = "config", env = "CART_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// One tenant of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    pub zaui: Option<ZauiConfig>,
+    pub xm: Option<XmConfig>,
+    pub amazon: Option<AmazonConfig>,
+    pub vtex: Option<VtexConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    pub key: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZauiConfig {
+    pub account_id: u64,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmConfig {
+    pub account: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmazonConfig {
+    pub access_key_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VtexConfig {
+    pub account: String,
+}
+
+/// The TOML file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub hmac_secret: String,
+    pub cart_ttl: Option<String>,
+    pub tombstone_ttl: Option<String>,
+    /// How long one Redis call may take before it fails with UNAVAILABLE.
+    pub redis_timeout: Option<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "refusing to bind {0} without a config file: dev mode serves unauthenticated, so only on loopback"
+    )]
+    DevModeNotLoopback(SocketAddr),
+}
+
+/// Everything the application needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub redis_url: Option<String>,
+    pub redis_timeouts: RedisTimeouts,
+    pub policy: CartPolicy,
+    pub hmac_secret: String,
+    pub authenticator: Authenticator,
+    /// Tenants of the config file (empty in dev mode).
+    pub tenants: Vec<TenantConfig>,
+    /// How often the store is pinged for health.
+    pub health_interval: Duration,
+}
+
+impl Settings {
+    /// Dev mode: no config file, in-memory unless `redis_url` is given, loopback only.
+    pub fn dev(grpc_addr: SocketAddr, http_addr: SocketAddr, redis_url: Option<String>) -> Self {
+        Self {
+            grpc_addr,
+            http_addr,
+            redis_url,
+            redis_timeouts: RedisTimeouts::default(),
+            policy: CartPolicy::default(),
+            hmac_secret: DEV_HMAC_SECRET.to_owned(),
+            authenticator: Authenticator::Dev,
+            tenants: Vec::new(),
+            health_interval: Duration::from_secs(1),
+        }
+    }
+
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        let mut settings = Self::dev(cli.grpc_addr, cli.http_addr, cli.redis_url);
+        if let Some(path) = &cli.config {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            settings.apply_file(&text, path)?;
+        }
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Applies a config file's text (`path` only names it in errors).
+    pub fn apply_file(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if file.hmac_secret.len() < 16 {
+            return Err(invalid("hmac_secret must be at least 16 characters".into()));
+        }
+        let duration = |name: &str, value: &Option<String>, default: Duration| match value {
+            None => Ok(default),
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                _ => Err(invalid(format!(
+                    "{name}: {text:?} is not a duration like \"90d\""
+                ))),
+            },
+        };
+        self.policy = CartPolicy {
+            cart_ttl: duration("cart_ttl", &file.cart_ttl, self.policy.cart_ttl)?,
+            tombstone_ttl: duration(
+                "tombstone_ttl",
+                &file.tombstone_ttl,
+                self.policy.tombstone_ttl,
+            )?,
+            limits: file.limits.clone(),
+        };
+        self.redis_timeouts.response = duration(
+            "redis_timeout",
+            &file.redis_timeout,
+            self.redis_timeouts.response,
+        )?;
+        let mut keys = Vec::new();
+        let mut seen_tenants = std::collections::HashSet::new();
+        for tenant in &file.tenants {
+            let id = TenantId::parse(&tenant.id).map_err(|e| invalid(format!("tenants: {e}")))?;
+            if !seen_tenants.insert(id.clone()) {
+                return Err(invalid(format!("tenant {id} is defined twice")));
+            }
+            for key in &tenant.api_keys {
+                let mut principal = Principal {
+                    tenant: id.clone(),
+                    read: false,
+                    write: false,
+                };
+                for scope in &key.scopes {
+                    match Scope::parse(scope) {
+                        Some(Scope::Read) => principal.read = true,
+                        Some(Scope::Write) => principal.write = true,
+                        None => {
+                            return Err(invalid(format!("tenant {id}: unknown scope {scope:?}")));
+                        }
+                    }
+                }
+                if key.key.len() < 8 {
+                    return Err(invalid(format!(
+                        "tenant {id}: api keys must be at least 8 characters"
+                    )));
+                }
+                keys.push((key.key.as_str(), principal));
+            }
+        }
+        let unique: std::collections::HashSet<_> = keys.iter().map(|(k, _)| *k).collect();
+        if unique.len() != keys.len() {
+            return Err(invalid("an api key is listed twice".into()));
+        }
+        self.authenticator = Authenticator::from_keys(keys);
+        self.hmac_secret = file.hmac_secret;
+        self.tenants = file.tenants;
+        Ok(())
+    }
+
+    /// Refuses dev mode on a non-loopback address (SPEC §5).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if matches!(self.authenticator, Authenticator::Dev) {
+            for addr in [self.grpc_addr, self.http_addr] {
+                if !addr.ip().is_loopback() {
+                    return Err(ConfigError::DevModeNotLoopback(addr));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+hmac_secret = "a long random string of at least 16"
+cart_ttl = "90d"
+tombstone_ttl = "30d"
+[[tenants]]
+id = "acme"
+api_keys = [ { key = "sk_live_abcdef", scopes = ["carts:read", "carts:write"] } ]
+zaui   = { account_id = 1234, token = "t" }
+xm     = { account = "5f493c9f30ec2a0007a94fc8" }
+amazon = { access_key_id = "AKIAEXAMPLE" }
+vtex   = { account = "cosmetics2" }
+"#;
+
+    fn local() -> Settings {
+        Settings::dev(
+            DEFAULT_GRPC_ADDR.parse().unwrap(),
+            DEFAULT_HTTP_ADDR.parse().unwrap(),
+            None,
+        )
+    }
+
+    #[test]
+    fn the_spec_sample_parses() {
+        let mut settings = local();
+        settings.apply_file(SAMPLE, Path::new("c.toml")).unwrap();
+        assert_eq!(settings.policy.cart_ttl, Duration::from_secs(90 * 86400));
+        assert_eq!(settings.tenants[0].zaui.as_ref().unwrap().account_id, 1234);
+        let principal = settings
+            .authenticator
+            .authenticate(Some("Bearer sk_live_abcdef"))
+            .unwrap();
+        assert_eq!(principal.tenant.as_str(), "acme");
+        assert!(principal.read && principal.write);
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_a_reason() {
+        for (text, needle) in [
+            ("hmac_secret = \"short\"", "hmac_secret"),
+            (
+                "hmac_secret = \"0123456789abcdef\"\ncart_ttl = \"soon\"",
+                "cart_ttl",
+            ),
+            ("hmac_secret = \"0123456789abcdef\"\nunknown = 1", "unknown"),
+            (
+                "hmac_secret = \"0123456789abcdef\"\n[[tenants]]\nid = \"a\"\napi_keys = [{ key = \"sk_12345678\", scopes = [\"carts:admin\"] }]",
+                "scope",
+            ),
+        ] {
+            let err = local().apply_file(text, Path::new("c.toml")).unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn dev_mode_refuses_a_public_bind() {
+        let mut settings = local();
+        settings.grpc_addr = "0.0.0.0:50051".parse().unwrap();
+        assert!(matches!(
+            settings.check(),
+            Err(ConfigError::DevModeNotLoopback(_))
+        ));
+        settings.apply_file(SAMPLE, Path::new("c.toml")).unwrap();
+        assert!(settings.check().is_ok());
+    }
+}

@@ -1,0 +1,502 @@
+//! The cart state machine: the reference semantics of every mutation.
+//!
+//! `MemoryStore` runs these functions under a lock; `RedisStore` runs Lua scripts that mirror
+//! them check for check, in the same order, and the shared contract suite holds both to it.
+//! Every mutation validates everything first and changes nothing when it fails.
+
+use std::collections::BTreeMap;
+
+use super::{CartPolicy, CouponCode, Currency, Limits, LineId, OrderNumber, Sku, UnixMillis};
+use crate::error::CartError;
+
+/// The descriptive fields of a cart, set at creation and kept by Clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartHeader {
+    pub customer_id: String,
+    pub session_id: String,
+    pub channel: String,
+    pub currency: Currency,
+    pub locale: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CartStatus {
+    Active,
+    Deleted,
+}
+
+/// One line of a cart; its identity is its sku (see [`LineId::for_sku`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub line_id: LineId,
+    pub sku: Sku,
+    pub product_id: String,
+    pub title: String,
+    pub quantity: u32,
+    pub unit_price: i64,
+    pub attributes: BTreeMap<String, String>,
+    pub added_at: UnixMillis,
+    pub updated_at: UnixMillis,
+    /// Insertion order within the cart.
+    pub position: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub code: CouponCode,
+    pub amount: i64,
+    pub position: i64,
+}
+
+/// A validated item to add. Items of one request are merged by sku before they get here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLine {
+    pub line_id: LineId,
+    pub sku: Sku,
+    pub product_id: String,
+    pub title: String,
+    pub quantity: u32,
+    pub unit_price: i64,
+    pub attributes: BTreeMap<String, String>,
+    /// When given, must equal the cart's currency.
+    pub currency: Option<Currency>,
+}
+
+/// A validated quantity change; 0 removes the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineUpdate {
+    pub line_id: LineId,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCart {
+    pub header: CartHeader,
+    pub items: Vec<NewLine>,
+}
+
+/// Every mutation of a live cart except Remove (which ends it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    AddItems(Vec<NewLine>),
+    UpdateItems(Vec<LineUpdate>),
+    ApplyCoupon {
+        code: CouponCode,
+        amount: i64,
+    },
+    Clear {
+        preserve_coupons: bool,
+        reason: String,
+    },
+    Delete {
+        order_number: OrderNumber,
+    },
+}
+
+/// What a successful mutation reports beyond the new state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MutationOutcome {
+    /// Units removed by Clear (0 for other mutations).
+    pub items_cleared: i64,
+}
+
+/// Everything a store keeps about one cart. Totals are derived, never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartState {
+    pub header: CartHeader,
+    pub status: CartStatus,
+    pub lines: Vec<Line>,
+    pub coupons: Vec<Coupon>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+    pub last_activity_at: UnixMillis,
+    pub cleared_at: Option<UnixMillis>,
+    pub clear_reason: String,
+    pub deleted_at: Option<UnixMillis>,
+    pub order_number: String,
+    pub version: i64,
+    /// Next insertion position for a line or coupon.
+    pub next_position: i64,
+}
+
+impl CartState {
+    /// A new cart at version 1, with its initial items.
+    pub fn create(new: NewCart, now: UnixMillis, limits: &Limits) -> Result<Self, CartError> {
+        let mut cart = Self {
+            header: new.header,
+            status: CartStatus::Active,
+            lines: Vec::new(),
+            coupons: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            last_activity_at: now,
+            cleared_at: None,
+            clear_reason: String::new(),
+            deleted_at: None,
+            order_number: String::new(),
+            version: 1,
+            next_position: 1,
+        };
+        cart.check_add(&new.items, limits)?;
+        cart.add(new.items, now);
+        Ok(cart)
+    }
+
+    /// Sum of quantities.
+    pub fn item_count(&self) -> i64 {
+        self.lines.iter().map(|l| i64::from(l.quantity)).sum()
+    }
+
+    pub fn line(&self, line_id: &LineId) -> Option<&Line> {
+        self.lines.iter().find(|l| &l.line_id == line_id)
+    }
+
+    /// When the store forgets this cart: a live cart lives `cart_ttl` from its last access,
+    /// a tombstone `tombstone_ttl` from its deletion.
+    pub fn expires_at(&self, policy: &CartPolicy) -> UnixMillis {
+        match (self.status, self.deleted_at) {
+            (CartStatus::Deleted, Some(deleted_at)) => deleted_at + policy.tombstone_ttl_ms(),
+            _ => self.last_activity_at + policy.cart_ttl_ms(),
+        }
+    }
+
+    /// Records a read: a live cart's lifetime restarts, a tombstone's does not.
+    pub fn touch(&mut self, now: UnixMillis) {
+        if self.status == CartStatus::Active {
+            self.last_activity_at = now;
+        }
+    }
+
+    /// The guard of every mutation of a live cart (Remove included).
+    pub fn check_live(&self, expected_version: i64) -> Result<(), CartError> {
+        if self.status == CartStatus::Deleted {
+            return Err(CartError::CartDeleted);
+        }
+        if expected_version != 0 && expected_version != self.version {
+            return Err(CartError::VersionMismatch {
+                expected: expected_version,
+                actual: self.version,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies `mutation` atomically: on error nothing has changed.
+    pub fn apply(
+        &mut self,
+        mutation: &Mutation,
+        expected_version: i64,
+        now: UnixMillis,
+        limits: &Limits,
+    ) -> Result<MutationOutcome, CartError> {
+        if let Mutation::Delete { order_number } = mutation {
+            if self.status == CartStatus::Deleted {
+                // Idempotent retry of the checkout that closed the cart.
+                return if self.order_number == order_number.as_str() {
+                    Ok(MutationOutcome::default())
+                } else {
+                    Err(CartError::OrderNumberMismatch)
+                };
+            }
+        }
+        self.check_live(expected_version)?;
+        let mut outcome = MutationOutcome::default();
+        match mutation {
+            Mutation::AddItems(items) => {
+                self.check_add(items, limits)?;
+                self.add(items.clone(), now);
+            }
+            Mutation::UpdateItems(updates) => {
+                self.check_update(updates, limits)?;
+                self.update(updates, now);
+            }
+            Mutation::ApplyCoupon { code, amount } => self.apply_coupon(code, *amount, limits)?,
+            Mutation::Clear {
+                preserve_coupons,
+                reason,
+            } => {
+                outcome.items_cleared = self.item_count();
+                self.lines.clear();
+                if !preserve_coupons {
+                    self.coupons.clear();
+                }
+                self.cleared_at = Some(now);
+                self.clear_reason = reason.clone();
+            }
+            Mutation::Delete { order_number } => {
+                self.status = CartStatus::Deleted;
+                self.deleted_at = Some(now);
+                self.order_number = order_number.to_string();
+            }
+        }
+        self.version += 1;
+        self.updated_at = now;
+        self.last_activity_at = now;
+        Ok(outcome)
+    }
+
+    fn check_add(&self, items: &[NewLine], limits: &Limits) -> Result<(), CartError> {
+        let mut lines = self.lines.len();
+        for item in items {
+            if let Some(currency) = &item.currency {
+                if currency != &self.header.currency {
+                    return Err(CartError::CurrencyMismatch(currency.to_string()));
+                }
+            }
+            let current = match self.line(&item.line_id) {
+                Some(line) => line.quantity,
+                None => {
+                    lines += 1;
+                    0
+                }
+            };
+            if current + item.quantity > limits.max_quantity {
+                return Err(CartError::QuantityLimit {
+                    line_id: item.line_id.to_string(),
+                    max: limits.max_quantity,
+                });
+            }
+            if lines > limits.max_lines as usize {
+                return Err(CartError::LineLimit(limits.max_lines));
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, items: Vec<NewLine>, now: UnixMillis) {
+        for item in items {
+            if let Some(line) = self.lines.iter_mut().find(|l| l.line_id == item.line_id) {
+                line.quantity += item.quantity;
+                line.updated_at = now;
+                continue;
+            }
+            self.lines.push(Line {
+                line_id: item.line_id,
+                sku: item.sku,
+                product_id: item.product_id,
+                title: item.title,
+                quantity: item.quantity,
+                unit_price: item.unit_price,
+                attributes: item.attributes,
+                added_at: now,
+                updated_at: now,
+                position: self.next_position,
+            });
+            self.next_position += 1;
+        }
+    }
+
+    fn check_update(&self, updates: &[LineUpdate], limits: &Limits) -> Result<(), CartError> {
+        for update in updates {
+            if self.line(&update.line_id).is_none() {
+                return Err(CartError::LineNotFound(update.line_id.to_string()));
+            }
+            if update.quantity > limits.max_quantity {
+                return Err(CartError::QuantityLimit {
+                    line_id: update.line_id.to_string(),
+                    max: limits.max_quantity,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, updates: &[LineUpdate], now: UnixMillis) {
+        for update in updates {
+            if update.quantity == 0 {
+                self.lines.retain(|l| l.line_id != update.line_id);
+            } else if let Some(line) = self.lines.iter_mut().find(|l| l.line_id == update.line_id) {
+                line.quantity = update.quantity;
+                line.updated_at = now;
+            }
+        }
+    }
+
+    fn apply_coupon(
+        &mut self,
+        code: &CouponCode,
+        amount: i64,
+        limits: &Limits,
+    ) -> Result<(), CartError> {
+        if let Some(coupon) = self.coupons.iter_mut().find(|c| &c.code == code) {
+            coupon.amount = amount;
+            return Ok(());
+        }
+        if self.coupons.len() >= limits.max_coupons as usize {
+            return Err(CartError::CouponLimit(limits.max_coupons));
+        }
+        self.coupons.push(Coupon {
+            code: code.clone(),
+            amount,
+            position: self.next_position,
+        });
+        self.next_position += 1;
+        Ok(())
+    }
+}
+
+/// Totals derived from the lines and coupons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub item_count: i64,
+    pub unique_item_count: i64,
+    pub subtotal: i64,
+    /// Coupons never discount more than the subtotal.
+    pub discount_amount: i64,
+    pub total: i64,
+}
+
+impl CartState {
+    /// Money arithmetic saturates: input bounds keep real carts far from i64 limits.
+    pub fn totals(&self) -> Totals {
+        let subtotal = self.lines.iter().fold(0i64, |sum, l| {
+            sum.saturating_add(l.unit_price.saturating_mul(i64::from(l.quantity)))
+        });
+        let coupons = self
+            .coupons
+            .iter()
+            .fold(0i64, |sum, c| sum.saturating_add(c.amount));
+        let discount_amount = coupons.min(subtotal);
+        Totals {
+            item_count: self.item_count(),
+            unique_item_count: self.lines.len() as i64,
+            subtotal,
+            discount_amount,
+            total: subtotal - discount_amount,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> CartHeader {
+        CartHeader {
+            customer_id: "cust".into(),
+            session_id: "sess".into(),
+            channel: "web".into(),
+            currency: Currency::parse("USD").unwrap(),
+            locale: "en-US".into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn item(sku: &str, quantity: u32, unit_price: i64) -> NewLine {
+        let sku = Sku::parse(sku, 64).unwrap();
+        NewLine {
+            line_id: LineId::for_sku(&sku),
+            sku,
+            product_id: String::new(),
+            title: String::new(),
+            quantity,
+            unit_price,
+            attributes: BTreeMap::new(),
+            currency: None,
+        }
+    }
+
+    fn cart(items: Vec<NewLine>) -> CartState {
+        let new = NewCart {
+            header: header(),
+            items,
+        };
+        CartState::create(new, 1_000, &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn same_sku_adds_to_the_existing_line() {
+        let mut c = cart(vec![item("A", 2, 100)]);
+        c.apply(
+            &Mutation::AddItems(vec![item("A", 3, 100)]),
+            0,
+            2_000,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(c.lines.len(), 1);
+        assert_eq!(c.lines[0].quantity, 5);
+        assert_eq!(c.totals().subtotal, 500);
+        assert_eq!(c.version, 2);
+    }
+
+    #[test]
+    fn failed_mutation_changes_nothing() {
+        let limits = Limits {
+            max_lines: 2,
+            ..Limits::default()
+        };
+        let mut c = cart(vec![item("A", 1, 100)]);
+        let before = c.clone();
+        let err = c
+            .apply(
+                &Mutation::AddItems(vec![item("B", 1, 1), item("C", 1, 1)]),
+                0,
+                2_000,
+                &limits,
+            )
+            .unwrap_err();
+        assert!(matches!(err, CartError::LineLimit(2)));
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn clear_keeps_coupons_only_when_asked_and_zeroes_totals() {
+        let mut c = cart(vec![item("A", 2, 100)]);
+        let coupon = Mutation::ApplyCoupon {
+            code: CouponCode::parse("TEN").unwrap(),
+            amount: 10,
+        };
+        c.apply(&coupon, 0, 1_500, &Limits::default()).unwrap();
+        let clear = Mutation::Clear {
+            preserve_coupons: true,
+            reason: "r".into(),
+        };
+        let out = c.apply(&clear, 0, 2_000, &Limits::default()).unwrap();
+        assert_eq!(out.items_cleared, 2);
+        assert_eq!(c.coupons.len(), 1);
+        assert_eq!(c.totals().total, 0);
+        assert_eq!(c.totals().discount_amount, 0);
+        assert_eq!(c.cleared_at, Some(2_000));
+    }
+
+    #[test]
+    fn delete_is_idempotent_for_the_same_order_only() {
+        let mut c = cart(vec![]);
+        let delete = |n: &str| Mutation::Delete {
+            order_number: OrderNumber::parse(n).unwrap(),
+        };
+        c.apply(&delete("O-1"), 0, 2_000, &Limits::default())
+            .unwrap();
+        let snapshot = c.clone();
+        c.apply(&delete("O-1"), 1, 3_000, &Limits::default())
+            .unwrap();
+        assert_eq!(c, snapshot);
+        assert!(matches!(
+            c.apply(&delete("O-2"), 0, 3_000, &Limits::default()),
+            Err(CartError::OrderNumberMismatch)
+        ));
+        assert!(matches!(
+            c.apply(
+                &Mutation::AddItems(vec![item("A", 1, 1)]),
+                0,
+                3_000,
+                &Limits::default()
+            ),
+            Err(CartError::CartDeleted)
+        ));
+    }
+
+    #[test]
+    fn discount_never_exceeds_subtotal() {
+        let mut c = cart(vec![item("A", 1, 50)]);
+        let coupon = Mutation::ApplyCoupon {
+            code: CouponCode::parse("BIG").unwrap(),
+            amount: 80,
+        };
+        c.apply(&coupon, 0, 2_000, &Limits::default()).unwrap();
+        let totals = c.totals();
+        assert_eq!((totals.discount_amount, totals.total), (50, 0));
+    }
+}

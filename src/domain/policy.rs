@@ -1,0 +1,63 @@
+//! How long carts live and how big they may grow; shared by both stores and the handlers.
+
+use std::time::Duration;
+
+/// Bounds on a cart's content (SPEC §2 defaults), configurable in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_lines: u32,
+    pub max_quantity: u32,
+    pub max_sku_bytes: usize,
+    pub max_attribute_value_bytes: usize,
+    pub max_coupons: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_lines: 250,
+            max_quantity: 999,
+            max_sku_bytes: 64,
+            max_attribute_value_bytes: 1024,
+            max_coupons: 20,
+        }
+    }
+}
+
+/// Lifetimes and limits every store enforces identically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartPolicy {
+    /// Lifespan from last access of a live cart.
+    pub cart_ttl: Duration,
+    /// How long a deleted cart's snapshot stays readable.
+    pub tombstone_ttl: Duration,
+    pub limits: Limits,
+}
+
+pub const DEFAULT_CART_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Default for CartPolicy {
+    fn default() -> Self {
+        Self {
+            cart_ttl: DEFAULT_CART_TTL,
+            tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl CartPolicy {
+    pub fn cart_ttl_ms(&self) -> i64 {
+        duration_ms(self.cart_ttl)
+    }
+
+    pub fn tombstone_ttl_ms(&self) -> i64 {
+        duration_ms(self.tombstone_ttl)
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}

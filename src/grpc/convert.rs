@@ -1,0 +1,538 @@
+//! `cart.v1` messages ↔ validated domain values, at the edge and nowhere else.
+//!
+//! Every request is checked whole: all bad fields are reported at once as field violations.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost_types::Timestamp;
+
+use crate::auth::CartTokens;
+use crate::domain::{
+    CartHeader, CartId, CartKey, CartPolicy, CartState, CartStatus, CouponCode, Currency, Limits,
+    LineId, LineUpdate, NewCart, NewLine, OrderNumber, Sku, TenantId, UnixMillis,
+};
+use crate::error::{CartError, FieldViolation};
+use crate::pb;
+
+/// Largest accepted unit price or coupon amount (minor units): keeps every total far from
+/// i64 overflow (1e12 × 999 × 250 < 2^63).
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+const MAX_TEXT_BYTES: usize = 256;
+const MAX_TITLE_BYTES: usize = 1024;
+const MAX_MAP_ENTRIES: usize = 64;
+const MAX_MAP_KEY_BYTES: usize = 128;
+const MAX_METADATA_VALUE_BYTES: usize = 1024;
+
+/// Collects field violations while a request is decoded.
+#[derive(Default)]
+struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    fn check<T>(&mut self, field: impl FnOnce() -> String, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|description| self.0.push(FieldViolation::new(field(), description)))
+            .ok()
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, CartError> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(CartError::InvalidArgument(self.0)),
+        }
+    }
+}
+
+fn bounded_text(value: &str, max_bytes: usize) -> Result<String, String> {
+    if value.len() > max_bytes {
+        Err(format!("must be at most {max_bytes} bytes"))
+    } else if value.chars().any(|c| c.is_control() && c != '\t') {
+        Err("must not contain control characters".to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+fn string_map(
+    v: &mut Violations,
+    field: &str,
+    map: HashMap<String, String>,
+    max_value_bytes: usize,
+) -> BTreeMap<String, String> {
+    if map.len() > MAX_MAP_ENTRIES {
+        v.check(
+            || field.to_owned(),
+            Err::<(), _>(format!("at most {MAX_MAP_ENTRIES} entries")),
+        );
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in map {
+        let k = v.check(
+            || format!("{field}[{key}]"),
+            match key.is_empty() {
+                true => Err("keys must not be empty".to_owned()),
+                false => bounded_text(&key, MAX_MAP_KEY_BYTES),
+            },
+        );
+        let val = v.check(
+            || format!("{field}[{key}]"),
+            bounded_text(&value, max_value_bytes),
+        );
+        if let (Some(k), Some(val)) = (k, val) {
+            out.insert(k, val);
+        }
+    }
+    out
+}
+
+fn cart_id(v: &mut Violations, value: &str) -> Option<CartId> {
+    v.check(|| "cart_id".to_owned(), CartId::parse(value))
+}
+
+fn expected_version(v: &mut Violations, value: i64) -> Option<i64> {
+    v.check(
+        || "expected_version".to_owned(),
+        if value >= 0 {
+            Ok(value)
+        } else {
+            Err("must be 0 (don't check) or a version".to_owned())
+        },
+    )
+}
+
+fn key(tenant: &TenantId, cart_id: CartId) -> CartKey {
+    CartKey {
+        tenant: tenant.clone(),
+        cart_id,
+    }
+}
+
+/// Decodes items, merging repeated skus so each line appears once.
+fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Vec<NewLine> {
+    if items.len() > limits.max_lines as usize {
+        v.check(
+            || "items".to_owned(),
+            Err::<(), _>(format!("at most {} items per request", limits.max_lines)),
+        );
+        return Vec::new();
+    }
+    let mut lines: Vec<NewLine> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let field = |name: &'static str| move || format!("items[{i}].{name}");
+        let sku = v.check(field("sku"), Sku::parse(&item.sku, limits.max_sku_bytes));
+        let quantity = v.check(
+            field("quantity"),
+            match u32::try_from(item.quantity) {
+                Ok(q) if (1..=limits.max_quantity).contains(&q) => Ok(q),
+                _ => Err(format!("must be between 1 and {}", limits.max_quantity)),
+            },
+        );
+        let unit_price = v.check(
+            field("unit_price"),
+            match item.unit_price {
+                p if (0..=MAX_AMOUNT).contains(&p) => Ok(p),
+                _ => Err(format!("must be between 0 and {MAX_AMOUNT} minor units")),
+            },
+        );
+        let product_id = v.check(
+            field("product_id"),
+            bounded_text(&item.product_id, MAX_TEXT_BYTES),
+        );
+        let title = v.check(field("title"), bounded_text(&item.title, MAX_TITLE_BYTES));
+        let currency = match item.currency.as_str() {
+            "" => Some(None),
+            code => v.check(field("currency"), Currency::parse(code).map(Some)),
+        };
+        let attributes = string_map(
+            v,
+            &format!("items[{i}].attributes"),
+            item.attributes,
+            limits.max_attribute_value_bytes,
+        );
+        let (
+            Some(sku),
+            Some(quantity),
+            Some(unit_price),
+            Some(product_id),
+            Some(title),
+            Some(currency),
+        ) = (sku, quantity, unit_price, product_id, title, currency)
+        else {
+            continue;
+        };
+        let line_id = LineId::for_sku(&sku);
+        match lines.iter_mut().find(|l| l.line_id == line_id) {
+            // The store enforces the quantity limit on the merged line.
+            Some(line) => line.quantity = line.quantity.saturating_add(quantity),
+            None => lines.push(NewLine {
+                line_id,
+                sku,
+                product_id,
+                title,
+                quantity,
+                unit_price,
+                attributes,
+                currency,
+            }),
+        }
+    }
+    lines
+}
+
+pub struct CreateCommand {
+    pub key: CartKey,
+    pub cart: NewCart,
+}
+
+pub fn create(
+    tenant: &TenantId,
+    req: pb::CreateRequest,
+    limits: &Limits,
+) -> Result<CreateCommand, CartError> {
+    let mut v = Violations::default();
+    let id = match req.cart_id.as_str() {
+        "" => Some(CartId::generate()),
+        id => cart_id(&mut v, id),
+    };
+    let currency = v.check(|| "currency".to_owned(), Currency::parse(&req.currency));
+    let mut text = |name: &'static str, value: &str| {
+        v.check(|| name.to_owned(), bounded_text(value, MAX_TEXT_BYTES))
+    };
+    let customer_id = text("customer_id", &req.customer_id);
+    let session_id = text("session_id", &req.session_id);
+    let channel = text("channel", &req.channel);
+    let locale = text("locale", &req.locale);
+    let metadata = string_map(&mut v, "metadata", req.metadata, MAX_METADATA_VALUE_BYTES);
+    let items = new_items(&mut v, req.items, limits);
+    let command = (|| {
+        let currency = currency?;
+        if let Some(item) = items
+            .iter()
+            .find(|i| i.currency.as_ref().is_some_and(|c| c != &currency))
+        {
+            let mismatch = item.currency.clone()?;
+            v.0.push(FieldViolation::new(
+                "items",
+                format!("currency {mismatch} differs from the cart's"),
+            ));
+        }
+        Some(CreateCommand {
+            key: key(tenant, id?),
+            cart: NewCart {
+                header: CartHeader {
+                    customer_id: customer_id?,
+                    session_id: session_id?,
+                    channel: channel?,
+                    currency,
+                    locale: locale?,
+                    metadata,
+                },
+                items,
+            },
+        })
+    })();
+    v.finish(command)
+}
+
+pub fn get(tenant: &TenantId, req: &pb::GetRequest) -> Result<CartKey, CartError> {
+    let mut v = Violations::default();
+    let id = cart_id(&mut v, &req.cart_id);
+    v.finish(id.map(|id| key(tenant, id)))
+}
+
+/// A decoded mutation request: which cart, what change, at which version.
+pub struct MutationCommand<M> {
+    pub key: CartKey,
+    pub change: M,
+    pub expected_version: i64,
+}
+
+fn command<M>(
+    v: Violations,
+    tenant: &TenantId,
+    id: Option<CartId>,
+    change: Option<M>,
+    expected: Option<i64>,
+) -> Result<MutationCommand<M>, CartError> {
+    let command = match (id, change, expected) {
+        (Some(id), Some(change), Some(expected_version)) => Some(MutationCommand {
+            key: key(tenant, id),
+            change,
+            expected_version,
+        }),
+        _ => None,
+    };
+    v.finish(command)
+}
+
+pub fn add_items(
+    tenant: &TenantId,
+    req: pb::AddItemsRequest,
+    limits: &Limits,
+) -> Result<MutationCommand<Vec<NewLine>>, CartError> {
+    let mut v = Violations::default();
+    let id = cart_id(&mut v, &req.cart_id);
+    let expected = expected_version(&mut v, req.expected_version);
+    if req.items.is_empty() {
+        v.check(
+            || "items".to_owned(),
+            Err::<(), _>("at least one item is required".to_owned()),
+        );
+    }
+    let items = new_items(&mut v, req.items, limits);
+    command(v, tenant, id, Some(items), expected)
+}
+
+pub fn update_items(
+    tenant: &TenantId,
+    req: pb::UpdateItemsRequest,
+    limits: &Limits,
+) -> Result<MutationCommand<Vec<LineUpdate>>, CartError> {
+    let mut v = Violations::default();
+    let id = cart_id(&mut v, &req.cart_id);
+    let expected = expected_version(&mut v, req.expected_version);
+    if req.updates.is_empty() {
+        v.check(
+            || "updates".to_owned(),
+            Err::<(), _>("at least one update is required".to_owned()),
+        );
+    }
+    if req.updates.len() > limits.max_lines as usize {
+        v.check(
+            || "updates".to_owned(),
+            Err::<(), _>(format!("at most {} updates", limits.max_lines)),
+        );
+    }
+    let mut updates: Vec<LineUpdate> = Vec::new();
+    for (i, update) in req.updates.iter().enumerate() {
+        let line_id = v.check(
+            || format!("updates[{i}].line_id"),
+            LineId::parse(&update.line_id),
+        );
+        let quantity = v.check(
+            || format!("updates[{i}].quantity"),
+            match u32::try_from(update.quantity) {
+                Ok(q) if q <= limits.max_quantity => Ok(q),
+                _ => Err(format!("must be between 0 and {}", limits.max_quantity)),
+            },
+        );
+        if let (Some(line_id), Some(quantity)) = (line_id, quantity) {
+            if updates.iter().any(|u| u.line_id == line_id) {
+                v.check(
+                    || format!("updates[{i}].line_id"),
+                    Err::<(), _>("line appears twice".to_owned()),
+                );
+            }
+            updates.push(LineUpdate { line_id, quantity });
+        }
+    }
+    command(v, tenant, id, Some(updates), expected)
+}
+
+pub fn apply_coupon(
+    tenant: &TenantId,
+    req: &pb::ApplyCouponRequest,
+) -> Result<MutationCommand<(CouponCode, i64)>, CartError> {
+    let mut v = Violations::default();
+    let id = cart_id(&mut v, &req.cart_id);
+    let expected = expected_version(&mut v, req.expected_version);
+    let code = v.check(|| "code".to_owned(), CouponCode::parse(&req.code));
+    let amount = v.check(
+        || "amount".to_owned(),
+        match req.amount {
+            a if (1..=MAX_AMOUNT).contains(&a) => Ok(a),
+            _ => Err(format!("must be between 1 and {MAX_AMOUNT} minor units")),
+        },
+    );
+    let change = code.zip(amount);
+    command(v, tenant, id, change, expected)
+}
+
+pub fn clear(
+    tenant: &TenantId,
+    req: &pb::ClearRequest,
+) -> Result<MutationCommand<(bool, String)>, CartError> {
+    let mut v = Violations::default();
+    let id = cart_id(&mut v, &req.cart_id);
+    let expected = expected_version(&mut v, req.expected_version);
+    let reason = v.check(
+        || "reason".to_owned(),
+        bounded_text(&req.reason, MAX_TEXT_BYTES),
+    );
+    let change = reason.map(|reason| (req.preserve_coupons, reason));
+    command(v, tenant, id, change, expected)
+}
+
+pub fn remove(
+    tenant: &TenantId,
+    req: &pb::RemoveRequest,
+) -> Result<MutationCommand<()>, CartError> {
+    let mut v = Violations::default();
+    let id = cart_id(&mut v, &req.cart_id);
+    let expected = expected_version(&mut v, req.expected_version);
+    command(v, tenant, id, Some(()), expected)
+}
+
+pub fn delete(
+    tenant: &TenantId,
+    req: &pb::DeleteRequest,
+) -> Result<MutationCommand<OrderNumber>, CartError> {
+    let mut v = Violations::default();
+    let id = cart_id(&mut v, &req.cart_id);
+    let expected = expected_version(&mut v, req.expected_version);
+    let order_number = v.check(
+        || "order_number".to_owned(),
+        OrderNumber::parse(&req.order_number),
+    );
+    command(v, tenant, id, order_number, expected)
+}
+
+pub fn timestamp(millis: UnixMillis) -> Timestamp {
+    Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// The `cart.v1.Cart` a client sees: derived totals, expiry and the cart's hmac.
+pub fn cart_view(
+    key: &CartKey,
+    state: &CartState,
+    tokens: &CartTokens,
+    policy: &CartPolicy,
+) -> pb::Cart {
+    let totals = state.totals();
+    pb::Cart {
+        id: key.cart_id.to_string(),
+        customer_id: state.header.customer_id.clone(),
+        session_id: state.header.session_id.clone(),
+        channel: state.header.channel.clone(),
+        currency: state.header.currency.to_string(),
+        locale: state.header.locale.clone(),
+        status: match state.status {
+            CartStatus::Active => pb::CartStatus::Active,
+            CartStatus::Deleted => pb::CartStatus::Deleted,
+        } as i32,
+        items: state
+            .lines
+            .iter()
+            .map(|line| pb::LineItem {
+                line_id: line.line_id.to_string(),
+                sku: line.sku.to_string(),
+                product_id: line.product_id.clone(),
+                title: line.title.clone(),
+                quantity: i64::from(line.quantity),
+                unit_price: line.unit_price,
+                total_price: line.unit_price.saturating_mul(i64::from(line.quantity)),
+                attributes: line.attributes.clone().into_iter().collect(),
+                added_at: Some(timestamp(line.added_at)),
+                updated_at: Some(timestamp(line.updated_at)),
+            })
+            .collect(),
+        item_count: totals.item_count,
+        unique_item_count: totals.unique_item_count,
+        subtotal: totals.subtotal,
+        discount_amount: totals.discount_amount,
+        total: totals.total,
+        applied_coupons: state
+            .coupons
+            .iter()
+            .map(|c| pb::Coupon {
+                code: c.code.to_string(),
+                amount: c.amount,
+            })
+            .collect(),
+        metadata: state.header.metadata.clone().into_iter().collect(),
+        created_at: Some(timestamp(state.created_at)),
+        updated_at: Some(timestamp(state.updated_at)),
+        last_activity_at: Some(timestamp(state.last_activity_at)),
+        expires_at: Some(timestamp(state.expires_at(policy))),
+        cleared_at: state.cleared_at.map(timestamp),
+        deleted_at: state.deleted_at.map(timestamp),
+        clear_reason: state.clear_reason.clone(),
+        order_number: state.order_number.clone(),
+        version: state.version,
+        hmac: tokens.sign(&key.tenant, &key.cart_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId::default_tenant()
+    }
+
+    fn item(sku: &str, quantity: i64) -> pb::NewItem {
+        pb::NewItem {
+            sku: sku.into(),
+            quantity,
+            unit_price: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let req = pb::CreateRequest {
+            cart_id: "bad id".into(),
+            currency: "usd".into(),
+            items: vec![item("", 0), item(&"x".repeat(65), 1000)],
+            ..Default::default()
+        };
+        let Err(CartError::InvalidArgument(violations)) =
+            create(&tenant(), req, &Limits::default())
+        else {
+            panic!("expected InvalidArgument");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "cart_id",
+                "currency",
+                "items[0].sku",
+                "items[0].quantity",
+                "items[1].sku",
+                "items[1].quantity"
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_skus_are_merged_into_one_line() {
+        let req = pb::AddItemsRequest {
+            cart_id: "c1".into(),
+            items: vec![item("A", 2), item("B", 1), item("A", 3)],
+            expected_version: 0,
+        };
+        let command = add_items(&tenant(), req, &Limits::default()).unwrap();
+        let quantities: Vec<_> = command
+            .change
+            .iter()
+            .map(|l| (l.sku.to_string(), l.quantity))
+            .collect();
+        assert_eq!(quantities, [("A".to_owned(), 5), ("B".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn create_without_id_generates_one() {
+        let req = pb::CreateRequest {
+            currency: "EUR".into(),
+            ..Default::default()
+        };
+        let command = create(&tenant(), req, &Limits::default()).unwrap();
+        assert_eq!(command.key.cart_id.as_str().len(), 24);
+    }
+
+    #[test]
+    fn timestamps_keep_milliseconds() {
+        assert_eq!(
+            timestamp(1_500),
+            Timestamp {
+                seconds: 1,
+                nanos: 500_000_000
+            }
+        );
+    }
+}

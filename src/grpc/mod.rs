@@ -1,0 +1,40 @@
+//! The gRPC edge: the `cart.v1.CartService` handlers, their request conversions, and the
+//! interceptor that authenticates callers.
+
+pub mod convert;
+pub mod service;
+
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+use crate::auth::Authenticator;
+
+pub use service::CartService;
+
+/// Largest accepted gRPC message (SPEC §6).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Resolves the `authorization: Bearer` metadata into a [`crate::auth::Principal`] that the
+/// handlers find in the request's extensions.
+#[derive(Clone)]
+pub struct AuthInterceptor {
+    authenticator: std::sync::Arc<Authenticator>,
+}
+
+impl AuthInterceptor {
+    pub fn new(authenticator: std::sync::Arc<Authenticator>) -> Self {
+        Self { authenticator }
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let principal = self.authenticator.authenticate(header)?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+}

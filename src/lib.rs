@@ -1,0 +1,23 @@
+//! cart-service: shopping carts over gRPC (`cart.v1.CartService`), stored in Redis or in
+//! memory, with HTTP shims for legacy cart APIs that call the same handlers.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod health;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+/// Code generated from `proto/cart/v1/cart.proto`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("cart.v1");
+
+    /// Descriptor set of the proto (and its imports), served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/cart_descriptor.bin"));
+}

@@ -1,0 +1,32 @@
+//! `cart-service`: parse settings, start tracing, serve until SIGINT/SIGTERM.
+
+use clap::Parser;
+
+use cart_service::app::Application;
+use cart_service::config::{Cli, Settings};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    cart_service::telemetry::init();
+    let settings = match Settings::from_cli(Cli::parse()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match app.run_until(cart_service::app::shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The embedded store: carts in process memory, lost on restart.
+//!
+//! Carts live in shards of `HashMap`s behind `std` mutexes; each call takes its shard's lock
+//! once and runs the domain mutation inside it, so every call is atomic and linearizable.
+//! Expiry matches Redis: an expired cart is invisible at once, and a janitor frees it later.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{CartStore, Mutated};
+use crate::domain::{CartKey, CartPolicy, CartState, Mutation, NewCart, UnixMillis, now_millis};
+use crate::error::CartError;
+
+const SHARDS: usize = 32;
+const JANITOR_PERIOD: Duration = Duration::from_secs(30);
+
+struct Entry {
+    state: CartState,
+    expires_at: UnixMillis,
+}
+
+type Shard = HashMap<CartKey, Entry>;
+
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    policy: CartPolicy,
+}
+
+impl MemoryStore {
+    /// A new store; when called inside a Tokio runtime it also starts the janitor that frees
+    /// expired carts (it stops when the store is dropped).
+    pub fn new(policy: CartPolicy) -> Arc<Self> {
+        let store = Arc::new(Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            policy,
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(janitor(Arc::downgrade(&store)));
+        }
+        store
+    }
+
+    fn shard(&self, key: &CartKey) -> MutexGuard<'_, Shard> {
+        let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        // A panic while holding the lock cannot leave a half-applied mutation (the domain
+        // validates before it writes), so a poisoned shard is still consistent.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops every expired cart.
+    pub fn purge_expired(&self, now: UnixMillis) {
+        for shard in self.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .retain(|_, entry| entry.expires_at > now);
+        }
+    }
+
+    fn live_entry<'a>(
+        shard: &'a mut Shard,
+        key: &CartKey,
+        now: UnixMillis,
+    ) -> Option<&'a mut Entry> {
+        if shard.get(key).is_some_and(|e| e.expires_at <= now) {
+            shard.remove(key);
+        }
+        shard.get_mut(key)
+    }
+}
+
+async fn janitor(store: Weak<MemoryStore>) {
+    let mut tick = tokio::time::interval(JANITOR_PERIOD);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match store.upgrade() {
+            Some(store) => store.purge_expired(now_millis()),
+            None => return,
+        }
+    }
+}
+
+#[async_trait]
+impl CartStore for MemoryStore {
+    async fn create(
+        &self,
+        key: &CartKey,
+        cart: NewCart,
+        now: UnixMillis,
+    ) -> Result<CartState, CartError> {
+        let mut shard = self.shard(key);
+        if Self::live_entry(&mut shard, key, now).is_some() {
+            return Err(CartError::CartAlreadyExists);
+        }
+        let state = CartState::create(cart, now, &self.policy.limits)?;
+        let expires_at = state.expires_at(&self.policy);
+        shard.insert(
+            key.clone(),
+            Entry {
+                state: state.clone(),
+                expires_at,
+            },
+        );
+        Ok(state)
+    }
+
+    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+        let mut shard = self.shard(key);
+        let entry = Self::live_entry(&mut shard, key, now).ok_or(CartError::CartNotFound)?;
+        entry.state.touch(now);
+        entry.expires_at = entry.state.expires_at(&self.policy);
+        Ok(entry.state.clone())
+    }
+
+    async fn mutate(
+        &self,
+        key: &CartKey,
+        mutation: Mutation,
+        expected_version: i64,
+        now: UnixMillis,
+    ) -> Result<Mutated, CartError> {
+        let mut shard = self.shard(key);
+        let entry = Self::live_entry(&mut shard, key, now).ok_or(CartError::CartNotFound)?;
+        let outcome = entry
+            .state
+            .apply(&mutation, expected_version, now, &self.policy.limits)?;
+        entry.expires_at = entry.state.expires_at(&self.policy);
+        Ok(Mutated {
+            state: entry.state.clone(),
+            outcome,
+        })
+    }
+
+    async fn remove(
+        &self,
+        key: &CartKey,
+        expected_version: i64,
+        now: UnixMillis,
+    ) -> Result<i64, CartError> {
+        let mut shard = self.shard(key);
+        let entry = Self::live_entry(&mut shard, key, now).ok_or(CartError::CartNotFound)?;
+        entry.state.check_live(expected_version)?;
+        let units = entry.state.item_count();
+        shard.remove(key);
+        Ok(units)
+    }
+
+    async fn ping(&self) -> Result<(), CartError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+-- Prepended to every cart script.
+--
+-- KEYS[1] cart:{tenant:id}          hash: header fields, status, timestamps, version,
+--                                   item_count (units, so Clear/Remove need not scan lines),
+--                                   next_position (insertion order of lines and coupons)
+-- KEYS[2] cart:{tenant:id}:lines    hash: line_id -> "quantity|updated_at|position|<description json>"
+-- KEYS[3] cart:{tenant:id}:coupons  hash: code -> "position|amount"
+-- All three keys share the {tenant:id} hash tag, so a script touches one Cluster slot.
+--
+-- Redis runs a script without interleaving any other command: that is what makes each
+-- mutation atomic and linearizable. Redis does not roll back a script that fails halfway,
+-- so every script checks everything before its first write (mirroring CartState::apply).
+--
+-- ARGV[1] now (unix ms)      ARGV[2] cart ttl (ms)   ARGV[3] tombstone ttl (ms)
+-- ARGV[4] expected version (0 = any)
+-- ARGV[5] max lines          ARGV[6] max quantity    ARGV[7] max coupons
+-- ARGV[8..] the script's own arguments.
+local META, LINES, COUPONS = KEYS[1], KEYS[2], KEYS[3]
+local NOW = ARGV[1]
+local CART_TTL, TOMBSTONE_TTL = ARGV[2], ARGV[3]
+local EXPECTED = ARGV[4]
+local MAX_LINES, MAX_QUANTITY, MAX_COUPONS = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+
+local function fail(reason, detail)
+  return {'ERR', reason, detail or ''}
+end
+
+-- The whole cart: the reply of every script that returns one.
+local function snapshot(extra)
+  return {'OK', redis.call('HGETALL', META), redis.call('HGETALL', LINES),
+          redis.call('HGETALL', COUPONS), extra or 0}
+end
+
+local function expire_all(ttl)
+  redis.call('PEXPIRE', META, ttl)
+  redis.call('PEXPIRE', LINES, ttl)
+  redis.call('PEXPIRE', COUPONS, ttl)
+end
+
+-- The guard of every mutation of a live cart: it exists, is not deleted, is at the expected version.
+local function check_live()
+  local state = redis.call('HMGET', META, 'status', 'version')
+  if not state[1] then return fail('CART_NOT_FOUND') end
+  if state[1] == 'deleted' then return fail('CART_DELETED') end
+  if EXPECTED ~= '0' and EXPECTED ~= state[2] then return fail('VERSION_MISMATCH', state[2]) end
+  return nil
+end
+
+-- Records a successful mutation: next version, activity now, lifetime restarted at `ttl`.
+local function commit(ttl)
+  redis.call('HINCRBY', META, 'version', 1)
+  redis.call('HSET', META, 'updated_at', NOW, 'last_activity_at', NOW)
+  expire_all(ttl)
+end
+
+local function parse_line(record)
+  local quantity, updated_at, position, description =
+    string.match(record, '^(%d+)|(%d+)|(%d+)|(.*)$')
+  return tonumber(quantity), updated_at, position, description
+end
+
+-- Items start at ARGV[first]: their count, then per item: line_id, quantity,
+-- currency ('' = unchecked), description json. Checks them in CartState::check_add's order and
+-- returns the writes without making them (nil and an error reply when an item is refused).
+local function plan_add(first, currency, next_position)
+  local lines = redis.call('HLEN', LINES)
+  local plan = {writes = {}, units = 0}
+  for i = 0, tonumber(ARGV[first]) - 1 do
+    local at = first + 1 + i * 4
+    local line_id, quantity = ARGV[at], tonumber(ARGV[at + 1])
+    local item_currency, description = ARGV[at + 2], ARGV[at + 3]
+    if item_currency ~= '' and item_currency ~= currency then
+      return nil, fail('CURRENCY_MISMATCH', item_currency)
+    end
+    local record
+    local existing = redis.call('HGET', LINES, line_id)
+    if existing then
+      local current, _, position, stored = parse_line(existing)
+      if current + quantity > MAX_QUANTITY then return nil, fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
+      record = (current + quantity) .. '|' .. NOW .. '|' .. position .. '|' .. stored
+    else
+      lines = lines + 1
+      if quantity > MAX_QUANTITY then return nil, fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
+      if lines > MAX_LINES then return nil, fail('LINE_LIMIT_EXCEEDED') end
+      record = quantity .. '|' .. NOW .. '|' .. next_position .. '|' .. description
+      next_position = next_position + 1
+    end
+    table.insert(plan.writes, line_id)
+    table.insert(plan.writes, record)
+    plan.units = plan.units + quantity
+  end
+  plan.next_position = next_position
+  return plan
+end
+
+local function apply_add(plan)
+  if #plan.writes > 0 then
+    redis.call('HSET', LINES, unpack(plan.writes))
+  end
+  redis.call('HINCRBY', META, 'item_count', plan.units)
+  redis.call('HSET', META, 'next_position', plan.next_position)
+end
