@@ -45,7 +45,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds the store and binds both listeners. A Redis that is down does not stop startup.
+    /// Builds the store the settings name and binds both listeners. A Redis that is down does
+    /// not stop startup.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let store: SharedStore = match &settings.redis_url {
             Some(url) => {
@@ -63,6 +64,14 @@ impl Application {
                 MemoryStore::new(settings.policy.clone())
             }
         };
+        Self::build_with_store(settings, store).await
+    }
+
+    /// Binds both listeners around a given store (embedding, tests of store properties).
+    pub async fn build_with_store(
+        settings: Settings,
+        store: SharedStore,
+    ) -> Result<Self, StartupError> {
         let service = CartService::new(
             store.clone(),
             CartTokens::new(settings.hmac_secret.as_bytes()),

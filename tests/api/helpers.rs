@@ -1,0 +1,383 @@
+//! Test harness: real redis-servers on free loopback ports, and the service started on port 0
+//! with a typed gRPC client.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cart_service::app::Application;
+use cart_service::config::Settings;
+use cart_service::domain::CartPolicy;
+use cart_service::pb;
+use cart_service::pb::cart_service_client::CartServiceClient;
+use cart_service::store::SharedStore;
+use tonic::transport::Channel;
+
+/// A `redis-server` child on a free loopback port, persisting nothing.
+///
+/// It runs under a small `sh` guard that kills it when our end of the guard's stdin closes,
+/// so no server outlives the test process, however the process ends.
+pub struct RedisServer {
+    port: u16,
+    guard: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match Self::spawn(port) {
+                Ok(guard) => {
+                    return Self {
+                        port,
+                        guard: Some(guard),
+                    };
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("could not start redis-server: {last_error}");
+    }
+
+    fn spawn(port: u16) -> Result<Child, String> {
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+             --dir \"$TMPDIR_REDIS\" --logfile '' --loglevel warning >/dev/null 2>&1 & \
+             pid=$!; read _; kill $pid 2>/dev/null; wait $pid"
+        );
+        let mut guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("TMPDIR_REDIS", std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run sh: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ping(port) {
+                return Ok(guard);
+            }
+            if let Ok(Some(status)) = guard.try_wait() {
+                return Err(format!("redis-server exited ({status}); is it installed?"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(guard.stdin.take());
+        let _ = guard.wait();
+        Err(format!("redis-server did not answer on port {port}"))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Stops the server (as a crash would: its data is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take());
+            let _ = guard.wait();
+        }
+        assert!(!ping(self.port), "redis-server still answers after stop");
+    }
+
+    /// Starts a fresh server on the same port.
+    pub fn restart(&mut self) {
+        assert!(self.guard.is_none(), "restart of a running server");
+        self.guard = Some(Self::spawn(self.port).expect("redis-server restarts"));
+    }
+
+    /// Sends one command in RESP and returns the raw reply (for INFO and the like).
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).unwrap();
+        read_reply(&mut stream)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take());
+            let _ = guard.wait();
+        }
+    }
+}
+
+/// Reads one RESP reply; bulk strings are read to their announced length.
+fn read_reply(stream: &mut TcpStream) -> String {
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).expect("redis reply");
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        if reply_complete(&reply) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+fn reply_complete(reply: &[u8]) -> bool {
+    let Some(eol) = reply.windows(2).position(|w| w == b"\r\n") else {
+        return false;
+    };
+    match reply[0] {
+        b'$' => {
+            let len: i64 = std::str::from_utf8(&reply[1..eol])
+                .unwrap()
+                .parse()
+                .unwrap();
+            len < 0 || reply.len() >= eol + 2 + len as usize + 2
+        }
+        _ => true,
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The redis-server shared by the tests of this binary (each test uses its own cart ids).
+pub fn shared_redis() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// Which store a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Memory,
+    Redis(String),
+}
+
+impl Backend {
+    /// The shared test redis-server.
+    pub fn redis() -> Self {
+        Self::Redis(shared_redis().url())
+    }
+}
+
+/// A running cart-service with a connected client.
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub client: CartServiceClient<Channel>,
+    pub channel: Channel,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn test_settings(backend: &Backend) -> Settings {
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let redis_url = match backend {
+        Backend::Memory => None,
+        Backend::Redis(url) => Some(url.clone()),
+    };
+    let mut settings = Settings::dev(loopback, loopback, redis_url);
+    settings.health_interval = Duration::from_millis(200);
+    settings
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_with(test_settings(&backend)).await
+}
+
+/// Starts the app with a policy of its own (short TTLs, small limits).
+pub async fn spawn_with_policy(backend: Backend, policy: CartPolicy) -> TestApp {
+    let mut settings = test_settings(&backend);
+    settings.policy = policy;
+    spawn_with(settings).await
+}
+
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    start(Application::build(settings).await.expect("app builds")).await
+}
+
+pub async fn spawn_with_store(store: SharedStore) -> TestApp {
+    let settings = test_settings(&Backend::Memory);
+    start(
+        Application::build_with_store(settings, store)
+            .await
+            .expect("app builds"),
+    )
+    .await
+}
+
+async fn start(app: Application) -> TestApp {
+    let grpc_addr = app.grpc_addr();
+    let http_addr = app.http_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("gRPC connects");
+    TestApp {
+        grpc_addr,
+        http_addr,
+        client: CartServiceClient::new(channel.clone()),
+        channel,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// A fresh client on its own connection.
+    pub async fn new_client(&self) -> CartServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("gRPC connects");
+        CartServiceClient::new(channel)
+    }
+
+    /// Creates a USD cart with the given (sku, quantity, unit_price) items.
+    pub async fn create_cart(&self, items: &[(&str, i64, i64)]) -> pb::Cart {
+        self.client
+            .clone()
+            .create(pb::CreateRequest {
+                customer_id: "cust_abc123".into(),
+                session_id: "sess_xyz789".into(),
+                channel: "web".into(),
+                currency: "USD".into(),
+                locale: "en-US".into(),
+                items: items.iter().map(|&(sku, q, p)| item(sku, q, p)).collect(),
+                metadata: [("campaign".to_owned(), "spring".to_owned())].into(),
+                ..Default::default()
+            })
+            .await
+            .expect("create succeeds")
+            .into_inner()
+    }
+
+    pub async fn get(&self, cart_id: &str) -> Result<pb::Cart, tonic::Status> {
+        self.client
+            .clone()
+            .get(pb::GetRequest {
+                cart_id: cart_id.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("server drains in time")
+                .expect("server task ends cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn item(sku: &str, quantity: i64, unit_price: i64) -> pb::NewItem {
+    pb::NewItem {
+        sku: sku.into(),
+        product_id: format!("prod-{sku}"),
+        title: format!("Item {sku}"),
+        quantity,
+        unit_price,
+        ..Default::default()
+    }
+}
+
+/// The `ErrorInfo.reason` of a failed call.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| {
+            assert_eq!(info.domain, "cart.v1");
+            info.reason.clone()
+        })
+        .unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"))
+}
+
+/// Asserts a call failed with `code` and `reason`.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+    expected_reason: &str,
+) -> tonic::Status {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(reason(&status), expected_reason, "{status:?}");
+    status
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
