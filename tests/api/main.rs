@@ -1,4 +1,5 @@
 //! Integration tests of cart-service over real gRPC, against real redis-servers.
 
+mod concurrency;
 mod contract;
 mod helpers;
