@@ -45,7 +45,10 @@ struct Applied {
 }
 
 fn lines_of(cart: &pb::Cart) -> Vec<(String, i64)> {
-    cart.items.iter().map(|l| (l.sku.clone(), l.quantity)).collect()
+    cart.items
+        .iter()
+        .map(|l| (l.sku.clone(), l.quantity))
+        .collect()
 }
 
 /// Tiny deterministic generator, so a failure can be replayed.
@@ -53,7 +56,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -77,10 +83,16 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
             }
             let request = pb::AddItemsRequest {
                 cart_id: cart_id.clone(),
-                items: merged.iter().map(|&(n, q)| item(&sku(n), q, price(n))).collect(),
+                items: merged
+                    .iter()
+                    .map(|&(n, q)| item(&sku(n), q, price(n)))
+                    .collect(),
                 expected_version: 0,
             };
-            (Op::Add(merged), client.add_items(request).await.map(|r| r.into_inner()))
+            (
+                Op::Add(merged),
+                client.add_items(request).await.map(|r| r.into_inner()),
+            )
         } else if roll < 85 {
             let n = rng.below(SKUS as u64) as usize;
             let quantity = rng.below(5) as i64;
@@ -90,14 +102,20 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
                 updates: vec![pb::ItemUpdate { line_id, quantity }],
                 expected_version: 0,
             };
-            (Op::Update(vec![(n, quantity)]), client.update_items(request).await.map(|r| r.into_inner()))
+            (
+                Op::Update(vec![(n, quantity)]),
+                client.update_items(request).await.map(|r| r.into_inner()),
+            )
         } else {
             let request = pb::ClearRequest {
                 cart_id: cart_id.clone(),
                 reason: "concurrency".into(),
                 ..Default::default()
             };
-            let result = client.clear(request).await.map(|r| r.into_inner().cart.expect("cart"));
+            let result = client
+                .clear(request)
+                .await
+                .map(|r| r.into_inner().cart.expect("cart"));
             (Op::Clear, result)
         };
         match result {
@@ -144,7 +162,11 @@ fn check_history(mut applied: Vec<Applied>, last: &pb::Cart) -> Result<(), Strin
         }
     }
     if last.version != applied.len() as i64 + 1 {
-        return Err(format!("final version {} after {} mutations", last.version, applied.len()));
+        return Err(format!(
+            "final version {} after {} mutations",
+            last.version,
+            applied.len()
+        ));
     }
     let limits = cart_service::domain::Limits::default();
     let header = CartHeader {
@@ -155,34 +177,66 @@ fn check_history(mut applied: Vec<Applied>, last: &pb::Cart) -> Result<(), Strin
         locale: String::new(),
         metadata: BTreeMap::new(),
     };
-    let mut model = CartState::create(NewCart { header, items: vec![] }, 0, &limits).unwrap();
+    let mut model = CartState::create(
+        NewCart {
+            header,
+            items: vec![],
+        },
+        0,
+        &limits,
+    )
+    .unwrap();
     for a in &applied {
         let mutation = match &a.op {
-            Op::Add(items) => Mutation::AddItems(items.iter().map(|&(n, q)| new_line(n, q)).collect()),
+            Op::Add(items) => {
+                Mutation::AddItems(items.iter().map(|&(n, q)| new_line(n, q)).collect())
+            }
             Op::Update(updates) => Mutation::UpdateItems(
                 updates
                     .iter()
-                    .map(|&(n, q)| LineUpdate { line_id: new_line(n, 1).line_id, quantity: q as u32 })
+                    .map(|&(n, q)| LineUpdate {
+                        line_id: new_line(n, 1).line_id,
+                        quantity: q as u32,
+                    })
                     .collect(),
             ),
-            Op::Clear => Mutation::Clear { preserve_coupons: false, reason: String::new() },
+            Op::Clear => Mutation::Clear {
+                preserve_coupons: false,
+                reason: String::new(),
+            },
         };
-        model
-            .apply(&mutation, 0, 0, &limits)
-            .map_err(|e| format!("version {}: {:?} succeeded on the server but not in sequence: {e}", a.version, a.op))?;
-        let expected: Vec<_> = model.lines.iter().map(|l| (l.sku.to_string(), i64::from(l.quantity))).collect();
+        model.apply(&mutation, 0, 0, &limits).map_err(|e| {
+            format!(
+                "version {}: {:?} succeeded on the server but not in sequence: {e}",
+                a.version, a.op
+            )
+        })?;
+        let expected: Vec<_> = model
+            .lines
+            .iter()
+            .map(|l| (l.sku.to_string(), i64::from(l.quantity)))
+            .collect();
         if expected != a.lines {
-            return Err(format!("version {}: reply {:?}, sequence gives {expected:?}", a.version, a.lines));
+            return Err(format!(
+                "version {}: reply {:?}, sequence gives {expected:?}",
+                a.version, a.lines
+            ));
         }
     }
-    let expected: Vec<_> = model.lines.iter().map(|l| (l.sku.to_string(), i64::from(l.quantity))).collect();
-    if lines_of(last) != expected {
-        return Err(format!("final lines {:?}, sequence gives {expected:?}", lines_of(last)));
-    }
-    let (units, money): (i64, i64) = last
-        .items
+    let expected: Vec<_> = model
+        .lines
         .iter()
-        .fold((0, 0), |(u, m), l| (u + l.quantity, m + l.quantity * l.unit_price));
+        .map(|l| (l.sku.to_string(), i64::from(l.quantity)))
+        .collect();
+    if lines_of(last) != expected {
+        return Err(format!(
+            "final lines {:?}, sequence gives {expected:?}",
+            lines_of(last)
+        ));
+    }
+    let (units, money): (i64, i64) = last.items.iter().fold((0, 0), |(u, m), l| {
+        (u + l.quantity, m + l.quantity * l.unit_price)
+    });
     if (last.item_count, last.subtotal, last.total) != (units, money, money) {
         return Err("final totals differ from the sum of the lines".into());
     }
@@ -207,7 +261,10 @@ async fn hammer(app: TestApp) -> Result<usize, String> {
 async fn concurrent_mutations_form_one_sequence(backend: Backend) {
     let app = spawn_app(backend).await;
     let successes = hammer(app).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(successes > CLIENTS * OPS_PER_CLIENT / 2, "only {successes} mutations succeeded");
+    assert!(
+        successes > CLIENTS * OPS_PER_CLIENT / 2,
+        "only {successes} mutations succeeded"
+    );
 }
 
 /// 16 clients × 160 mixed AddItems/UpdateItems/Clear on one in-memory cart.
@@ -239,15 +296,28 @@ struct ReadModifyWriteStore {
 
 impl ReadModifyWriteStore {
     fn read(&self, key: &CartKey) -> Result<CartState, CartError> {
-        self.carts.lock().unwrap().get(key).cloned().ok_or(CartError::CartNotFound)
+        self.carts
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .ok_or(CartError::CartNotFound)
     }
 }
 
 #[async_trait]
 impl CartStore for ReadModifyWriteStore {
-    async fn create(&self, key: &CartKey, cart: NewCart, now: UnixMillis) -> Result<CartState, CartError> {
+    async fn create(
+        &self,
+        key: &CartKey,
+        cart: NewCart,
+        now: UnixMillis,
+    ) -> Result<CartState, CartError> {
         let state = CartState::create(cart, now, &CartPolicy::default().limits)?;
-        self.carts.lock().unwrap().insert(key.clone(), state.clone());
+        self.carts
+            .lock()
+            .unwrap()
+            .insert(key.clone(), state.clone());
         Ok(state)
     }
 
@@ -264,13 +334,31 @@ impl CartStore for ReadModifyWriteStore {
     ) -> Result<Mutated, CartError> {
         let mut state = self.read(key)?;
         tokio::time::sleep(Duration::from_micros(200)).await;
-        let outcome = state.apply(&mutation, expected_version, now, &CartPolicy::default().limits)?;
-        self.carts.lock().unwrap().insert(key.clone(), state.clone());
+        let outcome = state.apply(
+            &mutation,
+            expected_version,
+            now,
+            &CartPolicy::default().limits,
+        )?;
+        self.carts
+            .lock()
+            .unwrap()
+            .insert(key.clone(), state.clone());
         Ok(Mutated { state, outcome })
     }
 
-    async fn remove(&self, key: &CartKey, _expected: i64, _now: UnixMillis) -> Result<i64, CartError> {
-        let state = self.carts.lock().unwrap().remove(key).ok_or(CartError::CartNotFound)?;
+    async fn remove(
+        &self,
+        key: &CartKey,
+        _expected: i64,
+        _now: UnixMillis,
+    ) -> Result<i64, CartError> {
+        let state = self
+            .carts
+            .lock()
+            .unwrap()
+            .remove(key)
+            .ok_or(CartError::CartNotFound)?;
         Ok(state.item_count())
     }
 

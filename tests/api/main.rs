@@ -3,3 +3,5 @@
 mod concurrency;
 mod contract;
 mod helpers;
+mod outage;
+mod redis_store;

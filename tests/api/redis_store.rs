@@ -1,0 +1,272 @@
+//! Redis specifics: one command per RPC on the wire, the key layout, script reloads, and
+//! internal errors that stay internal.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cart_service::pb;
+use tonic::Code;
+
+use crate::helpers::{Backend, RedisServer, assert_error, item, shared_redis, spawn_app};
+
+/// Watches a redis-server with MONITOR, which tags commands run by scripts as `lua`: what is
+/// left are the commands that crossed the wire.
+struct Monitor {
+    lines: Arc<Mutex<Vec<String>>>,
+    markers: u32,
+}
+
+impl Monitor {
+    fn start(redis: &RedisServer) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", redis.port())).expect("connect");
+        let mut writer = stream.try_clone().unwrap();
+        writer.write_all(b"MONITOR\r\n").unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { return };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut monitor = Self { lines, markers: 0 };
+        monitor.wire_commands(redis);
+        monitor
+    }
+
+    /// The wire commands since the last call (health PINGs left out), fenced by an ECHO marker.
+    fn wire_commands(&mut self, redis: &RedisServer) -> Vec<String> {
+        self.markers += 1;
+        let marker = format!("\"marker-{}\"", self.markers);
+        redis.command(&["ECHO", &marker[1..marker.len() - 1]]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut lines = self.lines.lock().unwrap();
+            if let Some(at) = lines.iter().position(|l| l.ends_with(&marker)) {
+                let seen: Vec<String> = lines.drain(..=at).collect();
+                return seen
+                    .into_iter()
+                    .filter(|l| l.contains(" [") && !l.contains(" lua]"))
+                    .filter_map(|l| l.split_once("] ").map(|(_, cmd)| cmd.to_owned()))
+                    .filter(|cmd| {
+                        let name = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                        name != "\"PING\"" && name != "\"ECHO\""
+                    })
+                    .collect();
+            }
+            drop(lines);
+            assert!(Instant::now() < deadline, "MONITOR never showed the marker");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[track_caller]
+    fn assert_one_evalsha(&mut self, redis: &RedisServer, rpc: &str) {
+        let commands = self.wire_commands(redis);
+        let names: Vec<String> = commands
+            .iter()
+            .map(|c| {
+                c.split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_ascii_uppercase()
+            })
+            .collect();
+        assert_eq!(names, ["EVALSHA"], "{rpc} sent {commands:?}");
+    }
+}
+
+/// Every RPC, mutations included, is exactly one command (an EVALSHA) on the wire.
+#[tokio::test]
+async fn each_rpc_is_exactly_one_redis_command() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Backend::Redis(redis.url())).await;
+    let warm = app.create_cart(&[("WARM", 1, 1)]).await;
+    app.get(&warm.id).await.unwrap();
+    let mut monitor = Monitor::start(&redis);
+    let mut client = app.client.clone();
+
+    let cart = app.create_cart(&[("A", 2, 100), ("B", 1, 50)]).await;
+    monitor.assert_one_evalsha(&redis, "Create");
+    let id = cart.id.clone();
+    let line = cart.items[0].line_id.clone();
+
+    app.get(&id).await.unwrap();
+    monitor.assert_one_evalsha(&redis, "Get");
+
+    let request = pb::AddItemsRequest {
+        cart_id: id.clone(),
+        items: vec![item("A", 1, 100), item("C", 3, 10)],
+        expected_version: 0,
+    };
+    client.add_items(request).await.unwrap();
+    monitor.assert_one_evalsha(&redis, "AddItems");
+
+    let request = pb::UpdateItemsRequest {
+        cart_id: id.clone(),
+        updates: vec![pb::ItemUpdate {
+            line_id: line,
+            quantity: 5,
+        }],
+        expected_version: 0,
+    };
+    client.update_items(request).await.unwrap();
+    monitor.assert_one_evalsha(&redis, "UpdateItems");
+
+    let request = pb::ApplyCouponRequest {
+        cart_id: id.clone(),
+        code: "TEN".into(),
+        amount: 10,
+        expected_version: 0,
+    };
+    client.apply_coupon(request).await.unwrap();
+    monitor.assert_one_evalsha(&redis, "ApplyCoupon");
+
+    let request = pb::ClearRequest {
+        cart_id: id.clone(),
+        reason: "r".into(),
+        ..Default::default()
+    };
+    client.clear(request).await.unwrap();
+    monitor.assert_one_evalsha(&redis, "Clear");
+
+    let request = pb::DeleteRequest {
+        cart_id: id.clone(),
+        order_number: "O-1".into(),
+        expected_version: 0,
+    };
+    client.delete(request).await.unwrap();
+    monitor.assert_one_evalsha(&redis, "Delete");
+
+    let other = app.create_cart(&[("A", 1, 1)]).await;
+    monitor.assert_one_evalsha(&redis, "Create");
+    client
+        .remove(pb::RemoveRequest {
+            cart_id: other.id,
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    monitor.assert_one_evalsha(&redis, "Remove");
+
+    // A refused mutation is one command too.
+    let request = pb::ClearRequest {
+        cart_id: id.clone(),
+        ..Default::default()
+    };
+    assert_error(
+        client.clear(request).await,
+        Code::FailedPrecondition,
+        "CART_DELETED",
+    );
+    monitor.assert_one_evalsha(&redis, "refused Clear");
+}
+
+fn keys_of(redis: &RedisServer, cart_id: &str) -> Vec<String> {
+    let reply = redis.command(&["KEYS", &format!("*{cart_id}*")]);
+    let mut keys: Vec<String> = reply
+        .lines()
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn pttl(redis: &RedisServer, key: &str) -> i64 {
+    let reply = redis.command(&["PTTL", key]);
+    reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .expect("PTTL integer")
+}
+
+/// All keys of a cart share the `{tenant:cart_id}` hash tag and carry the cart's TTL.
+#[tokio::test]
+async fn cart_keys_share_one_hash_tag_and_carry_the_ttl() {
+    let redis = shared_redis();
+    let app = spawn_app(Backend::redis()).await;
+    let cart = app.create_cart(&[("A", 1, 100)]).await;
+    let request = pb::ApplyCouponRequest {
+        cart_id: cart.id.clone(),
+        code: "TEN".into(),
+        amount: 10,
+        expected_version: 0,
+    };
+    app.client.clone().apply_coupon(request).await.unwrap();
+
+    let tag = format!("{{default:{}}}", cart.id);
+    let keys = keys_of(redis, &cart.id);
+    assert_eq!(
+        keys,
+        [
+            format!("cart:{tag}"),
+            format!("cart:{tag}:coupons"),
+            format!("cart:{tag}:lines")
+        ]
+    );
+    let ninety_days = 90 * 24 * 3600 * 1000;
+    for key in &keys {
+        let ttl = pttl(redis, key);
+        assert!(
+            ttl > ninety_days - 60_000 && ttl <= ninety_days,
+            "{key}: {ttl}"
+        );
+    }
+
+    let request = pb::DeleteRequest {
+        cart_id: cart.id.clone(),
+        order_number: "O-1".into(),
+        expected_version: 0,
+    };
+    app.client.clone().delete(request).await.unwrap();
+    let thirty_days = 30 * 24 * 3600 * 1000;
+    for key in &keys {
+        let ttl = pttl(redis, key);
+        assert!(
+            ttl > thirty_days - 60_000 && ttl <= thirty_days,
+            "tombstone {key}: {ttl}"
+        );
+    }
+
+    let other = app.create_cart(&[("A", 1, 100)]).await;
+    app.client
+        .clone()
+        .remove(pb::RemoveRequest {
+            cart_id: other.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    assert!(
+        keys_of(redis, &other.id).is_empty(),
+        "Remove leaves no key behind"
+    );
+}
+
+/// A Redis that lost its scripts (restart, SCRIPT FLUSH) gets them again transparently.
+#[tokio::test]
+async fn flushed_scripts_are_reloaded() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Backend::Redis(redis.url())).await;
+    let cart = app.create_cart(&[("A", 1, 100)]).await;
+    redis.command(&["SCRIPT", "FLUSH"]);
+    assert_eq!(app.get(&cart.id).await.unwrap().item_count, 1);
+}
+
+/// Data Redis cannot make sense of is INTERNAL, and the client learns nothing more.
+#[tokio::test]
+async fn corrupt_data_is_internal_and_does_not_leak() {
+    let redis = shared_redis();
+    let app = spawn_app(Backend::redis()).await;
+    let cart = app.create_cart(&[("A", 1, 100)]).await;
+    let key = format!("cart:{{default:{}}}", cart.id);
+    redis.command(&["DEL", &key]);
+    redis.command(&["SET", &key, "not a hash"]);
+    let status = assert_error(app.get(&cart.id).await, Code::Internal, "INTERNAL");
+    assert_eq!(status.message(), "internal error");
+}
