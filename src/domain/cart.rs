@@ -190,15 +190,15 @@ impl CartState {
         now: UnixMillis,
         limits: &Limits,
     ) -> Result<MutationOutcome, CartError> {
-        if let Mutation::Delete { order_number } = mutation {
-            if self.status == CartStatus::Deleted {
-                // Idempotent retry of the checkout that closed the cart.
-                return if self.order_number == order_number.as_str() {
-                    Ok(MutationOutcome::default())
-                } else {
-                    Err(CartError::OrderNumberMismatch)
-                };
-            }
+        if let Mutation::Delete { order_number } = mutation
+            && self.status == CartStatus::Deleted
+        {
+            // Idempotent retry of the checkout that closed the cart.
+            return if self.order_number == order_number.as_str() {
+                Ok(MutationOutcome::default())
+            } else {
+                Err(CartError::OrderNumberMismatch)
+            };
         }
         self.check_live(expected_version)?;
         let mut outcome = MutationOutcome::default();
@@ -239,10 +239,10 @@ impl CartState {
     fn check_add(&self, items: &[NewLine], limits: &Limits) -> Result<(), CartError> {
         let mut lines = self.lines.len();
         for item in items {
-            if let Some(currency) = &item.currency {
-                if currency != &self.header.currency {
-                    return Err(CartError::CurrencyMismatch(currency.to_string()));
-                }
+            if let Some(currency) = &item.currency
+                && currency != &self.header.currency
+            {
+                return Err(CartError::CurrencyMismatch(currency.to_string()));
             }
             let current = match self.line(&item.line_id) {
                 Some(line) => line.quantity,

@@ -289,7 +289,7 @@ async fn create_with_bad_fields_reports_every_violation_and_stores_nothing(backe
 async fn get_of_an_unknown_cart_is_not_found(backend: Backend) {
     let app = spawn_app(backend).await;
     assert_error(
-        app.get(&CartId::generate().to_string()).await,
+        app.get(CartId::generate().as_str()).await,
         Code::NotFound,
         "CART_NOT_FOUND",
     );

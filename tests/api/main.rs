@@ -5,3 +5,4 @@ mod contract;
 mod helpers;
 mod outage;
 mod redis_store;
+mod server;

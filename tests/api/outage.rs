@@ -67,7 +67,7 @@ async fn service_starts_while_redis_is_down() {
     let app = spawn_app(Backend::Redis(redis.url())).await;
     wait_for_health(&app, NOT_SERVING, "NOT_SERVING before Redis exists").await;
     assert_error(
-        app.get(&CartId::generate().to_string()).await,
+        app.get(CartId::generate().as_str()).await,
         Code::Unavailable,
         "STORE_UNAVAILABLE",
     );

@@ -1,0 +1,297 @@
+//! The server as operators and clients meet it: reflection, health, auth and tenancy, message
+//! limits, and the binary's startup and graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cart_service::auth::CartTokens;
+use cart_service::domain::{CartId, TenantId};
+use cart_service::pb;
+use tonic::{Code, Request};
+
+use crate::helpers::{
+    Backend, SERVING, assert_error, health_of, http_get, spawn_app, spawn_with, test_settings,
+};
+
+/// Reflection v1 and v1alpha both list the services, so grpcurl and buf curl need no protos.
+#[tokio::test]
+async fn reflection_lists_the_services_over_v1_and_v1alpha() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let app = spawn_app(Backend::Memory).await;
+
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().expect("a reply");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("unexpected reply {reply:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for wanted in ["cart.v1.CartService", "grpc.health.v1.Health"] {
+        assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+    }
+
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "cart.v1.CartService".into(),
+            ),
+        ),
+    };
+    let mut client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().expect("a reply");
+    let Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
+        reply.message_response
+    else {
+        panic!("unexpected reply {reply:?}");
+    };
+    assert!(
+        !files.file_descriptor_proto.is_empty(),
+        "cart.proto is served"
+    );
+}
+
+/// The health service and the HTTP probes report a store that answers.
+#[tokio::test]
+async fn health_and_probes_report_serving() {
+    let app = spawn_app(Backend::Memory).await;
+    crate::helpers::eventually(Duration::from_secs(5), "SERVING", || async {
+        health_of(&app, "cart.v1.CartService").await.ok() == Some(SERVING)
+    })
+    .await;
+    assert_eq!(http_get(app.http_addr, "/healthz").await.0, 200);
+    assert_eq!(http_get(app.http_addr, "/readyz").await.0, 200);
+}
+
+/// A request over 1 MiB is refused with RESOURCE_EXHAUSTED before any handler runs.
+#[tokio::test]
+async fn oversized_messages_are_resource_exhausted() {
+    let app = spawn_app(Backend::Memory).await;
+    let request = pb::CreateRequest {
+        currency: "USD".into(),
+        metadata: [("blob".to_owned(), "x".repeat(1_100_000))].into(),
+        ..Default::default()
+    };
+    let status = app
+        .client
+        .clone()
+        .create(request)
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+}
+
+const CONFIG: &str = r#"
+hmac_secret = "test secret, long enough to sign"
+[[tenants]]
+id = "acme"
+api_keys = [
+  { key = "sk_acme_rw_123", scopes = ["carts:read", "carts:write"] },
+  { key = "sk_acme_ro_123", scopes = ["carts:read"] },
+]
+[[tenants]]
+id = "globex"
+api_keys = [ { key = "sk_globex_rw_1", scopes = ["carts:read", "carts:write"] } ]
+"#;
+
+fn with_key<T>(message: T, key: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
+    let mut settings = test_settings(&backend);
+    settings.apply_file(CONFIG, Path::new("test.toml")).unwrap();
+    let app = spawn_with(settings).await;
+    let mut client = app.client.clone();
+    let id = format!("shared_{}", CartId::generate());
+    let create = |cart_id: &str| pb::CreateRequest {
+        cart_id: cart_id.into(),
+        currency: "USD".into(),
+        items: vec![crate::helpers::item("A", 1, 100)],
+        ..Default::default()
+    };
+    let get = |cart_id: &str| pb::GetRequest {
+        cart_id: cart_id.into(),
+    };
+
+    assert_error(
+        client.get(Request::new(get(&id))).await,
+        Code::Unauthenticated,
+        "UNAUTHENTICATED",
+    );
+    assert_error(
+        client.get(with_key(get(&id), "sk_unknown_1")).await,
+        Code::Unauthenticated,
+        "UNAUTHENTICATED",
+    );
+    assert_error(
+        client.create(with_key(create(&id), "sk_acme_ro_123")).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+    );
+
+    let acme = client
+        .create(with_key(create(&id), "sk_acme_rw_123"))
+        .await
+        .unwrap()
+        .into_inner();
+    let expected_hmac = CartTokens::new(b"test secret, long enough to sign").sign(
+        &TenantId::parse("acme").unwrap(),
+        &CartId::parse(&id).unwrap(),
+    );
+    assert_eq!(acme.hmac, expected_hmac);
+    assert_eq!(
+        client
+            .get(with_key(get(&id), "sk_acme_ro_123"))
+            .await
+            .unwrap()
+            .into_inner()
+            .id,
+        id
+    );
+
+    // The same id does not exist for another tenant, and is free to take there.
+    assert_error(
+        client.get(with_key(get(&id), "sk_globex_rw_1")).await,
+        Code::NotFound,
+        "CART_NOT_FOUND",
+    );
+    let clear = pb::ClearRequest {
+        cart_id: id.clone(),
+        ..Default::default()
+    };
+    assert_error(
+        client.clear(with_key(clear, "sk_globex_rw_1")).await,
+        Code::NotFound,
+        "CART_NOT_FOUND",
+    );
+    let globex = client
+        .create(with_key(create(&id), "sk_globex_rw_1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(globex.hmac, acme.hmac);
+    let remove = pb::RemoveRequest {
+        cart_id: id.clone(),
+        expected_version: 0,
+    };
+    client
+        .remove(with_key(remove, "sk_globex_rw_1"))
+        .await
+        .unwrap();
+    let still = client
+        .get(with_key(get(&id), "sk_acme_rw_123"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (still.item_count, still.version),
+        (1, 1),
+        "acme's cart is untouched"
+    );
+}
+
+/// With a config file: bearer keys, scopes, and tenants that never see each other's carts.
+#[tokio::test]
+async fn memory_store_tenants_are_isolated_and_keys_scoped() {
+    tenants_are_isolated_and_keys_scoped(Backend::Memory).await;
+}
+
+/// The same, with every key in Redis.
+#[tokio::test]
+async fn redis_store_tenants_are_isolated_and_keys_scoped() {
+    tenants_are_isolated_and_keys_scoped(Backend::redis()).await;
+}
+
+/// Stopping the app lets it drain and return.
+#[tokio::test]
+async fn stop_drains_and_returns() {
+    let app = spawn_app(Backend::Memory).await;
+    let cart = app.create_cart(&[("A", 1, 1)]).await;
+    app.get(&cart.id).await.unwrap();
+    let addr = app.grpc_addr;
+    app.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+}
+
+/// The real binary: serves with no Redis and no config, and exits 0 on SIGTERM.
+#[test]
+fn binary_serves_in_memory_and_exits_cleanly_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cart-service"))
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env_remove("CART_REDIS_URL")
+        .env_remove("CART_CONFIG")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut saw_memory_notice = false;
+    let mut lines = stderr.lines();
+    loop {
+        assert!(Instant::now() < deadline, "no listening line");
+        let line = lines.next().expect("log line").unwrap();
+        saw_memory_notice |= line.contains("not persisted");
+        if line.contains("listening") {
+            break;
+        }
+    }
+    assert!(
+        saw_memory_notice,
+        "the in-memory store says it does not persist"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Dev mode (no config) refuses to listen beyond loopback.
+#[test]
+fn binary_refuses_a_public_bind_without_config() {
+    let output = Command::new(env!("CARGO_BIN_EXE_cart-service"))
+        .args(["--grpc-addr", "0.0.0.0:0", "--http-addr", "127.0.0.1:0"])
+        .env_remove("CART_CONFIG")
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refusing to bind"));
+}

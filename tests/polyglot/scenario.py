@@ -1,0 +1,136 @@
+"""A client generated at test time from proto/cart/v1/cart.proto runs a full cart scenario.
+
+Usage: scenario.py <grpc host:port> <repo root>
+
+Proves the proto is usable from another language: stubs come from grpcio-tools, nothing
+is hand-written, and errors are read through the standard google.rpc.Status details.
+"""
+
+import importlib
+import sys
+import tempfile
+
+import grpc
+from grpc_status import rpc_status
+from google.rpc import error_details_pb2
+from grpc_tools import protoc
+
+
+def generate(repo_root: str, out_dir: str):
+    import grpc_tools
+
+    well_known = grpc_tools.__path__[0] + "/_proto"
+    code = protoc.main(
+        [
+            "protoc",
+            f"-I{repo_root}/proto",
+            f"-I{well_known}",
+            f"--python_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            f"{repo_root}/proto/cart/v1/cart.proto",
+        ]
+    )
+    if code != 0:
+        raise SystemExit(f"protoc failed with {code}")
+    sys.path.insert(0, out_dir)
+    return importlib.import_module("cart.v1.cart_pb2"), importlib.import_module("cart.v1.cart_pb2_grpc")
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    status = rpc_status.from_call(error)
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            assert info.domain == "cart.v1", info.domain
+            return info.reason
+    raise AssertionError("no ErrorInfo in the status details")
+
+
+def main() -> int:
+    target, repo_root = sys.argv[1], sys.argv[2]
+    out_dir = tempfile.mkdtemp(prefix="cart-polyglot-")
+    pb, pb_grpc = generate(repo_root, out_dir)
+    stub = pb_grpc.CartServiceStub(grpc.insecure_channel(target))
+    results = []
+
+    def step(name, check):
+        try:
+            check()
+            results.append((name, None))
+            print(f"ok   {name}")
+        except Exception as exc:  # report every step, then fail
+            results.append((name, exc))
+            print(f"FAIL {name}: {exc!r}")
+
+    state = {}
+
+    def create():
+        cart = stub.Create(pb.CreateRequest(currency="USD", customer_id="py", metadata={"lang": "python"}), timeout=10)
+        assert len(cart.id) == 24 and cart.version == 1 and cart.hmac, cart
+        assert cart.status == pb.CART_STATUS_ACTIVE
+        state["cart"] = cart
+
+    def add():
+        cart = stub.AddItems(
+            pb.AddItemsRequest(
+                cart_id=state["cart"].id,
+                items=[pb.NewItem(sku="PY-1", quantity=2, unit_price=1999), pb.NewItem(sku="PY-2", quantity=1, unit_price=500)],
+            ),
+            timeout=10,
+        )
+        assert (cart.item_count, cart.unique_item_count, cart.subtotal, cart.total) == (3, 2, 4498, 4498), cart
+
+    def get():
+        cart = stub.Get(pb.GetRequest(cart_id=state["cart"].id), timeout=10)
+        assert [(i.sku, i.quantity) for i in cart.items] == [("PY-1", 2), ("PY-2", 1)], cart.items
+        assert cart.metadata["lang"] == "python"
+
+    def clear():
+        response = stub.Clear(pb.ClearRequest(cart_id=state["cart"].id, reason="customer_requested"), timeout=10)
+        assert response.items_cleared == 3, response
+        assert response.cart.total == 0 and not response.cart.items
+        assert response.cart.hmac == state["cart"].hmac and response.cart.HasField("cleared_at")
+
+    def delete():
+        stub.AddItems(pb.AddItemsRequest(cart_id=state["cart"].id, items=[pb.NewItem(sku="PY-3", quantity=1, unit_price=100)]), timeout=10)
+        response = stub.Delete(pb.DeleteRequest(cart_id=state["cart"].id, order_number="PY-ORDER-1"), timeout=10)
+        assert response.cart.status == pb.CART_STATUS_DELETED and response.cart.order_number == "PY-ORDER-1"
+
+    def error_with_reason():
+        try:
+            stub.AddItems(pb.AddItemsRequest(cart_id=state["cart"].id, items=[pb.NewItem(sku="X", quantity=1)]), timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.code()
+            assert error_reason(error) == "CART_DELETED"
+            return
+        raise AssertionError("a deleted cart accepted items")
+
+    def remove():
+        other = stub.Create(pb.CreateRequest(currency="EUR", items=[pb.NewItem(sku="R", quantity=4, unit_price=1)]), timeout=10)
+        response = stub.Remove(pb.RemoveRequest(cart_id=other.id), timeout=10)
+        assert response.items_removed == 4, response
+        try:
+            stub.Get(pb.GetRequest(cart_id=other.id), timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND and error_reason(error) == "CART_NOT_FOUND"
+            return
+        raise AssertionError("a removed cart is still readable")
+
+    for name, check in [
+        ("create", create),
+        ("add items", add),
+        ("get", get),
+        ("clear", clear),
+        ("delete", delete),
+        ("error carries ErrorInfo reason", error_with_reason),
+        ("remove", remove),
+    ]:
+        step(name, check)
+    failed = sum(1 for _, exc in results if exc)
+    print(f"polyglot: {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
