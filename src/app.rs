@@ -15,6 +15,7 @@ use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
 use crate::store::{MemoryStore, RedisStore, SharedStore};
+use crate::tenancy::Tenancy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -164,7 +165,14 @@ impl Application {
                 stopped(stop_rx.clone()),
             );
 
-        let http_app = crate::http::router(crate::http::HttpState { readiness });
+        let http_app = crate::http::router(crate::http::HttpState {
+            readiness,
+            service: self.service.clone(),
+            tenancy: Arc::new(Tenancy::new(
+                self.settings.authenticator.clone(),
+                &self.settings.tenants,
+            )),
+        });
         let http = axum::serve(self.http_listener, http_app)
             .with_graceful_shutdown(stopped(stop_rx))
             .into_future();

@@ -9,8 +9,10 @@ pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;
 
 /// Code generated from `proto/cart/v1/cart.proto`.
 pub mod pb {

@@ -1,23 +1,100 @@
-//! The HTTP side (axum): liveness and readiness; the dialect shims mount here too.
+//! The HTTP side (axum): the five compatibility shims, health probes and metrics.
+//!
+//! A shim decodes its dialect into a `cart.v1` request, calls the same [`CartService`] handler
+//! that gRPC calls (with the caller's [`Principal`] and its [`Interface`] in the request's
+//! extensions), and encodes the reply or the `tonic::Status` back into its dialect. Cart logic
+//! lives only in the handlers.
+
+pub mod amazon;
+pub mod fabric_xm;
+pub mod stateset;
+pub mod vtex;
+pub mod xml;
+pub mod zaui;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
 
+use crate::auth::Principal;
+use crate::grpc::CartService;
 use crate::health::Readiness;
+use crate::metrics::{self, Interface};
+use crate::tenancy::Tenancy;
+
+/// Largest accepted HTTP body (SPEC §6); larger ones get 413 in the dialect's shape.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const REQUEST_ID: &str = "x-request-id";
 
 /// State shared by the HTTP handlers.
 #[derive(Clone)]
 pub struct HttpState {
     pub readiness: Readiness,
+    pub service: CartService,
+    pub tenancy: Arc<Tenancy>,
 }
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .merge(zaui::routes())
+        .merge(fabric_xm::routes())
+        .merge(stateset::routes())
+        .merge(amazon::routes())
+        .merge(vtex::routes())
+        .fallback(not_found)
         .with_state(state)
+        // Bodies are read into memory only up to the limit; each shim answers 413 itself.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(count_responses))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let request_id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Which dialect a path belongs to, for metrics.
+fn dialect_of(path: &str) -> &'static str {
+    if path.starts_with("/zapi") {
+        zaui::DIALECT
+    } else if path.starts_with("/api-cart/") {
+        fabric_xm::DIALECT
+    } else if path.starts_with("/v1/carts/") {
+        stateset::DIALECT
+    } else if path.starts_with("/onca/") {
+        amazon::DIALECT
+    } else if path.starts_with("/api/checkout/") {
+        vtex::DIALECT
+    } else {
+        "other"
+    }
+}
+
+async fn count_responses(request: Request, next: Next) -> Response {
+    let dialect = dialect_of(request.uri().path());
+    let response = next.run(request).await;
+    metrics::global().record_http(dialect, response.status().as_u16());
+    response
 }
 
 /// The process is up.
@@ -32,4 +109,107 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "cart store unreachable\n")
     }
+}
+
+async fn metrics_text() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::global().render(),
+    )
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// A `cart.v1` request as a shim hands it to the handlers.
+pub(crate) fn cart_request<T>(
+    message: T,
+    principal: Principal,
+    dialect: &'static str,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(Interface::Http(dialect));
+    request
+}
+
+/// The `ErrorInfo.reason` of a handler's status ("" when it has none).
+pub(crate) fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+pub(crate) fn body(result: Result<Bytes, BytesRejection>) -> Result<Bytes, BodyError> {
+    result.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => BodyError::TooLarge,
+        _ => BodyError::Unreadable,
+    })
+}
+
+/// The request id the middleware assigned (or the client sent).
+pub(crate) fn request_id(request_id: Option<&RequestId>) -> String {
+    request_id
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub(crate) fn header_str<'a>(
+    headers: &'a HeaderMap,
+    name: impl header::AsHeaderName,
+) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the request declares a media type whose essence contains `needle` (e.g. "json").
+pub(crate) fn content_type_is(headers: &HeaderMap, needle: &str) -> bool {
+    header_str(headers, header::CONTENT_TYPE)
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|essence| essence.contains(needle))
+}
+
+/// A response with a body and content type.
+pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// RFC 3339 with seconds (`2024-06-20T17:30:00Z`).
+pub(crate) fn rfc3339_seconds(ts: &Option<prost_types::Timestamp>) -> Option<String> {
+    let ts = ts.as_ref()?;
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.seconds.max(0) as u64);
+    Some(humantime::format_rfc3339_seconds(time).to_string())
+}
+
+/// RFC 3339 with milliseconds (`2021-04-21T18:51:24.975Z`).
+pub(crate) fn rfc3339_millis(ts: &Option<prost_types::Timestamp>) -> Option<String> {
+    let ts = ts.as_ref()?;
+    let time = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(ts.seconds.max(0) as u64)
+        + std::time::Duration::from_nanos(ts.nanos.max(0) as u64);
+    Some(humantime::format_rfc3339_millis(time).to_string())
 }

@@ -1,0 +1,308 @@
+//! Amazon Product Advertising API (seed 003): `GET /onca/xml?Service=AWSECommerceService&
+//! Operation=CartClear&CartId=..&HMAC=..&AWSAccessKeyId=..`, mapped to `Clear`.
+//!
+//! The access key id names the tenant; the HMAC (the cart's token, which survives Clear) is
+//! checked in constant time before the store is touched. Answers `CartClearResponse` XML with
+//! `OperationRequest` and `Cart`; refusals go in `Cart/Request/Errors` with `IsValid` False.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::any;
+use tower_http::request_id::RequestId;
+
+use super::xml::escape;
+use super::{HttpState, cart_request, header_str, reason, respond};
+use crate::domain::CartId;
+use crate::pb;
+use crate::pb::cart_service_server::CartService as _;
+
+pub const DIALECT: &str = "amazon";
+pub const NAMESPACE: &str = "http://webservices.amazon.com/AWSECommerceService/2011-08-01";
+
+pub fn routes() -> Router<HttpState> {
+    Router::new().route("/onca/xml", any(handle))
+}
+
+/// An error of the `Errors` element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AwsError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+}
+
+/// The query, in order, as the client sent it.
+pub type Arguments = Vec<(String, String)>;
+
+/// A decoded CartClear request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartClear {
+    pub access_key_id: String,
+    pub cart_id: String,
+    pub hmac: String,
+}
+
+fn argument<'a>(arguments: &'a Arguments, name: &str) -> Option<&'a str> {
+    arguments
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn parse_query(query: Option<&str>) -> Result<Arguments, AwsError> {
+    serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| {
+        AwsError::new(
+            "AWS.InvalidParameterValue",
+            "The request query string could not be decoded.",
+        )
+    })
+}
+
+pub fn decode(arguments: &Arguments) -> Result<CartClear, AwsError> {
+    let missing: Vec<&str> = ["Service", "Operation", "AWSAccessKeyId", "CartId", "HMAC"]
+        .into_iter()
+        .filter(|name| argument(arguments, name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(AwsError::new(
+            "AWS.MissingParameters",
+            format!(
+                "Your request is missing required parameters. Required parameters include {}.",
+                missing.join(", ")
+            ),
+        ));
+    }
+    if argument(arguments, "Service") != Some("AWSECommerceService") {
+        return Err(AwsError::new(
+            "AWS.InvalidServiceParameter",
+            "The Service parameter is invalid. Please modify the Service parameter and retry. Valid values for the Service parameter include AWSECommerceService.",
+        ));
+    }
+    if argument(arguments, "Operation") != Some("CartClear") {
+        return Err(AwsError::new(
+            "AWS.InvalidOperationParameter",
+            "The Operation parameter is invalid. Please modify the Operation parameter and retry. Valid values for the Operation parameter include CartClear.",
+        ));
+    }
+    let field = |name| argument(arguments, name).unwrap_or_default().to_owned();
+    Ok(CartClear {
+        access_key_id: field("AWSAccessKeyId"),
+        cart_id: field("CartId"),
+        hmac: field("HMAC"),
+    })
+}
+
+/// Percent-encodes an HMAC for `URLEncodedHMAC` (`+` → `%2B`, `/` → `%2F`, `=` → `%3D`).
+pub fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `CartClearResponse`: the echo of the request, then the cart or the errors.
+pub fn response_xml(
+    arguments: &Arguments,
+    user_agent: &str,
+    request_id: &str,
+    seconds: f64,
+    request: (&str, &str),
+    outcome: &Result<(), AwsError>,
+) -> String {
+    let (cart_id, hmac) = request;
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CartClearResponse xmlns=\"{NAMESPACE}\">\n  <OperationRequest>\n    <HTTPHeaders>\n      <Header Name=\"UserAgent\" Value=\"{}\"></Header>\n    </HTTPHeaders>\n    <RequestId>{}</RequestId>\n    <Arguments>\n",
+        escape(user_agent),
+        escape(request_id)
+    );
+    for (name, value) in arguments {
+        xml.push_str(&format!(
+            "      <Argument Name=\"{}\" Value=\"{}\"></Argument>\n",
+            escape(name),
+            escape(value)
+        ));
+    }
+    xml.push_str(&format!(
+        "    </Arguments>\n    <RequestProcessingTime>{seconds:.7}</RequestProcessingTime>\n  </OperationRequest>\n  <Cart>\n    <Request>\n      <IsValid>{}</IsValid>\n      <CartClearRequest>\n        <CartId>{}</CartId>\n        <HMAC>{}</HMAC>\n      </CartClearRequest>\n",
+        if outcome.is_ok() { "True" } else { "False" },
+        escape(cart_id),
+        escape(hmac)
+    ));
+    match outcome {
+        Ok(()) => xml.push_str(&format!(
+            "    </Request>\n    <CartId>{}</CartId>\n    <HMAC>{}</HMAC>\n    <URLEncodedHMAC>{}</URLEncodedHMAC>\n  </Cart>\n</CartClearResponse>\n",
+            escape(cart_id),
+            escape(hmac),
+            escape(&url_encode(hmac))
+        )),
+        Err(error) => xml.push_str(&format!(
+            "      <Errors>\n        <Error>\n          <Code>{}</Code>\n          <Message>{}</Message>\n        </Error>\n      </Errors>\n    </Request>\n  </Cart>\n</CartClearResponse>\n",
+            escape(error.code),
+            escape(&error.message)
+        )),
+    }
+    xml
+}
+
+fn invalid_cart_id(cart_id: &str) -> AwsError {
+    AwsError::new(
+        "AWS.ECommerceService.InvalidCartId",
+        format!(
+            "Your request contains an invalid value for CartId. Please check your CartId and retry your request. CartId: {cart_id}"
+        ),
+    )
+}
+
+async fn handle(
+    State(state): State<HttpState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    request_id: Option<axum::Extension<RequestId>>,
+) -> Response {
+    let started = Instant::now();
+    let arguments = parse_query(query.as_deref()).unwrap_or_default();
+    let cart_id = argument(&arguments, "CartId")
+        .unwrap_or_default()
+        .to_owned();
+    let hmac = argument(&arguments, "HMAC").unwrap_or_default().to_owned();
+    let outcome = if method == axum::http::Method::GET {
+        clear(&state, query.as_deref()).await
+    } else {
+        Err(
+            AwsError::new("AWS.InvalidHTTPMethod", "CartClear is called with GET.")
+                .with_status(StatusCode::METHOD_NOT_ALLOWED),
+        )
+    };
+    let status = outcome.as_ref().err().map_or(StatusCode::OK, |e| e.status);
+    let body = response_xml(
+        &arguments,
+        header_str(&headers, header::USER_AGENT).unwrap_or(""),
+        &super::request_id(request_id.as_ref().map(|e| &e.0)),
+        started.elapsed().as_secs_f64(),
+        (&cart_id, &hmac),
+        &outcome,
+    );
+    respond(status, "text/xml; charset=UTF-8", body)
+}
+
+async fn clear(state: &HttpState, query: Option<&str>) -> Result<(), AwsError> {
+    let request = decode(&parse_query(query)?)?;
+    let principal = state
+        .tenancy
+        .amazon(&request.access_key_id)
+        .ok_or_else(|| {
+            AwsError::new(
+                "AWS.InvalidAccount",
+                "Your AccessKey Id is not registered for Product Advertising API.",
+            )
+        })?;
+    let cart_id = CartId::parse(&request.cart_id).map_err(|_| invalid_cart_id(&request.cart_id))?;
+    if !state
+        .service
+        .tokens()
+        .verify(&principal.tenant, &cart_id, &request.hmac)
+    {
+        return Err(AwsError::new(
+            "AWS.ECommerceService.InvalidHMAC",
+            format!(
+                "Your request contains an invalid value for HMAC. Please check your HMAC and retry your request. HMAC: {}",
+                request.hmac
+            ),
+        ));
+    }
+    let clear = pb::ClearRequest {
+        cart_id: request.cart_id.clone(),
+        preserve_coupons: false,
+        reason: "CartClear".to_owned(),
+        expected_version: 0,
+    };
+    match state
+        .service
+        .clear(cart_request(clear, principal, DIALECT))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(status) => Err(match reason(&status).as_str() {
+            "CART_NOT_FOUND" | "CART_DELETED" | "INVALID_ARGUMENT" => {
+                invalid_cart_id(&request.cart_id)
+            }
+            "STORE_UNAVAILABLE" => AwsError::new(
+                "AWS.ServiceUnavailable",
+                "The service is temporarily unavailable. Please retry.",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE),
+            _ => AwsError::new(
+                "AWS.InternalError",
+                "We encountered an internal error. Please try again.",
+            )
+            .with_status(StatusCode::INTERNAL_SERVER_ERROR),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(query: &str) -> Arguments {
+        parse_query(Some(query)).unwrap()
+    }
+
+    #[test]
+    fn decodes_the_seed_request_with_an_encoded_plus() {
+        let request = decode(&args(
+            "Service=AWSECommerceService&AWSAccessKeyId=AKIA&Operation=CartClear&CartId=c1&HMAC=ab%2Bcd%2F%3D",
+        ))
+        .unwrap();
+        assert_eq!(request.hmac, "ab+cd/=");
+        assert_eq!(url_encode(&request.hmac), "ab%2Bcd%2F%3D");
+    }
+
+    #[test]
+    fn names_what_is_missing_or_wrong() {
+        let error = decode(&args("Service=AWSECommerceService&Operation=CartClear")).unwrap_err();
+        assert_eq!(error.code, "AWS.MissingParameters");
+        assert!(error.message.contains("AWSAccessKeyId, CartId, HMAC"));
+        let error = decode(&args(
+            "Service=AWSECommerceService&Operation=CartAdd&AWSAccessKeyId=a&CartId=c&HMAC=h",
+        ))
+        .unwrap_err();
+        assert_eq!(error.code, "AWS.InvalidOperationParameter");
+    }
+
+    #[test]
+    fn the_response_echoes_arguments_and_escapes_them() {
+        let arguments = args("Service=AWSECommerceService&CartId=%3Cc%3E");
+        let xml = response_xml(&arguments, "ua", "rid", 0.01, ("<c>", "h+"), &Ok(()));
+        assert!(xml.contains(&format!("<CartClearResponse xmlns=\"{NAMESPACE}\">")));
+        assert!(xml.contains("<Argument Name=\"CartId\" Value=\"&lt;c&gt;\"></Argument>"));
+        assert!(xml.contains("<IsValid>True</IsValid>"));
+        assert!(xml.contains("<URLEncodedHMAC>h%2B</URLEncodedHMAC>"));
+    }
+}
