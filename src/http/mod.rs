@@ -169,10 +169,7 @@ pub(crate) fn request_id(request_id: Option<&RequestId>) -> String {
         .to_owned()
 }
 
-pub(crate) fn header_str<'a>(
-    headers: &'a HeaderMap,
-    name: impl header::AsHeaderName,
-) -> Option<&'a str> {
+pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -434,3 +434,191 @@ pub async fn health_of(app: &TestApp, service: &str) -> Result<i32, tonic::Statu
 pub const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
 pub const NOT_SERVING: i32 =
     tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on its own connection (`Connection: close`), raw bytes as the body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("HTTP connects");
+    let mut request = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str("Host: localhost\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // A server may answer (413) before reading a large body; a failed write is fine then.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 16 * 1024];
+        // A server that refused a body without reading it may reset the connection right
+        // after its answer: keep what arrived.
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("HTTP answers in time");
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut decoded = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+                .unwrap();
+            if size == 0 {
+                break;
+            }
+            decoded.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 2 + size + 2..];
+        }
+        body = decoded;
+    }
+    HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8(body).expect("UTF-8 body"),
+    }
+}
+
+/// The config the shim tests run with: two tenants, every dialect block for `acme`.
+pub const SHIM_CONFIG: &str = r#"
+hmac_secret = "shim tests secret, long enough"
+[[tenants]]
+id = "acme"
+api_keys = [
+  { key = "sk_acme_rw_123", scopes = ["carts:read", "carts:write"] },
+  { key = "sk_acme_ro_123", scopes = ["carts:read"] },
+]
+zaui   = { account_id = 1234, token = "998877" }
+xm     = { account = "5f493c9f30ec2a0007a94fc8" }
+amazon = { access_key_id = "AKIAEXAMPLE" }
+vtex   = { account = "cosmetics2" }
+[[tenants]]
+id = "globex"
+api_keys = [ { key = "sk_globex_rw_1", scopes = ["carts:read", "carts:write"] } ]
+zaui   = { account_id = 5678, token = "112233" }
+xm     = { account = "aaaaaaaaaaaaaaaaaaaaaaaa" }
+amazon = { access_key_id = "AKIAGLOBEX" }
+vtex   = { account = "globexstore" }
+"#;
+
+pub const ACME_KEY: &str = "sk_acme_rw_123";
+pub const ACME_READ_KEY: &str = "sk_acme_ro_123";
+pub const GLOBEX_KEY: &str = "sk_globex_rw_1";
+
+/// The app with [`SHIM_CONFIG`].
+pub async fn spawn_shim_app(backend: Backend) -> TestApp {
+    let mut settings = test_settings(&backend);
+    settings
+        .apply_file(SHIM_CONFIG, std::path::Path::new("shims.toml"))
+        .expect("shim config parses");
+    spawn_with(settings).await
+}
+
+impl TestApp {
+    /// A gRPC request carrying `key` as its bearer token.
+    pub fn authed<T>(message: T, key: &str) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        request
+    }
+
+    /// Creates a cart over gRPC for the tenant of `key`, with (sku, quantity, unit_price) items.
+    pub async fn create_cart_as(
+        &self,
+        key: &str,
+        cart_id: &str,
+        items: &[(&str, i64, i64)],
+    ) -> pb::Cart {
+        let request = pb::CreateRequest {
+            cart_id: cart_id.into(),
+            customer_id: "cust_abc123".into(),
+            session_id: "sess_xyz789".into(),
+            channel: "web".into(),
+            currency: "USD".into(),
+            locale: "en-US".into(),
+            items: items.iter().map(|&(sku, q, p)| item(sku, q, p)).collect(),
+            ..Default::default()
+        };
+        self.client
+            .clone()
+            .create(Self::authed(request, key))
+            .await
+            .expect("create succeeds")
+            .into_inner()
+    }
+
+    pub async fn get_as(&self, key: &str, cart_id: &str) -> Result<pb::Cart, tonic::Status> {
+        let request = pb::GetRequest {
+            cart_id: cart_id.into(),
+        };
+        self.client
+            .clone()
+            .get(Self::authed(request, key))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}

@@ -6,3 +6,4 @@ mod helpers;
 mod outage;
 mod redis_store;
 mod server;
+mod shims;

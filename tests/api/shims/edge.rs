@@ -1,0 +1,93 @@
+//! What every shim shares: request ids, metrics, probes, and dev mode.
+
+use crate::helpers::{ACME_KEY, Backend, http, spawn_app, spawn_shim_app};
+
+/// Every response carries a request id; a client's own id is kept.
+#[tokio::test]
+async fn responses_carry_request_ids() {
+    let app = spawn_shim_app(Backend::Memory).await;
+    let response = http(app.http_addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(response.header("x-request-id").map(str::len), Some(36));
+    let response = http(
+        app.http_addr,
+        "GET",
+        "/readyz",
+        &[("x-request-id", "trace-me-42")],
+        b"",
+    )
+    .await;
+    assert_eq!(response.header("x-request-id"), Some("trace-me-42"));
+}
+
+/// `/metrics` counts cart RPCs by interface, dialect and outcome, and HTTP responses.
+#[tokio::test]
+async fn metrics_count_requests_by_interface_and_outcome() {
+    let app = spawn_shim_app(Backend::Memory).await;
+    let cart = app.create_cart_as(ACME_KEY, "", &[("A", 1, 1)]).await;
+    let host = [
+        ("Host", "cosmetics2.example"),
+        ("Content-Type", "application/json"),
+    ];
+    let target = format!("/api/checkout/pub/orderForm/{}/items/removeAll", cart.id);
+    assert_eq!(
+        http(app.http_addr, "POST", &target, &host, b"{}")
+            .await
+            .status,
+        200
+    );
+    let missing = "/api/checkout/pub/orderForm/ffffffffffffffffffffffff/items/removeAll";
+    assert_eq!(
+        http(app.http_addr, "POST", missing, &host, b"{}")
+            .await
+            .status,
+        400
+    );
+
+    let metrics = http(app.http_addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.body;
+    for needle in [
+        "cart_requests_total{interface=\"grpc\",dialect=\"\",method=\"Create\",outcome=\"OK\"}",
+        "cart_requests_total{interface=\"http\",dialect=\"vtex\",method=\"Clear\",outcome=\"OK\"}",
+        "cart_requests_total{interface=\"http\",dialect=\"vtex\",method=\"Clear\",outcome=\"CART_NOT_FOUND\"}",
+        "cart_request_duration_seconds_bucket{interface=\"http\",dialect=\"vtex\",method=\"Clear\",le=\"+Inf\"}",
+        "cart_http_responses_total{dialect=\"vtex\",status=\"400\"}",
+        "# TYPE cart_store_errors_total counter",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+}
+
+/// Without a config file every shim serves tenant `default` with no credentials.
+#[tokio::test]
+async fn dev_mode_shims_need_no_credentials() {
+    let app = spawn_app(Backend::Memory).await;
+    let cart = app.create_cart(&[("A", 3, 100)]).await;
+    let response = http(
+        app.http_addr,
+        "POST",
+        &format!("/v1/carts/{}/clear", cart.id),
+        &[("Content-Type", "application/json")],
+        br#"{"reason":"dev"}"#,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()["metadata"]["items_cleared"], 3);
+    assert_eq!(app.get(&cart.id).await.unwrap().clear_reason, "dev");
+}
+
+/// Unknown paths outside the dialects are a plain 404.
+#[tokio::test]
+async fn unknown_paths_are_not_found() {
+    let app = spawn_app(Backend::Memory).await;
+    assert_eq!(
+        http(app.http_addr, "GET", "/nope", &[], b"").await.status,
+        404
+    );
+}

@@ -1,0 +1,289 @@
+//! Fabric XM: `PATCH /api-cart/cart/{cartId}/orderNumber` → Delete.
+
+use tonic::Code;
+
+use crate::helpers::{
+    ACME_KEY, ACME_READ_KEY, Backend, GLOBEX_KEY, HttpResponse, TestApp, assert_error, http,
+    spawn_shim_app,
+};
+
+/// The header exactly as XM's documentation prints it (its account lacks an opening quote).
+const SEED_SITE_CONTEXT: &str = r#"{ "date": "2020-08-28T02:35:27.787Z", "channel": 12, "account": 5f493c9f30ec2a0007a94fc8", "stage": "sandbox" }"#;
+const ACME_SITE_CONTEXT: &str = r#"{"date":"2020-08-28T02:35:27.787Z","channel":12,"account":"5f493c9f30ec2a0007a94fc8","stage":"sandbox"}"#;
+const GLOBEX_SITE_CONTEXT: &str = r#"{"account":"aaaaaaaaaaaaaaaaaaaaaaaa"}"#;
+
+async fn patch(
+    app: &TestApp,
+    cart_id: &str,
+    site: Option<&str>,
+    key: Option<&str>,
+    body: &str,
+) -> HttpResponse {
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(site) = site {
+        headers.push(("x-site-context", site));
+    }
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    http(
+        app.http_addr,
+        "PATCH",
+        &format!("/api-cart/cart/{cart_id}/orderNumber"),
+        &headers,
+        body.as_bytes(),
+    )
+    .await
+}
+
+const SEED_BODY: &str = r#"{ "orderNumber": "1234-1234-12345" }"#;
+
+async fn delete_answers_the_seed_deleted_cart(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let cart = app
+        .create_cart_as(ACME_KEY, "", &[("1538910", 2, 900)])
+        .await;
+    assert_eq!(cart.id.len(), 24);
+
+    let response = patch(
+        &app,
+        &cart.id,
+        Some(SEED_SITE_CONTEXT),
+        Some(ACME_KEY),
+        SEED_BODY,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = response.json();
+    assert_eq!(body["_id"], cart.id.as_str());
+    assert_eq!(body["deleted"], true);
+    assert_eq!(body["orderNumber"], "1234-1234-12345");
+    assert_eq!(
+        body["totalAmount"],
+        serde_json::json!({ "currency": "USD", "amount": 1800 })
+    );
+    assert_eq!(body["quantity"], 2);
+    let item = &body["items"][0];
+    assert_eq!(item["price"]["base"], 900);
+    assert_eq!(item["price"]["sale"], 0);
+    assert_eq!(item["price"]["currency"], "USD");
+    assert_eq!(
+        item["price"]["discount"],
+        serde_json::json!({ "discountAmount": 0, "price": 0, "promosApplied": [] })
+    );
+    assert_eq!(item["quantity"], 2);
+    assert_eq!(item["sku"], "1538910");
+    assert_eq!(item["title"], "Item 1538910");
+    assert_eq!(item["lineItemId"], 1);
+    assert_eq!(
+        item["totalPrice"],
+        serde_json::json!({ "currency": "USD", "amount": 1800 })
+    );
+    assert_eq!(item["_id"], item["id"]);
+    assert!(item["createdAt"].as_str().unwrap().ends_with('Z'));
+
+    let read = app.get_as(ACME_KEY, &cart.id).await.unwrap();
+    assert_eq!(read.status(), cart_service::pb::CartStatus::Deleted);
+    assert_eq!(read.order_number, "1234-1234-12345");
+
+    // A retry of the same checkout gets the same answer.
+    let again = patch(
+        &app,
+        &cart.id,
+        Some(ACME_SITE_CONTEXT),
+        Some(ACME_KEY),
+        SEED_BODY,
+    )
+    .await;
+    assert_eq!((again.status, again.json()), (200, body));
+}
+
+async fn every_documented_error_in_xm_shape(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let cart = app.create_cart_as(ACME_KEY, "", &[("A", 1, 100)]).await;
+    let id = cart.id.as_str();
+    let error = |response: HttpResponse| (response.status, response.json());
+    let validation =
+        |message: &str| serde_json::json!({ "code": "REQUEST_VALIDATION", "message": message });
+
+    assert_eq!(
+        error(
+            patch(
+                &app,
+                "60807478d14ffd000843db2",
+                Some(ACME_SITE_CONTEXT),
+                Some(ACME_KEY),
+                SEED_BODY
+            )
+            .await
+        ),
+        (
+            400,
+            validation("Invalid data in path: /cartId should NOT be shorter than 24 characters")
+        )
+    );
+    assert_eq!(
+        error(
+            patch(
+                &app,
+                "60807478d14ffd000843db2cc",
+                Some(ACME_SITE_CONTEXT),
+                Some(ACME_KEY),
+                SEED_BODY
+            )
+            .await
+        ),
+        (
+            400,
+            validation("Invalid data in path: /cartId should NOT be longer than 24 characters")
+        )
+    );
+    assert_eq!(
+        error(patch(&app, id, Some(ACME_SITE_CONTEXT), Some(ACME_KEY), "{}").await),
+        (
+            400,
+            validation("Invalid data in body: should have required property 'orderNumber'")
+        )
+    );
+    assert_eq!(
+        error(patch(&app, id, Some("{not json"), Some(ACME_KEY), SEED_BODY).await).0,
+        400
+    );
+    assert_eq!(
+        error(patch(&app, id, None, Some(ACME_KEY), SEED_BODY).await).0,
+        400
+    );
+    let unknown_account = r#"{"account":"ffffffffffffffffffffffff"}"#;
+    let (status, body) =
+        error(patch(&app, id, Some(unknown_account), Some(ACME_KEY), SEED_BODY).await);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("INTERNAL_SERVER_ERROR"))
+    );
+    assert_eq!(
+        error(patch(&app, id, Some(ACME_SITE_CONTEXT), None, SEED_BODY).await).0,
+        401
+    );
+    assert_eq!(
+        error(
+            patch(
+                &app,
+                id,
+                Some(ACME_SITE_CONTEXT),
+                Some(GLOBEX_KEY),
+                SEED_BODY
+            )
+            .await
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        error(
+            patch(
+                &app,
+                id,
+                Some(ACME_SITE_CONTEXT),
+                Some(ACME_READ_KEY),
+                SEED_BODY
+            )
+            .await
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        error(
+            patch(
+                &app,
+                "ffffffffffffffffffffffff",
+                Some(ACME_SITE_CONTEXT),
+                Some(ACME_KEY),
+                SEED_BODY
+            )
+            .await
+        ),
+        (
+            404,
+            serde_json::json!({ "code": "CART_NOT_FOUND", "message": "Cart not found." })
+        )
+    );
+    // globex, fully authenticated, cannot see acme's cart.
+    assert_eq!(
+        error(
+            patch(
+                &app,
+                id,
+                Some(GLOBEX_SITE_CONTEXT),
+                Some(GLOBEX_KEY),
+                SEED_BODY
+            )
+            .await
+        )
+        .0,
+        404
+    );
+    let response = http(
+        app.http_addr,
+        "GET",
+        &format!("/api-cart/cart/{id}/orderNumber"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(error(response).0, 405);
+
+    let read = app.get_as(ACME_KEY, id).await.unwrap();
+    assert_eq!(
+        (read.status(), read.version),
+        (cart_service::pb::CartStatus::Active, 1),
+        "nothing changed"
+    );
+
+    assert_eq!(
+        patch(&app, id, Some(ACME_SITE_CONTEXT), Some(ACME_KEY), SEED_BODY)
+            .await
+            .status,
+        200
+    );
+    let (status, body) = error(
+        patch(
+            &app,
+            id,
+            Some(ACME_SITE_CONTEXT),
+            Some(ACME_KEY),
+            r#"{"orderNumber":"OTHER-1"}"#,
+        )
+        .await,
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("CART_ALREADY_DELETED"))
+    );
+    assert_error(
+        app.get_as(GLOBEX_KEY, id).await,
+        Code::NotFound,
+        "CART_NOT_FOUND",
+    );
+}
+
+#[tokio::test]
+async fn memory_delete_answers_the_seed_deleted_cart() {
+    delete_answers_the_seed_deleted_cart(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn redis_delete_answers_the_seed_deleted_cart() {
+    delete_answers_the_seed_deleted_cart(Backend::redis()).await;
+}
+
+#[tokio::test]
+async fn memory_every_documented_error_in_xm_shape() {
+    every_documented_error_in_xm_shape(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn redis_every_documented_error_in_xm_shape() {
+    every_documented_error_in_xm_shape(Backend::redis()).await;
+}
