@@ -11,29 +11,7 @@ use tonic_types::StatusExt;
 
 use crate::helpers::{Backend, TestApp, assert_error, item, spawn_app, spawn_with_policy};
 
-/// Runs each scenario against both stores.
-macro_rules! contract {
-    ($($scenario:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(crate::helpers::Backend::Memory).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(crate::helpers::Backend::redis()).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+on_both_stores!(
     create_returns_an_active_cart_with_derived_totals_and_hmac,
     create_with_a_taken_id_is_already_exists,
     create_with_bad_fields_reports_every_violation_and_stores_nothing,

@@ -15,6 +15,8 @@ use crate::helpers::{
     Backend, SERVING, assert_error, health_of, http_get, spawn_app, spawn_with, test_settings,
 };
 
+on_both_stores!(tenants_are_isolated_and_keys_scoped);
+
 /// Reflection v1 and v1alpha both list the services, so grpcurl and buf curl need no protos.
 #[tokio::test]
 async fn reflection_lists_the_services_over_v1_and_v1alpha() {
@@ -122,6 +124,7 @@ fn with_key<T>(message: T, key: &str) -> Request<T> {
     request
 }
 
+/// With a config file: bearer keys, scopes, and tenants that never see each other's carts.
 async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
     let mut settings = test_settings(&backend);
     settings.apply_file(CONFIG, Path::new("test.toml")).unwrap();
@@ -213,18 +216,6 @@ async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
         (1, 1),
         "acme's cart is untouched"
     );
-}
-
-/// With a config file: bearer keys, scopes, and tenants that never see each other's carts.
-#[tokio::test]
-async fn memory_store_tenants_are_isolated_and_keys_scoped() {
-    tenants_are_isolated_and_keys_scoped(Backend::Memory).await;
-}
-
-/// The same, with every key in Redis.
-#[tokio::test]
-async fn redis_store_tenants_are_isolated_and_keys_scoped() {
-    tenants_are_isolated_and_keys_scoped(Backend::redis()).await;
 }
 
 /// Stopping the app lets it drain and return.

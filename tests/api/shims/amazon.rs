@@ -8,6 +8,11 @@ use cart_service::pb;
 
 use crate::helpers::{ACME_KEY, Backend, HttpResponse, TestApp, http, spawn_shim_app};
 
+on_both_stores!(
+    cart_clear_answers_the_seed_response,
+    every_refusal_in_the_errors_element
+);
+
 const SECRET: &str = "shim tests secret, long enough";
 
 async fn cart_clear(
@@ -58,6 +63,7 @@ async fn cart_with_plus_in_hmac(app: &TestApp) -> pb::Cart {
     panic!("no hmac with '+' in 64 carts");
 }
 
+/// The seed's CartClear (HMAC with `%2B`) empties the cart and answers the seed's response shape.
 async fn cart_clear_answers_the_seed_response(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let cart = cart_with_plus_in_hmac(&app).await;
@@ -141,6 +147,7 @@ async fn cart_clear_answers_the_seed_response(backend: Backend) {
     );
 }
 
+/// Wrong HMAC, account, cart id, parameters, operation or method: an `Errors` element, nothing changed.
 async fn every_refusal_in_the_errors_element(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let cart = cart_with_plus_in_hmac(&app).await;
@@ -205,24 +212,4 @@ async fn every_refusal_in_the_errors_element(backend: Backend) {
 
     let read = app.get_as(ACME_KEY, id).await.unwrap();
     assert_eq!((read.version, read.item_count), (1, 3), "nothing changed");
-}
-
-#[tokio::test]
-async fn memory_cart_clear_answers_the_seed_response() {
-    cart_clear_answers_the_seed_response(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_cart_clear_answers_the_seed_response() {
-    cart_clear_answers_the_seed_response(Backend::redis()).await;
-}
-
-#[tokio::test]
-async fn memory_every_refusal_in_the_errors_element() {
-    every_refusal_in_the_errors_element(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_every_refusal_in_the_errors_element() {
-    every_refusal_in_the_errors_element(Backend::redis()).await;
 }

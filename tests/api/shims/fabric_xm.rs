@@ -7,6 +7,11 @@ use crate::helpers::{
     spawn_shim_app,
 };
 
+on_both_stores!(
+    delete_answers_the_seed_deleted_cart,
+    every_documented_error_in_xm_shape
+);
+
 /// The header exactly as XM's documentation prints it (its account lacks an opening quote).
 const SEED_SITE_CONTEXT: &str = r#"{ "date": "2020-08-28T02:35:27.787Z", "channel": 12, "account": 5f493c9f30ec2a0007a94fc8", "stage": "sandbox" }"#;
 const ACME_SITE_CONTEXT: &str = r#"{"date":"2020-08-28T02:35:27.787Z","channel":12,"account":"5f493c9f30ec2a0007a94fc8","stage":"sandbox"}"#;
@@ -39,6 +44,7 @@ async fn patch(
 
 const SEED_BODY: &str = r#"{ "orderNumber": "1234-1234-12345" }"#;
 
+/// The seed's request (its header verbatim) deletes the cart and answers XM's deleted cart.
 async fn delete_answers_the_seed_deleted_cart(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let cart = app
@@ -99,6 +105,7 @@ async fn delete_answers_the_seed_deleted_cart(backend: Backend) {
     assert_eq!((again.status, again.json()), (200, body));
 }
 
+/// Every documented XM error, auth failures and cross-tenant attempts, each changing nothing.
 async fn every_documented_error_in_xm_shape(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let cart = app.create_cart_as(ACME_KEY, "", &[("A", 1, 100)]).await;
@@ -266,24 +273,4 @@ async fn every_documented_error_in_xm_shape(backend: Backend) {
         Code::NotFound,
         "CART_NOT_FOUND",
     );
-}
-
-#[tokio::test]
-async fn memory_delete_answers_the_seed_deleted_cart() {
-    delete_answers_the_seed_deleted_cart(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_delete_answers_the_seed_deleted_cart() {
-    delete_answers_the_seed_deleted_cart(Backend::redis()).await;
-}
-
-#[tokio::test]
-async fn memory_every_documented_error_in_xm_shape() {
-    every_documented_error_in_xm_shape(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_every_documented_error_in_xm_shape() {
-    every_documented_error_in_xm_shape(Backend::redis()).await;
 }

@@ -9,6 +9,11 @@ use crate::helpers::{
     spawn_shim_app,
 };
 
+on_both_stores!(
+    clear_answers_the_seed_cart_object,
+    every_refusal_in_stateset_shape
+);
+
 const SEED_BODY: &str = "{\n\"preserve_coupons\": false,\n\"reason\": \"customer_requested\"\n}";
 
 async fn clear(
@@ -33,6 +38,7 @@ async fn clear(
     .await
 }
 
+/// The seed's request clears the cart and answers Stateset's cart object.
 async fn clear_answers_the_seed_cart_object(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let id = format!("cart_{}", CartId::generate());
@@ -94,6 +100,7 @@ async fn clear_answers_the_seed_cart_object(backend: Backend) {
     );
 }
 
+/// 401, 403, 404, 400, 415, 413, 405 and 409 in Stateset's error shape, each changing nothing.
 async fn every_refusal_in_stateset_shape(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let id = format!("cart_{}", CartId::generate());
@@ -261,24 +268,4 @@ async fn every_refusal_in_stateset_shape(backend: Backend) {
         error(clear(&app, &id, Some(ACME_KEY), "application/json", SEED_BODY).await).0,
         409
     );
-}
-
-#[tokio::test]
-async fn memory_clear_answers_the_seed_cart_object() {
-    clear_answers_the_seed_cart_object(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_clear_answers_the_seed_cart_object() {
-    clear_answers_the_seed_cart_object(Backend::redis()).await;
-}
-
-#[tokio::test]
-async fn memory_every_refusal_in_stateset_shape() {
-    every_refusal_in_stateset_shape(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_every_refusal_in_stateset_shape() {
-    every_refusal_in_stateset_shape(Backend::redis()).await;
 }

@@ -5,6 +5,11 @@ use serde_json::json;
 
 use crate::helpers::{ACME_KEY, Backend, HttpResponse, TestApp, http, spawn_shim_app};
 
+on_both_stores!(
+    remove_all_answers_the_emptied_order_form,
+    every_refusal_in_vtex_shape
+);
+
 const ACME_HOST: &str = "cosmetics2.vtexcommercestable.com.br";
 
 async fn remove_all(app: &TestApp, host: &str, target: &str, body: &str) -> HttpResponse {
@@ -22,6 +27,7 @@ fn path(order_form_id: &str) -> String {
     format!("/api/checkout/pub/orderForm/{order_form_id}/items/removeAll")
 }
 
+/// removeAll with `{}` empties the cart and answers the orderForm, by Host or by `an=`.
 async fn remove_all_answers_the_emptied_order_form(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let cart = app
@@ -51,6 +57,7 @@ async fn remove_all_answers_the_emptied_order_form(backend: Backend) {
     assert_eq!(response.status, 200, "{}", response.body);
 }
 
+/// Bodies other than `{}`, unknown or foreign orderFormIds, unknown URLs: VTEX's errors, nothing changed.
 async fn every_refusal_in_vtex_shape(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let cart = app.create_cart_as(ACME_KEY, "", &[("5", 1, 4490)]).await;
@@ -124,24 +131,4 @@ async fn every_refusal_in_vtex_shape(backend: Backend) {
 
     let read = app.get_as(ACME_KEY, &cart.id).await.unwrap();
     assert_eq!((read.version, read.item_count), (1, 1), "nothing changed");
-}
-
-#[tokio::test]
-async fn memory_remove_all_answers_the_emptied_order_form() {
-    remove_all_answers_the_emptied_order_form(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_remove_all_answers_the_emptied_order_form() {
-    remove_all_answers_the_emptied_order_form(Backend::redis()).await;
-}
-
-#[tokio::test]
-async fn memory_every_refusal_in_vtex_shape() {
-    every_refusal_in_vtex_shape(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_every_refusal_in_vtex_shape() {
-    every_refusal_in_vtex_shape(Backend::redis()).await;
 }

@@ -5,6 +5,11 @@ use tonic::Code;
 
 use crate::helpers::{ACME_KEY, Backend, GLOBEX_KEY, TestApp, assert_error, http, spawn_shim_app};
 
+on_both_stores!(
+    remove_session_answers_the_seed_envelope,
+    every_refusal_is_an_envelope_and_changes_nothing
+);
+
 fn request(token: &str, account: &str, method: &str, cart_id: &str) -> String {
     format!(
         "<request>\n\t<zapiToken>{token}</zapiToken>\n\t<zapiAccountId>{account}</zapiAccountId>\n\t<zapiUserId>42</zapiUserId>\n\t<zapiMethod>\n\t\t<methodName>{method}</methodName>\n\t\t<cartId>{cart_id}</cartId>\n\t</zapiMethod>\n</request>"
@@ -38,6 +43,7 @@ fn method_error(leaves: &xml::Leaves) -> (&str, &str) {
     )
 }
 
+/// The seed's request, by DELETE and by POST, removes the cart and answers the seed's envelope.
 async fn remove_session_answers_the_seed_envelope(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     for verb in ["DELETE", "POST"] {
@@ -68,6 +74,7 @@ async fn remove_session_answers_the_seed_envelope(backend: Backend) {
     }
 }
 
+/// Bad credentials, XML, methods, ids and cross-tenant attempts: an envelope with the right code, nothing changed.
 async fn every_refusal_is_an_envelope_and_changes_nothing(backend: Backend) {
     let app = spawn_shim_app(backend).await;
     let cart = app.create_cart_as(ACME_KEY, "", &[("A", 2, 100)]).await;
@@ -187,24 +194,4 @@ async fn every_refusal_is_an_envelope_and_changes_nothing(backend: Backend) {
         Code::NotFound,
         "CART_NOT_FOUND",
     );
-}
-
-#[tokio::test]
-async fn memory_remove_session_answers_the_seed_envelope() {
-    remove_session_answers_the_seed_envelope(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_remove_session_answers_the_seed_envelope() {
-    remove_session_answers_the_seed_envelope(Backend::redis()).await;
-}
-
-#[tokio::test]
-async fn memory_every_refusal_is_an_envelope_and_changes_nothing() {
-    every_refusal_is_an_envelope_and_changes_nothing(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_every_refusal_is_an_envelope_and_changes_nothing() {
-    every_refusal_is_an_envelope_and_changes_nothing(Backend::redis()).await;
 }
