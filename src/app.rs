@@ -26,6 +26,11 @@ pub enum StartupError {
     },
     #[error("cannot set up the store: {0}")]
     Store(#[from] crate::error::CartError),
+    #[error("cannot read the Redis CA certificate {path}: {source}")]
+    CaCert {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,11 +56,30 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let store: SharedStore = match &settings.redis_url {
             Some(url) => {
-                let store = RedisStore::new(url, settings.policy.clone(), settings.redis_timeouts)?;
+                let ca_cert = match &settings.redis_ca_cert {
+                    Some(path) => {
+                        Some(std::fs::read(path).map_err(|source| StartupError::CaCert {
+                            path: path.clone(),
+                            source,
+                        })?)
+                    }
+                    None => None,
+                };
+                let store = RedisStore::new(
+                    url,
+                    settings.policy.clone(),
+                    settings.redis_timeouts,
+                    ca_cert,
+                )?;
                 if let Err(error) = store.load_scripts().await {
                     tracing::warn!(%error, "redis not reachable yet; serving NOT_SERVING until it is");
                 }
-                tracing::info!("cart store: redis");
+                let kind = if store.is_cluster() {
+                    "redis cluster"
+                } else {
+                    "redis"
+                };
+                tracing::info!("cart store: {kind}");
                 Arc::new(store)
             }
             None => {

@@ -32,6 +32,9 @@ pub struct Cli {
     /// Redis URL (`redis://`, `rediss://`); unset means the in-memory store.
     #[arg(long, env = "CART_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM file of the CA that signed a `rediss://` server's certificate (default: system roots).
+    #[arg(long, env = "CART_REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<PathBuf>,
     /// Path to the TOML config file (tenants, keys, hmac secret, TTLs, limits).
     #[arg(long = "config", env = "CART_CONFIG")]
     pub config: Option<PathBuf>,
@@ -118,6 +121,7 @@ pub struct Settings {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub redis_url: Option<String>,
+    pub redis_ca_cert: Option<PathBuf>,
     pub redis_timeouts: RedisTimeouts,
     pub policy: CartPolicy,
     pub hmac_secret: String,
@@ -135,6 +139,7 @@ impl Settings {
             grpc_addr,
             http_addr,
             redis_url,
+            redis_ca_cert: None,
             redis_timeouts: RedisTimeouts::default(),
             policy: CartPolicy::default(),
             hmac_secret: DEV_HMAC_SECRET.to_owned(),
@@ -146,6 +151,7 @@ impl Settings {
 
     pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
         let mut settings = Self::dev(cli.grpc_addr, cli.http_addr, cli.redis_url);
+        settings.redis_ca_cert = cli.redis_ca_cert;
         if let Some(path) = &cli.config {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),

@@ -5,7 +5,7 @@
 //! renders the result. No other code decides anything about carts.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
@@ -76,14 +76,68 @@ fn record_cart(key: &CartKey) {
     tracing::Span::current().record("cart_id", key.cart_id.as_str());
 }
 
-/// Runs one handler body, records its metrics, and turns its error into a status.
+/// What a handler knows of its call besides the message.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    interface: Interface,
+    /// The client's deadline (`grpc-timeout`), from when the request arrived.
+    budget: Option<Duration>,
+}
+
+/// The interface a request came through (gRPC unless a shim says otherwise) and its deadline.
+fn call<T>(request: &Request<T>) -> Call {
+    Call {
+        interface: request
+            .extensions()
+            .get::<Interface>()
+            .copied()
+            .unwrap_or(Interface::Grpc),
+        budget: request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout),
+    }
+}
+
+/// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Runs one handler body within the client's deadline, records its metrics, and turns its
+/// error into a status.
 async fn observed<T>(
     method: &'static str,
-    interface: Interface,
+    call: Call,
     body: impl Future<Output = Result<T, CartError>>,
 ) -> Result<Response<T>, Status> {
     let started = Instant::now();
-    let result = body.await;
+    let result = match call.budget {
+        // Answer a little before the deadline, so the client reads DEADLINE_EXCEEDED rather
+        // than the transport's own CANCELLED when both timers fire.
+        Some(budget) => {
+            let margin = (budget / 10).min(Duration::from_millis(10));
+            tokio::time::timeout(budget - margin, body)
+                .await
+                .unwrap_or(Err(CartError::DeadlineExceeded))
+        }
+        None => body.await,
+    };
+    let interface = call.interface;
     let metrics = metrics::global();
     let outcome = match &result {
         Ok(_) => "OK",
@@ -98,15 +152,6 @@ async fn observed<T>(
     result.map(Response::new).map_err(Status::from)
 }
 
-/// The interface a request came through (gRPC unless a shim says otherwise).
-fn interface<T>(request: &Request<T>) -> Interface {
-    request
-        .extensions()
-        .get::<Interface>()
-        .copied()
-        .unwrap_or(Interface::Grpc)
-}
-
 #[tonic::async_trait]
 impl CartServiceApi for CartService {
     #[tracing::instrument(name = "Create", skip_all, fields(tenant, cart_id))]
@@ -114,7 +159,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("Create", interface(&request), async {
+        observed("Create", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let command =
                 convert::create(&principal.tenant, request.into_inner(), &self.policy.limits)?;
@@ -130,7 +175,7 @@ impl CartServiceApi for CartService {
 
     #[tracing::instrument(name = "Get", skip_all, fields(tenant, cart_id))]
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Cart>, Status> {
-        observed("Get", interface(&request), async {
+        observed("Get", call(&request), async {
             let principal = authorize(&request, Scope::Read)?;
             let key = convert::get(&principal.tenant, request.get_ref())?;
             record_cart(&key);
@@ -145,7 +190,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::AddItemsRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("AddItems", interface(&request), async {
+        observed("AddItems", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c =
                 convert::add_items(&principal.tenant, request.into_inner(), &self.policy.limits)?;
@@ -163,7 +208,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::UpdateItemsRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("UpdateItems", interface(&request), async {
+        observed("UpdateItems", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::update_items(
                 &principal.tenant,
@@ -184,7 +229,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::ApplyCouponRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("ApplyCoupon", interface(&request), async {
+        observed("ApplyCoupon", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::apply_coupon(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);
@@ -201,7 +246,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::ClearRequest>,
     ) -> Result<Response<pb::ClearResponse>, Status> {
-        observed("Clear", interface(&request), async {
+        observed("Clear", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::clear(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);
@@ -224,7 +269,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::RemoveResponse>, Status> {
-        observed("Remove", interface(&request), async {
+        observed("Remove", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::remove(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);
@@ -245,7 +290,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        observed("Delete", interface(&request), async {
+        observed("Delete", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::delete(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);
@@ -256,5 +301,24 @@ impl CartServiceApi for CartService {
             Ok(pb::DeleteResponse { cart: Some(cart) })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("1S"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 }

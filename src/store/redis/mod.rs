@@ -1,19 +1,22 @@
 //! The production store: carts in Redis, each mutation one EVALSHA of a Lua script.
 //!
 //! Keys (SPEC §7): `cart:{tenant:id}`, `cart:{tenant:id}:lines`, `cart:{tenant:id}:coupons`,
-//! all carrying the cart's TTL. The connection is a `ConnectionManager` created lazily, so the
-//! service starts while Redis is down and reconnects by itself when Redis returns.
+//! all carrying the cart's TTL and one hash tag, so each script touches one Cluster slot.
+//! Every call is bounded by the store timeout; a failed call is sent again only when that
+//! cannot apply it twice (see [`Retry`]).
 
 mod codec;
+pub mod connection;
 mod scripts;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, ServerErrorKind, Value};
+use tokio::time::Instant;
 
 use self::codec::Reply;
+use self::connection::Connection;
 use self::scripts::Scripts;
 use super::{CartStore, Mutated};
 use crate::domain::{
@@ -38,33 +41,52 @@ impl Default for RedisTimeouts {
 }
 
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     scripts: Scripts,
     policy: CartPolicy,
+    timeouts: RedisTimeouts,
 }
+
+/// Whether a call whose outcome is unknown (the connection broke after it was sent) may be
+/// sent again. A call that never reached Redis (refused connection, cluster down, loading)
+/// is always sent again while time remains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Create, and mutations without `expected_version`: a second run could apply twice.
+    Never,
+    /// Get, Delete (idempotent by order number), and mutations guarded by `expected_version`.
+    Safe,
+}
+
+const MAX_ATTEMPTS: u32 = 4;
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 impl RedisStore {
     /// Prepares a store for `url` without connecting; fails only on a malformed URL.
-    pub fn new(url: &str, policy: CartPolicy, timeouts: RedisTimeouts) -> Result<Self, CartError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| CartError::Internal(format!("invalid redis url: {e}").into()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeouts.connect))
-            .set_response_timeout(Some(timeouts.response))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| CartError::Internal(Box::new(e)))?;
+    /// `ca_cert` (PEM) replaces the system roots for `rediss://`.
+    pub fn new(
+        url: &str,
+        policy: CartPolicy,
+        timeouts: RedisTimeouts,
+        ca_cert: Option<Vec<u8>>,
+    ) -> Result<Self, CartError> {
+        // rustls needs a process-wide crypto provider; a second install is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
-            connection,
+            connection: Connection::open(url, timeouts, ca_cert)?,
             scripts: Scripts::new(),
             policy,
+            timeouts,
         })
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.connection.is_cluster()
     }
 
     /// Loads every script (SCRIPT LOAD), so that the first calls are plain EVALSHAs.
     pub async fn load_scripts(&self) -> Result<(), CartError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.active().await.map_err(store_error)?;
         for script in self.scripts.all() {
             script
                 .prepare_invoke()
@@ -99,13 +121,15 @@ impl RedisStore {
         .collect()
     }
 
-    /// One EVALSHA (plus SCRIPT LOAD and a retry only if Redis lost the script).
+    /// One EVALSHA (plus SCRIPT LOAD and a resend only if Redis lost the script), within the
+    /// store timeout, sent again per `retry` after a transient failure.
     async fn run(
         &self,
         script: &Script,
         key: &CartKey,
         args: Vec<Vec<u8>>,
         expected_version: i64,
+        retry: Retry,
     ) -> Result<Vec<Value>, CartError> {
         let mut invocation = script.prepare_invoke();
         for k in Self::keys(key) {
@@ -114,13 +138,45 @@ impl RedisStore {
         for a in args {
             invocation.arg(a);
         }
-        let mut connection = self.connection.clone();
-        let reply: Value = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(store_error)?;
+        let deadline = Instant::now() + self.timeouts.response;
+        let mut attempt = 1;
+        let reply = loop {
+            let call = async {
+                let mut connection = self.connection.active().await?;
+                invocation.invoke_async::<Value>(&mut connection).await
+            };
+            let error = match tokio::time::timeout_at(deadline, call).await {
+                Ok(Ok(reply)) => break reply,
+                Ok(Err(error)) => error,
+                Err(_) => {
+                    return Err(CartError::Unavailable(
+                        format!("redis did not answer within {:?}", self.timeouts.response).into(),
+                    ));
+                }
+            };
+            let resend = match failure(&error) {
+                Failure::NotSent => true,
+                Failure::Unknown => retry == Retry::Safe,
+                Failure::Permanent => false,
+            };
+            let backoff = RETRY_BACKOFF * attempt;
+            if !resend || attempt >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
+                return Err(store_error(error));
+            }
+            tracing::debug!(%error, attempt, "redis call failed; sending it again");
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        };
         match codec::parse_reply(reply, &self.policy.limits)? {
             Reply::Ok(parts) => Ok(parts),
+            // After a resend, a guard refusal may be the first attempt's own success showing.
+            Reply::Refused(CartError::VersionMismatch { .. } | CartError::CartNotFound)
+                if attempt > 1 =>
+            {
+                Err(CartError::Unavailable(
+                    "redis failed mid-call; the outcome is unknown, read the cart".into(),
+                ))
+            }
             Reply::Refused(CartError::VersionMismatch { actual, .. }) => {
                 Err(CartError::VersionMismatch {
                     expected: expected_version,
@@ -137,15 +193,26 @@ impl RedisStore {
         key: &CartKey,
         args: Vec<Vec<u8>>,
         expected_version: i64,
+        retry: Retry,
     ) -> Result<(CartState, i64), CartError> {
-        let parts = self.run(script, key, args, expected_version).await?;
+        let parts = self.run(script, key, args, expected_version, retry).await?;
         codec::decode_snapshot(&parts)
     }
 }
 
-/// Connection trouble is retryable (UNAVAILABLE); anything else is a bug (INTERNAL).
-fn store_error(error: RedisError) -> CartError {
-    let transient_server_error = matches!(
+/// What a failed call tells about its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Redis did not run it (no connection, cluster down or failing over, loading).
+    NotSent,
+    /// It may or may not have run (the connection broke or timed out after sending).
+    Unknown,
+    /// Neither: a bug or a misconfiguration that a resend cannot fix.
+    Permanent,
+}
+
+fn failure(error: &RedisError) -> Failure {
+    let refused_by_server = matches!(
         error.kind(),
         redis::ErrorKind::Server(
             ServerErrorKind::BusyLoading
@@ -155,12 +222,25 @@ fn store_error(error: RedisError) -> CartError {
                 | ServerErrorKind::ReadOnly
         ) | redis::ErrorKind::ClusterConnectionNotFound
     );
-    if error.is_io_error()
-        || error.is_connection_refusal()
-        || error.is_connection_dropped()
-        || error.is_timeout()
-        || transient_server_error
-    {
+    if error.is_connection_refusal() || refused_by_server {
+        Failure::NotSent
+    } else if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
+        Failure::Unknown
+    } else {
+        Failure::Permanent
+    }
+}
+
+/// Connection trouble and refused credentials are UNAVAILABLE (the store cannot be used right
+/// now; health says so); anything else is a bug (INTERNAL).
+fn store_error(error: RedisError) -> CartError {
+    let unusable = failure(&error) != Failure::Permanent
+        || matches!(error.kind(), redis::ErrorKind::AuthenticationFailed)
+        || matches!(
+            error.kind(),
+            redis::ErrorKind::Server(ServerErrorKind::NoPerm)
+        );
+    if unusable {
         CartError::Unavailable(Box::new(error))
     } else {
         CartError::Internal(Box::new(error))
@@ -189,14 +269,18 @@ impl CartStore for RedisStore {
         }
         args.push(codec::encode_metadata(&header.metadata));
         codec::push_items(&mut args, &cart.items, now);
-        let (state, _) = self.snapshot(&self.scripts.create, key, args, 0).await?;
+        let (state, _) = self
+            .snapshot(&self.scripts.create, key, args, 0, Retry::Never)
+            .await?;
         Ok(state)
     }
 
     #[tracing::instrument(skip_all, fields(cart_id = %key.cart_id))]
     async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
         let args = self.args(now, 0);
-        let (state, _) = self.snapshot(&self.scripts.get, key, args, 0).await?;
+        let (state, _) = self
+            .snapshot(&self.scripts.get, key, args, 0, Retry::Safe)
+            .await?;
         Ok(state)
     }
 
@@ -244,7 +328,14 @@ impl CartStore for RedisStore {
                 &self.scripts.delete
             }
         };
-        let (state, items_cleared) = self.snapshot(script, key, args, expected_version).await?;
+        let retry = match (&mutation, expected_version) {
+            (Mutation::Delete { .. }, _) => Retry::Safe,
+            (_, 0) => Retry::Never,
+            _ => Retry::Safe,
+        };
+        let (state, items_cleared) = self
+            .snapshot(script, key, args, expected_version, retry)
+            .await?;
         Ok(Mutated {
             state,
             outcome: MutationOutcome { items_cleared },
@@ -259,18 +350,29 @@ impl CartStore for RedisStore {
         now: UnixMillis,
     ) -> Result<i64, CartError> {
         let args = self.args(now, expected_version);
+        let retry = if expected_version == 0 {
+            Retry::Never
+        } else {
+            Retry::Safe
+        };
         let parts = self
-            .run(&self.scripts.remove, key, args, expected_version)
+            .run(&self.scripts.remove, key, args, expected_version, retry)
             .await?;
         codec::decode_units(&parts)
     }
 
     async fn ping(&self) -> Result<(), CartError> {
-        let mut connection = self.connection.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-            .map(drop)
-            .map_err(store_error)
+        let ping = async {
+            let mut connection = self.connection.active().await?;
+            redis::cmd("PING")
+                .query_async::<Value>(&mut connection)
+                .await
+        };
+        match tokio::time::timeout(self.timeouts.response, ping).await {
+            Ok(result) => result.map(drop).map_err(store_error),
+            Err(_) => Err(CartError::Unavailable(
+                "redis did not answer PING in time".into(),
+            )),
+        }
     }
 }
