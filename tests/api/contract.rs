@@ -1,5 +1,5 @@
 //! The store contract: every RPC's semantics and every domain error, over real gRPC, run
-//! once against the in-memory store and once against a real redis-server.
+//! against the in-memory store, a real redis-server and a real 3-master Redis Cluster.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tonic_types::StatusExt;
 
 use crate::helpers::{Backend, TestApp, assert_error, item, spawn_app, spawn_with_policy};
 
-on_both_stores!(
+on_every_store!(
     create_returns_an_active_cart_with_derived_totals_and_hmac,
     create_with_a_taken_id_is_already_exists,
     create_with_bad_fields_reports_every_violation_and_stores_nothing,

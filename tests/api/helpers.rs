@@ -15,26 +15,36 @@ use cart_service::pb::cart_service_client::CartServiceClient;
 use cart_service::store::SharedStore;
 use tonic::transport::Channel;
 
-/// A `redis-server` child on a free loopback port, persisting nothing.
+/// A `redis-server` child on a free loopback port (persisting nothing unless its extra
+/// arguments say so).
 ///
 /// It runs under a small `sh` guard that kills it when our end of the guard's stdin closes,
-/// so no server outlives the test process, however the process ends.
+/// so no server outlives the test process, however the process ends. Writing a signal name
+/// to the guard first (`kill`) crashes the server instead of stopping it.
 pub struct RedisServer {
     port: u16,
+    args: Vec<String>,
     guard: Option<Child>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra `redis-server` arguments (AOF, passwords, TLS, cluster mode).
+    pub fn start_with(args: &[String]) -> Self {
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            match Self::spawn(port) {
+            let mut server = Self {
+                port: free_port(),
+                args: args.to_vec(),
+                guard: None,
+            };
+            match server.spawn() {
                 Ok(guard) => {
-                    return Self {
-                        port,
-                        guard: Some(guard),
-                    };
+                    server.guard = Some(guard);
+                    return server;
                 }
                 Err(error) => last_error = error,
             }
@@ -42,11 +52,48 @@ impl RedisServer {
         panic!("could not start redis-server: {last_error}");
     }
 
-    fn spawn(port: u16) -> Result<Child, String> {
+    /// A free port with no server yet (`restart` starts one): for starting the service
+    /// while Redis is down.
+    pub fn reserve() -> Self {
+        Self {
+            port: free_port(),
+            args: Vec::new(),
+            guard: None,
+        }
+    }
+
+    /// A server on a port whose cluster bus port (+10000) is free too.
+    pub fn start_cluster_node(args: &[String]) -> Self {
+        for _ in 0..20 {
+            let port = free_port();
+            if port > 55000 || TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10000)).is_err() {
+                continue;
+            }
+            let mut server = Self {
+                port,
+                args: args.to_vec(),
+                guard: None,
+            };
+            if let Ok(guard) = server.spawn() {
+                server.guard = Some(guard);
+                return server;
+            }
+        }
+        panic!("could not start a cluster node");
+    }
+
+    fn spawn(&self) -> Result<Child, String> {
+        let port = self.port;
+        let quoted: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
         let script = format!(
             "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-             --dir \"$TMPDIR_REDIS\" --logfile '' --loglevel warning >/dev/null 2>&1 & \
-             pid=$!; read _; kill $pid 2>/dev/null; wait $pid"
+             --dir \"$TMPDIR_REDIS\" --logfile '' --loglevel warning {} >/dev/null 2>&1 & \
+             pid=$!; read sig; kill -${{sig:-TERM}} $pid 2>/dev/null; wait $pid",
+            quoted.join(" ")
         );
         let mut guard = Command::new("sh")
             .arg("-c")
@@ -57,7 +104,7 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run sh: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if ping(port) {
                 return Ok(guard);
@@ -72,15 +119,6 @@ impl RedisServer {
         Err(format!("redis-server did not answer on port {port}"))
     }
 
-    /// A free port with no server yet (`restart` starts one): for starting the service
-    /// while Redis is down.
-    pub fn reserve() -> Self {
-        Self {
-            port: free_port(),
-            guard: None,
-        }
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -89,19 +127,35 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Stops the server (as a crash would: its data is gone).
+    /// Stops the server (SIGTERM; with `--save ''` its data is gone).
     pub fn stop(&mut self) {
+        self.end(None);
+    }
+
+    /// Crashes the server (SIGKILL): only what it already wrote to disk survives.
+    pub fn kill(&mut self) {
+        self.end(Some("KILL"));
+    }
+
+    fn end(&mut self, signal: Option<&str>) {
         if let Some(mut guard) = self.guard.take() {
+            if let (Some(signal), Some(stdin)) = (signal, guard.stdin.as_mut()) {
+                let _ = writeln!(stdin, "{signal}");
+            }
             drop(guard.stdin.take());
             let _ = guard.wait();
         }
-        assert!(!ping(self.port), "redis-server still answers after stop");
+        assert!(
+            !ping(self.port),
+            "redis-server still answers after it was ended"
+        );
     }
 
-    /// Starts a fresh server on the same port.
+    /// Starts the server again on the same port, with the same arguments (and so the same
+    /// data directory, when it has one).
     pub fn restart(&mut self) {
         assert!(self.guard.is_none(), "restart of a running server");
-        self.guard = Some(Self::spawn(self.port).expect("redis-server restarts"));
+        self.guard = Some(self.spawn().expect("redis-server restarts"));
     }
 
     /// Sends one command in RESP and returns the raw reply (for INFO and the like).
@@ -126,6 +180,151 @@ impl Drop for RedisServer {
             let _ = guard.wait();
         }
     }
+}
+
+/// A real Redis Cluster of `masters` masters with one replica each, on loopback.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize) -> Self {
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for _ in 0..masters * 2 {
+            let dir = std::env::temp_dir().join(format!(
+                "cart-cluster-{}-{}",
+                std::process::id(),
+                unique()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let args: Vec<String> = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--dir",
+                dir.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            nodes.push(RedisServer::start_cluster_node(&args));
+            dirs.push(dir);
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, dirs };
+        cluster.wait_until_ok(
+            &cluster
+                .nodes
+                .iter()
+                .map(RedisServer::port)
+                .collect::<Vec<_>>(),
+        );
+        cluster
+    }
+
+    /// Waits until every listed node reports a healthy cluster with all slots served, and
+    /// every replica among them has finished syncing with its master (a replica that never
+    /// synced refuses to take over).
+    pub fn wait_until_ok(&self, ports: &[u16]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = ports.iter().all(|&port| {
+                let node = self.nodes.iter().find(|n| n.port() == port).unwrap();
+                let info = node.command(&["CLUSTER", "INFO"]);
+                let replication = node.command(&["INFO", "replication"]);
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cluster did not become healthy");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Seed URL of the cluster (every master).
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// Ports of the nodes that are masters now, as `live` sees the cluster.
+    pub fn masters(&self, live: u16) -> Vec<u16> {
+        let node = self.nodes.iter().find(|n| n.port() == live).unwrap();
+        node.command(&["CLUSTER", "NODES"])
+            .lines()
+            .filter(|line| {
+                let flags = line.split(' ').nth(2).unwrap_or("");
+                flags.contains("master") && !flags.contains("fail")
+            })
+            .filter_map(|line| {
+                line.split(' ')
+                    .nth(1)?
+                    .split('@')
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes.iter_mut().find(|n| n.port() == port).unwrap()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh directory under the system temp dir, for a server's files.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cart-{what}-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The cluster shared by the tests of this binary.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| RedisCluster::start(3))
 }
 
 /// Reads one RESP reply; bulk strings are read to their announced length.
@@ -170,9 +369,10 @@ fn ping(port: u16) -> bool {
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let mut reply = [0u8; 7];
+    // A server that wants a password answers -NOAUTH: it is up all the same.
     stream.write_all(b"PING\r\n").is_ok()
         && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG\r\n"
+        && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
 }
 
 fn free_port() -> u16 {
@@ -199,6 +399,11 @@ impl Backend {
     /// The shared test redis-server.
     pub fn redis() -> Self {
         Self::Redis(shared_redis().url())
+    }
+
+    /// The shared test Redis Cluster.
+    pub fn cluster() -> Self {
+        Self::Redis(shared_cluster().url())
     }
 }
 
@@ -249,6 +454,10 @@ pub async fn spawn_with_store(store: SharedStore) -> TestApp {
 }
 
 async fn start(app: Application) -> TestApp {
+    // RUST_LOG=… shows the service's logs while debugging a test.
+    if std::env::var_os("RUST_LOG").is_some() {
+        cart_service::telemetry::init();
+    }
     let grpc_addr = app.grpc_addr();
     let http_addr = app.http_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

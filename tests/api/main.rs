@@ -1,30 +1,40 @@
 //! Integration tests of cart-service over real gRPC and HTTP, against real redis-servers.
 
-/// Runs each scenario (an `async fn(Backend)` of the invoking module) twice: on the in-memory
-/// store (`memory::…`) and on the shared test redis-server (`redis::…`).
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod memory {
+/// Runs each scenario (an `async fn(Backend)` of the invoking module) as `#[tokio::test]`s
+/// in a submodule named after the store.
+macro_rules! scenarios_on {
+    ($module:ident, $backend:expr, $($scenario:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    super::$scenario(crate::helpers::Backend::Memory).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(crate::helpers::Backend::redis()).await;
+                    super::$scenario($backend).await;
                 }
             )*
         }
     };
 }
 
+/// Each scenario on the in-memory store (`memory::…`) and the shared redis-server (`redis::…`).
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {
+        scenarios_on!(memory, crate::helpers::Backend::Memory, $($scenario),*);
+        scenarios_on!(redis, crate::helpers::Backend::redis(), $($scenario),*);
+    };
+}
+
+/// As [`on_both_stores`], and on the shared 3-master Redis Cluster (`cluster::…`) too.
+macro_rules! on_every_store {
+    ($($scenario:ident),* $(,)?) => {
+        on_both_stores!($($scenario),*);
+        scenarios_on!(cluster, crate::helpers::Backend::cluster(), $($scenario),*);
+    };
+}
+
+mod cluster;
 mod concurrency;
 mod contract;
+mod faults;
 mod helpers;
 mod outage;
 mod redis_store;

@@ -80,16 +80,33 @@ pub struct LazyCluster {
     connection: OnceCell<ClusterConnection>,
 }
 
+/// One server behind a `ConnectionManager`, which reconnects by itself after I/O errors.
+/// It stays on a failed connection when the failure was not I/O (a handshake answered
+/// `LOADING` while Redis replays its AOF, a timeout): such a manager is replaced.
+pub struct SingleServer {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    current: std::sync::RwLock<(u64, ConnectionManager)>,
+}
+
+impl SingleServer {
+    fn manager(&self) -> Result<ConnectionManager, CartError> {
+        ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+            .map_err(|e| CartError::Internal(Box::new(e)))
+    }
+}
+
 /// A handle to Redis; cheap to clone.
 #[derive(Clone)]
 pub enum Connection {
-    Single(ConnectionManager),
+    Single(Arc<SingleServer>),
     Cluster(Arc<LazyCluster>),
 }
 
 /// A ready connection, on which commands and scripts run.
 pub enum Active {
-    Single(ConnectionManager),
+    /// The manager and its generation (see [`Connection::heal`]).
+    Single(ConnectionManager, #[allow(dead_code)] u64),
     Cluster(ClusterConnection),
 }
 
@@ -120,15 +137,20 @@ impl Connection {
                     .set_response_timeout(Some(timeouts.response))
                     .set_number_of_retries(2)
                     .set_max_delay(std::time::Duration::from_millis(500));
-                let manager = ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| CartError::Internal(Box::new(e)))?;
-                Ok(Self::Single(manager))
+                let manager =
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                        .map_err(|e| CartError::Internal(Box::new(e)))?;
+                Ok(Self::Single(Arc::new(SingleServer {
+                    client,
+                    config,
+                    current: std::sync::RwLock::new((0, manager)),
+                })))
             }
             Topology::Cluster(seeds) => {
                 let mut builder = ClusterClient::builder(seeds)
                     .connection_timeout(timeouts.connect)
                     .response_timeout(timeouts.response)
-                    .retries(3)
+                    .retries(6)
                     .min_retry_wait(20)
                     .max_retry_wait(250);
                 if let Some(ca) = ca_cert {
@@ -146,13 +168,41 @@ impl Connection {
     /// A connection ready for commands (connecting to a cluster first if needed).
     pub async fn active(&self) -> Result<Active, RedisError> {
         match self {
-            Self::Single(manager) => Ok(Active::Single(manager.clone())),
+            Self::Single(server) => {
+                let current = server.current.read().unwrap_or_else(|p| p.into_inner());
+                Ok(Active::Single(current.1.clone(), current.0))
+            }
             Self::Cluster(lazy) => {
                 let connection = lazy
                     .connection
                     .get_or_try_init(|| lazy.client.get_async_connection())
                     .await?;
                 Ok(Active::Cluster(connection.clone()))
+            }
+        }
+    }
+
+    /// The generation of the current single-server manager (`None` for a cluster).
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            Self::Single(server) => {
+                Some(server.current.read().unwrap_or_else(|p| p.into_inner()).0)
+            }
+            Self::Cluster(_) => None,
+        }
+    }
+
+    /// After a failed call on `generation`'s manager: replaces it unless it heals itself (an
+    /// I/O error) or another caller already replaced it. `None` means the call timed out.
+    pub fn heal(&self, generation: Option<u64>, error: Option<&RedisError>) {
+        let Self::Single(server) = self else { return };
+        if error.is_some_and(|e| e.is_io_error()) {
+            return;
+        }
+        let mut current = server.current.write().unwrap_or_else(|p| p.into_inner());
+        if generation.is_none_or(|g| g == current.0) {
+            if let Ok(manager) = server.manager() {
+                *current = (current.0 + 1, manager);
             }
         }
     }
@@ -165,7 +215,7 @@ impl Connection {
 impl ConnectionLike for Active {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Single(c, _) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -177,14 +227,14 @@ impl ConnectionLike for Active {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Single(c, _) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(c) => c.get_db(),
+            Self::Single(c, _) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
         }
     }

@@ -141,6 +141,7 @@ impl RedisStore {
         let deadline = Instant::now() + self.timeouts.response;
         let mut attempt = 1;
         let reply = loop {
+            let generation = self.connection.generation();
             let call = async {
                 let mut connection = self.connection.active().await?;
                 invocation.invoke_async::<Value>(&mut connection).await
@@ -149,11 +150,15 @@ impl RedisStore {
                 Ok(Ok(reply)) => break reply,
                 Ok(Err(error)) => error,
                 Err(_) => {
+                    self.connection.heal(generation, None);
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
                     ));
                 }
             };
+            if failure(&error) != Failure::Permanent {
+                self.connection.heal(generation, Some(&error));
+            }
             let resend = match failure(&error) {
                 Failure::NotSent => true,
                 Failure::Unknown => retry == Retry::Safe,
@@ -203,7 +208,8 @@ impl RedisStore {
 /// What a failed call tells about its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    /// Redis did not run it (no connection, cluster down or failing over, loading).
+    /// Redis did not run it (no connection, cluster down or failing over, a redirect that
+    /// outlasted the cluster client's own retries, loading).
     NotSent,
     /// It may or may not have run (the connection broke or timed out after sending).
     Unknown,
@@ -220,6 +226,8 @@ fn failure(error: &RedisError) -> Failure {
                 | ServerErrorKind::ClusterDown
                 | ServerErrorKind::MasterDown
                 | ServerErrorKind::ReadOnly
+                | ServerErrorKind::Moved
+                | ServerErrorKind::Ask
         ) | redis::ErrorKind::ClusterConnectionNotFound
     );
     if error.is_connection_refusal() || refused_by_server {

@@ -1,0 +1,303 @@
+//! Faults under load: Redis crashing and coming back, a Cluster master failing over, and a
+//! Redis that accepts connections but never answers.
+//!
+//! While 16 clients add items, the fault happens; afterwards every RPC that returned OK is in
+//! the store, no cart is half-mutated, failed RPCs said UNAVAILABLE or DEADLINE_EXCEEDED
+//! (never INTERNAL), and the service recovered without a restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cart_service::pb;
+use tonic::Code;
+
+use crate::helpers::{
+    Backend, NOT_SERVING, RedisCluster, RedisServer, SERVING, TestApp, eventually, health_of,
+    http_get, item, spawn_with, temp_dir, test_settings,
+};
+
+const CLIENTS: usize = 16;
+
+/// What one client saw.
+#[derive(Default)]
+struct Tally {
+    /// Skus whose AddItems returned OK.
+    acknowledged: Vec<String>,
+    /// Failed calls by gRPC code.
+    failures: BTreeMap<String, usize>,
+    /// OK calls after `fault_over` was raised.
+    ok_after_recovery: usize,
+}
+
+async fn client(
+    app: Arc<TestApp>,
+    cart_id: String,
+    index: usize,
+    stop: Arc<AtomicBool>,
+    recovered: Arc<AtomicBool>,
+) -> Tally {
+    let mut client = app.new_client().await;
+    let mut tally = Tally::default();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let sku = format!("c{index}-{n}");
+        let mut request = tonic::Request::new(pb::AddItemsRequest {
+            cart_id: cart_id.clone(),
+            items: vec![item(&sku, 1, 100)],
+            expected_version: 0,
+        });
+        request.set_timeout(Duration::from_secs(3));
+        match client.add_items(request).await {
+            Ok(_) => {
+                tally.acknowledged.push(sku);
+                if recovered.load(Ordering::Relaxed) {
+                    tally.ok_after_recovery += 1;
+                }
+            }
+            Err(status) => {
+                *tally
+                    .failures
+                    .entry(format!("{:?}", status.code()))
+                    .or_default() += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    tally
+}
+
+/// Runs 16 clients on 16 carts while `fault` runs; then checks the promises above.
+async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: impl FnOnce() -> F) {
+    let app = Arc::new(app);
+    let stop = Arc::new(AtomicBool::new(false));
+    let recovered = Arc::new(AtomicBool::new(false));
+    let mut carts = Vec::new();
+    for _ in 0..CLIENTS {
+        carts.push(app.create_cart(&[]).await.id);
+    }
+    let workers: Vec<_> = carts
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            tokio::spawn(client(
+                app.clone(),
+                id.clone(),
+                i,
+                stop.clone(),
+                recovered.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    fault().await;
+    recovered.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut failures = BTreeMap::<String, usize>::new();
+    let (mut acknowledged, mut after) = (0, 0);
+    for (worker, cart_id) in workers.into_iter().zip(&carts) {
+        let tally = worker.await.expect("client completes");
+        for (code, count) in &tally.failures {
+            *failures.entry(code.clone()).or_default() += count;
+        }
+        acknowledged += tally.acknowledged.len();
+        after += tally.ok_after_recovery;
+
+        let cart = app
+            .get(cart_id)
+            .await
+            .expect("cart readable after the fault");
+        let quantities: BTreeMap<&str, i64> = cart
+            .items
+            .iter()
+            .map(|l| (l.sku.as_str(), l.quantity))
+            .collect();
+        for sku in &tally.acknowledged {
+            assert_eq!(
+                quantities.get(sku.as_str()),
+                Some(&1),
+                "acknowledged {sku} missing or doubled in {cart_id}"
+            );
+        }
+        // Clear reports the units the store counted; they must equal the lines it kept.
+        let sum: i64 = cart.items.iter().map(|l| l.quantity).sum();
+        let request = pb::ClearRequest {
+            cart_id: cart_id.clone(),
+            ..Default::default()
+        };
+        let cleared = app
+            .client
+            .clone()
+            .clear(request)
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(cleared.items_cleared, sum, "cart {cart_id} is half-mutated");
+    }
+    println!(
+        "fault under load: {acknowledged} acknowledged adds, {after} after recovery, failures {failures:?}"
+    );
+    assert!(
+        failures
+            .keys()
+            .all(|code| code == "Unavailable" || code == "DeadlineExceeded"),
+        "{failures:?}"
+    );
+    assert!(
+        !failures.is_empty(),
+        "the fault was not felt: the test proves nothing"
+    );
+    assert!(after > 0, "the service did not recover");
+}
+
+/// A single Redis with AOF (fsync always) is SIGKILLed under load and restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_crash_under_load_loses_no_acknowledged_write() {
+    let dir = temp_dir("aof");
+    let args: Vec<String> = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let redis = Arc::new(tokio::sync::Mutex::new(RedisServer::start_with(&args)));
+    let url = redis.lock().await.url();
+    let mut settings = test_settings(&Backend::Redis(url));
+    settings.redis_timeouts.response = Duration::from_millis(500);
+    let app = spawn_with(settings).await;
+    // The closure gets its own handle: the server must outlive the fault.
+    let server = redis.clone();
+    under_load(app, || async move {
+        server.lock().await.kill();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        server.lock().await.restart();
+    })
+    .await;
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// In a 3+3 Cluster a master dies under load and its replica takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_master_failover_under_load_loses_no_acknowledged_write() {
+    let cluster = Arc::new(tokio::sync::Mutex::new(RedisCluster::start(3)));
+    let url = cluster.lock().await.url();
+    let mut settings = test_settings(&Backend::Redis(url));
+    settings.redis_timeouts.response = Duration::from_millis(1000);
+    let app = spawn_with(settings).await;
+    // The closure gets its own handle: the cluster must outlive the fault.
+    let nodes = cluster.clone();
+    under_load(app, || async move {
+        let mut cluster = nodes.lock().await;
+        let first = cluster.nodes[0].port();
+        let victim = cluster.masters(first)[0];
+        let survivors: Vec<u16> = cluster
+            .nodes
+            .iter()
+            .map(RedisServer::port)
+            .filter(|&p| p != victim)
+            .collect();
+        // Replication is asynchronous: a write acknowledged in the instant before a crash may
+        // not have reached the replica, whatever the client does. Pausing writes first lets
+        // the replica catch up, so the test checks this service rather than that window.
+        cluster
+            .node(victim)
+            .command(&["CLIENT", "PAUSE", "10000", "WRITE"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.node(victim).kill();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let masters = cluster.masters(survivors[0]);
+            if masters.len() == 3 && !masters.contains(&victim) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no replica took over:\n{}",
+                cluster.node(survivors[0]).command(&["CLUSTER", "NODES"])
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cluster.wait_until_ok(&survivors);
+    })
+    .await;
+    drop(cluster);
+}
+
+/// A listener that accepts connections and never answers.
+async fn silent_redis() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+/// RPCs fail by their deadline against a silent Redis, and the service stays responsive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_redis_fails_calls_by_their_deadline() {
+    let (addr, _silent) = silent_redis().await;
+    let mut settings = test_settings(&Backend::Redis(format!("redis://{addr}/")));
+    settings.redis_timeouts.response = Duration::from_millis(300);
+    settings.redis_timeouts.connect = Duration::from_millis(300);
+    let app = spawn_with(settings).await;
+
+    // The store deadline: UNAVAILABLE, not a hang.
+    let started = tokio::time::Instant::now();
+    let status = app
+        .get("0123456789abcdef01234567")
+        .await
+        .expect_err("silent redis");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // The client's deadline, when shorter, wins: DEADLINE_EXCEEDED.
+    let mut request = tonic::Request::new(pb::GetRequest {
+        cart_id: "0123456789abcdef01234567".into(),
+    });
+    request.set_timeout(Duration::from_millis(100));
+    let status = app.client.clone().get(request).await.expect_err("deadline");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+
+    // Many stuck calls do not stop the rest of the service from answering.
+    let stuck: Vec<_> = (0..32)
+        .map(|_| {
+            let mut client = app.client.clone();
+            tokio::spawn(async move {
+                client
+                    .get(pb::GetRequest {
+                        cart_id: "0123456789abcdef01234567".into(),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    assert_eq!(http_get(app.http_addr, "/healthz").await.0, 200);
+    eventually(Duration::from_secs(10), "NOT_SERVING", || async {
+        health_of(&app, "").await.ok() == Some(NOT_SERVING)
+    })
+    .await;
+    assert_eq!(http_get(app.http_addr, "/readyz").await.0, 503);
+    for call in stuck {
+        let status = call.await.unwrap().expect_err("silent redis");
+        assert_eq!(status.code(), Code::Unavailable);
+    }
+    assert_ne!(health_of(&app, "").await.ok(), Some(SERVING));
+}
