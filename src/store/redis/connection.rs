@@ -200,10 +200,10 @@ impl Connection {
             return;
         }
         let mut current = server.current.write().unwrap_or_else(|p| p.into_inner());
-        if generation.is_none_or(|g| g == current.0) {
-            if let Ok(manager) = server.manager() {
-                *current = (current.0 + 1, manager);
-            }
+        if generation.is_none_or(|g| g == current.0)
+            && let Ok(manager) = server.manager()
+        {
+            *current = (current.0 + 1, manager);
         }
     }
 
