@@ -375,7 +375,7 @@ fn ping(port: u16) -> bool {
         && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

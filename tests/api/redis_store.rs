@@ -270,3 +270,162 @@ async fn corrupt_data_is_internal_and_does_not_leak() {
     let status = assert_error(app.get(&cart.id).await, Code::Internal, "INTERNAL");
     assert_eq!(status.message(), "internal error");
 }
+
+/// Creates a CA and a server certificate for 127.0.0.1/localhost with the openssl CLI.
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cart-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+}
+
+/// `rediss://` with a private CA: the service speaks TLS and verifies the server's certificate.
+#[tokio::test]
+async fn tls_connections_verify_the_server() {
+    let dir = crate::helpers::temp_dir("tls");
+    certificates(&dir);
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let tls_port = crate::helpers::free_port();
+    let args = [
+        "--tls-port".to_owned(),
+        tls_port.to_string(),
+        "--tls-cert-file".to_owned(),
+        file("server.crt"),
+        "--tls-key-file".to_owned(),
+        file("server.key"),
+        "--tls-ca-cert-file".to_owned(),
+        file("ca.crt"),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+    ];
+    let _redis = RedisServer::start_with(&args);
+    let url = format!("rediss://localhost:{tls_port}/");
+
+    let mut settings = crate::helpers::test_settings(&Backend::Redis(url.clone()));
+    settings.redis_ca_cert = Some(dir.join("ca.crt"));
+    let app = crate::helpers::spawn_with(settings).await;
+    let cart = app.create_cart(&[("A", 2, 100)]).await;
+    let request = pb::ClearRequest {
+        cart_id: cart.id.clone(),
+        ..Default::default()
+    };
+    assert_eq!(
+        app.client
+            .clone()
+            .clear(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .items_cleared,
+        2
+    );
+
+    // Without the CA the certificate is not trusted: the store is unavailable, not bypassed.
+    let untrusting = spawn_app(Backend::Redis(url)).await;
+    assert_error(
+        untrusting.get(&cart.id).await,
+        Code::Unavailable,
+        "STORE_UNAVAILABLE",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// AUTH from the URL: the default user's password, or an ACL user limited to cart keys.
+#[tokio::test]
+async fn auth_comes_from_the_url() {
+    let args: Vec<String> = [
+        "--requirepass",
+        "s3cret-pw",
+        "--user",
+        "carts",
+        "on",
+        ">carts-pw",
+        "~cart:*",
+        "+@all",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let redis = RedisServer::start_with(&args);
+    for url in [
+        format!("redis://:s3cret-pw@127.0.0.1:{}/", redis.port()),
+        format!("redis://carts:carts-pw@127.0.0.1:{}/", redis.port()),
+    ] {
+        let app = spawn_app(Backend::Redis(url)).await;
+        let cart = app.create_cart(&[("A", 1, 100)]).await;
+        assert_eq!(app.get(&cart.id).await.unwrap().item_count, 1);
+    }
+    let wrong = spawn_app(Backend::Redis(format!(
+        "redis://carts:wrong@127.0.0.1:{}/",
+        redis.port()
+    )))
+    .await;
+    assert_error(
+        wrong.get("0123456789abcdef01234567").await,
+        Code::Unavailable,
+        "STORE_UNAVAILABLE",
+    );
+    crate::helpers::eventually(
+        Duration::from_secs(10),
+        "NOT_SERVING with a wrong password",
+        || async {
+            crate::helpers::health_of(&wrong, "").await.ok() == Some(crate::helpers::NOT_SERVING)
+        },
+    )
+    .await;
+}

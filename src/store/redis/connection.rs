@@ -105,8 +105,7 @@ pub enum Connection {
 
 /// A ready connection, on which commands and scripts run.
 pub enum Active {
-    /// The manager and its generation (see [`Connection::heal`]).
-    Single(ConnectionManager, #[allow(dead_code)] u64),
+    Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
 
@@ -170,7 +169,7 @@ impl Connection {
         match self {
             Self::Single(server) => {
                 let current = server.current.read().unwrap_or_else(|p| p.into_inner());
-                Ok(Active::Single(current.1.clone(), current.0))
+                Ok(Active::Single(current.1.clone()))
             }
             Self::Cluster(lazy) => {
                 let connection = lazy
@@ -215,7 +214,7 @@ impl Connection {
 impl ConnectionLike for Active {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(c, _) => c.req_packed_command(cmd),
+            Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -227,14 +226,14 @@ impl ConnectionLike for Active {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(c, _) => c.req_packed_commands(pipeline, offset, count),
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(c, _) => c.get_db(),
+            Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
         }
     }
