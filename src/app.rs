@@ -5,9 +5,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 
 use crate::auth::CartTokens;
 use crate::config::Settings;
@@ -185,7 +186,9 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(InterceptedService::new(cart_server, interceptor))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc_listener),
+                // Without TCP_NODELAY a response written in several segments waits for the
+                // client's delayed ACK (40 ms on Linux).
+                TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
                 stopped(stop_rx.clone()),
             );
 
@@ -197,7 +200,10 @@ impl Application {
                 &self.settings.tenants,
             )),
         });
-        let http = axum::serve(self.http_listener, http_app)
+        let http_listener = self.http_listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let http = axum::serve(http_listener, http_app)
             .with_graceful_shutdown(stopped(stop_rx))
             .into_future();
 

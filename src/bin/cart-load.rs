@@ -1,0 +1,447 @@
+//! `cart-load`: a gRPC load generator for cart-service.
+//!
+//! N connections × M concurrent streams each run one scenario; every timed RPC's latency goes
+//! into an HDR histogram. Setup work (creating and filling carts) is never timed. Prints a
+//! table and, with `--json`, writes the same figures as JSON.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use cart_service::pb;
+use cart_service::pb::cart_service_client::CartServiceClient;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Get of carts holding `--items` lines.
+    Get,
+    /// AddItems of one unit, rotating over `--items` skus per cart.
+    Add,
+    /// Clear of carts freshly filled with `--items` lines: every Clear empties real items.
+    Clear,
+    /// A storefront: add 2, get 3, update 1, then clear or delete 1 (and create anew).
+    Mixed,
+    /// grpc.health.v1 Check: the same server and transport, no store work.
+    Health,
+    /// Creates `--requests` carts of `--items` lines and prints their ids (for measuring).
+    Create,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "cart-load", about = "Load generator for cart.v1.CartService")]
+struct Args {
+    /// Server address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// gRPC connections (HTTP/2 channels).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Concurrent streams (in-flight RPCs) per connection.
+    #[arg(long, default_value_t = 8)]
+    streams: usize,
+    /// Total timed requests; when unset the run lasts `--duration`.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Length of a run without `--requests`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Lines per cart (get, add, clear, create).
+    #[arg(long, default_value_t = 3)]
+    items: usize,
+    /// Carts filled up front for `clear` without `--requests`.
+    #[arg(long, default_value_t = 20_000)]
+    pool: u64,
+    /// Bearer API key, when the server has a config file.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Also write the result as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+type Client = CartServiceClient<Channel>;
+
+/// Adds the bearer key, when there is one.
+#[derive(Clone)]
+struct Auth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Auth {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
+    }
+}
+
+fn new_item(n: usize) -> pb::NewItem {
+    pb::NewItem {
+        sku: format!("SKU-{n:04}"),
+        product_id: format!("prod-{n}"),
+        title: format!("Product number {n}"),
+        quantity: 1,
+        unit_price: 1_000 + n as i64,
+        attributes: [("color".to_owned(), "blue".to_owned())].into(),
+        ..Default::default()
+    }
+}
+
+async fn create(client: &mut Client, auth: &Auth, items: usize) -> Result<pb::Cart, tonic::Status> {
+    let request = pb::CreateRequest {
+        currency: "USD".into(),
+        customer_id: "load".into(),
+        channel: "web".into(),
+        items: (0..items).map(new_item).collect(),
+        ..Default::default()
+    };
+    client
+        .create(auth.request(request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// What one stream measured.
+struct Measured {
+    histogram: Histogram<u64>,
+    errors: u64,
+}
+
+impl Measured {
+    fn new() -> Self {
+        Self {
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            errors: 0,
+        }
+    }
+
+    /// Times one RPC (microseconds).
+    async fn time<T>(
+        &mut self,
+        call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    ) -> Option<T> {
+        let started = Instant::now();
+        let result = call.await;
+        let micros = started.elapsed().as_micros().max(1) as u64;
+        match result {
+            Ok(value) => {
+                let _ = self.histogram.record(micros);
+                Some(value)
+            }
+            Err(_) => {
+                self.errors += 1;
+                None
+            }
+        }
+    }
+}
+
+/// Hands out request slots: a shared count, or a deadline.
+struct Budget {
+    remaining: Option<AtomicU64>,
+    until: Instant,
+}
+
+impl Budget {
+    fn take(&self) -> bool {
+        match &self.remaining {
+            Some(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+            None => Instant::now() < self.until,
+        }
+    }
+}
+
+struct Stream {
+    client: Client,
+    health: HealthClient<Channel>,
+    auth: Auth,
+    scenario: Scenario,
+    items: usize,
+}
+
+impl Stream {
+    /// Untimed setup: the carts this stream works on.
+    async fn setup(&mut self, pool: u64) -> Result<Vec<pb::Cart>, tonic::Status> {
+        let carts = match self.scenario {
+            Scenario::Health => 0,
+            Scenario::Clear | Scenario::Create => pool,
+            _ => 1,
+        };
+        let items = match self.scenario {
+            Scenario::Get | Scenario::Clear => self.items,
+            _ => 0,
+        };
+        let mut made = Vec::with_capacity(carts as usize);
+        for _ in 0..carts {
+            made.push(create(&mut self.client, &self.auth, items).await?);
+        }
+        Ok(made)
+    }
+
+    async fn run(mut self, carts: Vec<pb::Cart>, budget: Arc<Budget>) -> Measured {
+        let mut measured = Measured::new();
+        let mut carts = carts.into_iter().peekable();
+        let mut cart = match self.scenario {
+            Scenario::Health | Scenario::Clear | Scenario::Create => None,
+            _ => carts.next(),
+        };
+        let mut n = 0usize;
+        loop {
+            // A clear stream stops when its own pool is spent, before taking a slot.
+            if self.scenario == Scenario::Clear && carts.peek().is_none() {
+                break;
+            }
+            if !budget.take() {
+                break;
+            }
+            n += 1;
+            match self.scenario {
+                Scenario::Health => {
+                    let request = HealthCheckRequest {
+                        service: "cart.v1.CartService".into(),
+                    };
+                    measured.time(self.health.check(request)).await;
+                }
+                Scenario::Get => {
+                    let id = cart.as_ref().expect("cart").id.clone();
+                    measured
+                        .time(
+                            self.client
+                                .get(self.auth.request(pb::GetRequest { cart_id: id })),
+                        )
+                        .await;
+                }
+                Scenario::Add => {
+                    let id = cart.as_ref().expect("cart").id.clone();
+                    let request = pb::AddItemsRequest {
+                        cart_id: id,
+                        items: vec![new_item(n % self.items.max(1))],
+                        expected_version: 0,
+                    };
+                    measured
+                        .time(self.client.add_items(self.auth.request(request)))
+                        .await;
+                }
+                Scenario::Clear => {
+                    let Some(full) = carts.next() else { break };
+                    let request = pb::ClearRequest {
+                        cart_id: full.id,
+                        reason: "load".into(),
+                        ..Default::default()
+                    };
+                    measured
+                        .time(self.client.clear(self.auth.request(request)))
+                        .await;
+                }
+                Scenario::Mixed => {
+                    cart = self
+                        .storefront_visit(&mut measured, cart.take().expect("cart"), n)
+                        .await;
+                }
+                Scenario::Create => {
+                    if let Some(made) = carts.next() {
+                        println!("{}", made.id);
+                    }
+                }
+            }
+        }
+        measured
+    }
+
+    /// One visit: add 2, get 3, update 1, clear (or, every other visit, delete and start a
+    /// new cart, untimed).
+    async fn storefront_visit(
+        &mut self,
+        measured: &mut Measured,
+        cart: pb::Cart,
+        n: usize,
+    ) -> Option<pb::Cart> {
+        let id = cart.id.clone();
+        for k in 0..2 {
+            let request = pb::AddItemsRequest {
+                cart_id: id.clone(),
+                items: vec![new_item(2 * n + k)],
+                expected_version: 0,
+            };
+            measured
+                .time(self.client.add_items(self.auth.request(request)))
+                .await;
+        }
+        let mut last = None;
+        for _ in 0..3 {
+            let request = pb::GetRequest {
+                cart_id: id.clone(),
+            };
+            last = measured
+                .time(self.client.get(self.auth.request(request)))
+                .await
+                .map(|r| r.into_inner());
+        }
+        if let Some(line) = last.as_ref().and_then(|c| c.items.first()) {
+            let request = pb::UpdateItemsRequest {
+                cart_id: id.clone(),
+                updates: vec![pb::ItemUpdate {
+                    line_id: line.line_id.clone(),
+                    quantity: 2,
+                }],
+                expected_version: 0,
+            };
+            measured
+                .time(self.client.update_items(self.auth.request(request)))
+                .await;
+        }
+        if n % 2 == 0 {
+            let request = pb::ClearRequest {
+                cart_id: id,
+                reason: "visit".into(),
+                ..Default::default()
+            };
+            measured
+                .time(self.client.clear(self.auth.request(request)))
+                .await;
+            Some(cart)
+        } else {
+            let request = pb::DeleteRequest {
+                cart_id: id,
+                order_number: format!("ORD-{n}"),
+                expected_version: 0,
+            };
+            measured
+                .time(self.client.delete(self.auth.request(request)))
+                .await;
+            create(&mut self.client, &self.auth, 0).await.ok()
+        }
+    }
+}
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let auth = Auth(match &args.api_key {
+        Some(key) => Some(format!("Bearer {key}").parse()?),
+        None => None,
+    });
+    let total_streams = (args.connections * args.streams).max(1);
+    let per_stream_pool = match (args.scenario, args.requests) {
+        (Scenario::Clear | Scenario::Create, Some(requests)) => {
+            requests.div_ceil(total_streams as u64)
+        }
+        (Scenario::Clear | Scenario::Create, None) => args.pool.div_ceil(total_streams as u64),
+        _ => 0,
+    };
+
+    let mut streams = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let channel = Channel::from_shared(args.addr.clone())?.connect().await?;
+        for _ in 0..args.streams.max(1) {
+            streams.push(Stream {
+                client: CartServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
+                health: HealthClient::new(channel.clone()),
+                auth: auth.clone(),
+                scenario: args.scenario,
+                items: args.items,
+            });
+        }
+    }
+    let setups: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let carts = stream.setup(per_stream_pool).await?;
+                Ok::<_, tonic::Status>((stream, carts))
+            })
+        })
+        .collect();
+    let mut ready = Vec::new();
+    for setup in setups {
+        ready.push(setup.await??);
+    }
+
+    let budget = Arc::new(Budget {
+        remaining: args.requests.map(AtomicU64::new),
+        until: Instant::now() + args.duration,
+    });
+    let started = Instant::now();
+    let runs: Vec<_> = ready
+        .into_iter()
+        .map(|(stream, carts)| tokio::spawn(stream.run(carts, budget.clone())))
+        .collect();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut errors = 0;
+    for run in runs {
+        let measured = run.await?;
+        histogram.add(&measured.histogram)?;
+        errors += measured.errors;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if args.scenario == Scenario::Create {
+        return Ok(());
+    }
+
+    let requests = histogram.len();
+    let throughput = requests as f64 / seconds;
+    let q = |quantile: f64| ms(histogram.value_at_quantile(quantile));
+    let name = format!("{:?}", args.scenario).to_lowercase();
+    println!(
+        "{:<8} {:>6} {:>7} {:>8} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "scenario",
+        "conns",
+        "streams",
+        "requests",
+        "errors",
+        "rps",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
+    );
+    println!(
+        "{:<8} {:>6} {:>7} {:>8} {:>7} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+        name,
+        args.connections,
+        args.streams,
+        requests,
+        errors,
+        throughput,
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        ms(histogram.max())
+    );
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "scenario": name,
+            "connections": args.connections,
+            "streams_per_connection": args.streams,
+            "items": args.items,
+            "requests": requests,
+            "errors": errors,
+            "seconds": seconds,
+            "throughput_rps": throughput,
+            "latency_ms": {
+                "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": ms(histogram.max()),
+            },
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
