@@ -14,6 +14,30 @@ use crate::domain::{
 };
 use crate::error::CartError;
 
+/// The header fields a snapshot carries, in the order the Lua `header()` joins them.
+pub const META_FIELDS: [&str; 16] = [
+    "customer_id",
+    "session_id",
+    "channel",
+    "currency",
+    "locale",
+    "metadata",
+    "status",
+    "created_at",
+    "updated_at",
+    "last_activity_at",
+    "cleared_at",
+    "clear_reason",
+    "deleted_at",
+    "order_number",
+    "version",
+    "next_position",
+];
+
+/// Separates the header values (ASCII unit separator: validation keeps control characters
+/// out of every stored text, and JSON escapes them).
+const FIELD_SEPARATOR: char = '\u{1f}';
+
 /// The immutable part of a line, stored as JSON inside its record.
 #[derive(Serialize, Deserialize)]
 struct LineDescription<'a> {
@@ -147,20 +171,33 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
     let [meta, lines, coupons, extra] = parts else {
         return Err(corrupt("snapshot of unexpected length"));
     };
-    let meta: BTreeMap<String, String> = pairs(meta)?.into_iter().collect();
-    let field = |name: &str| meta.get(name).cloned().unwrap_or_default();
+    let meta = text(meta)?;
+    let values: Vec<&str> = meta.split(FIELD_SEPARATOR).collect();
+    if values.len() != META_FIELDS.len() {
+        return Err(corrupt("header of unexpected length"));
+    }
+    let value = |name: &str| {
+        let at = META_FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .expect("a known field");
+        values[at]
+    };
+    let field = |name: &str| value(name).to_owned();
     let number = |name: &str| -> Result<Option<i64>, CartError> {
-        meta.get(name)
-            .map(|v| v.parse().map_err(|_| corrupt(format!("field {name}"))))
-            .transpose()
+        match value(name) {
+            "" => Ok(None),
+            v => v
+                .parse()
+                .map(Some)
+                .map_err(|_| corrupt(format!("field {name}"))),
+        }
     };
     let required = |name: &str| number(name)?.ok_or_else(|| corrupt(format!("missing {name}")));
 
-    let metadata = match meta.get("metadata") {
-        Some(json) if !json.is_empty() => {
-            serde_json::from_str(json).map_err(|_| corrupt("metadata json"))?
-        }
-        _ => BTreeMap::new(),
+    let metadata = match value("metadata") {
+        "" => BTreeMap::new(),
+        json => serde_json::from_str(json).map_err(|_| corrupt("metadata json"))?,
     };
     let mut decoded_lines = pairs(lines)?
         .into_iter()

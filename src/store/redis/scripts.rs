@@ -5,8 +5,20 @@ use redis::Script;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
+/// The Lua source of a script: the header field list the codec decodes, the prelude, the body.
+pub fn source(body: &str) -> String {
+    let fields: Vec<String> = super::codec::META_FIELDS
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect();
+    format!(
+        "local META_FIELDS = {{{}}}\n{PRELUDE}\n{body}",
+        fields.join(", ")
+    )
+}
+
 fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+    Script::new(&source(body))
 }
 
 pub struct Scripts {

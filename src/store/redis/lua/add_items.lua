@@ -1,10 +1,10 @@
 -- AddItems: ARGV[8..] the items (see plan_add); a sku already in the cart adds to its line.
-local refused = check_live()
+local state, refused = live('currency', 'next_position', 'item_count')
 if refused then return refused end
-local meta = redis.call('HMGET', META, 'currency', 'next_position')
 local plan
-plan, refused = plan_add(8, meta[1], tonumber(meta[2]))
+plan, refused = plan_add(8, state[3], tonumber(state[4]))
 if refused then return refused end
 apply_add(plan)
-commit(CART_TTL)
+commit(state, {'item_count', tonumber(state[5]) + plan.units, 'next_position', plan.next_position})
+expire_all(CART_TTL)
 return snapshot()

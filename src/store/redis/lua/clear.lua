@@ -1,10 +1,19 @@
--- Clear: ARGV[8] preserve coupons ('1' or '0'), ARGV[9] reason. Keeps the header; costs the
--- same for any number of lines but for freeing the lines hash. Replies the units removed.
-local refused = check_live()
+-- Clear: ARGV[8] preserve coupons ('1' or '0'), ARGV[9] reason. Keeps the header; its cost
+-- does not grow with the lines but for freeing their hash. Replies the units removed.
+local state, refused = live('item_count')
 if refused then return refused end
-local cleared = tonumber(redis.call('HGET', META, 'item_count') or '0')
-redis.call('DEL', LINES)
-if ARGV[8] ~= '1' then redis.call('DEL', COUPONS) end
-redis.call('HSET', META, 'item_count', 0, 'cleared_at', NOW, 'clear_reason', ARGV[9])
-commit(CART_TTL)
-return snapshot(cleared)
+local preserve = ARGV[8] == '1'
+if preserve then
+  redis.call('DEL', LINES)
+else
+  redis.call('DEL', LINES, COUPONS)
+end
+commit(state, {'item_count', 0, 'cleared_at', NOW, 'clear_reason', ARGV[9]})
+redis.call('PEXPIRE', META, CART_TTL)
+local coupons = {}
+if preserve then
+  redis.call('PEXPIRE', COUPONS, CART_TTL)
+  coupons = redis.call('HGETALL', COUPONS)
+end
+-- The lines were just deleted: the reply names none.
+return {'OK', header(), {}, coupons, tonumber(state[3] or '0')}

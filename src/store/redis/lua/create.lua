@@ -5,10 +5,11 @@ if redis.call('EXISTS', META) == 1 then return fail('CART_ALREADY_EXISTS') end
 redis.call('DEL', LINES, COUPONS)
 local plan, refused = plan_add(14, ARGV[11], 1)
 if refused then return refused end
+apply_add(plan)
 redis.call('HSET', META,
   'customer_id', ARGV[8], 'session_id', ARGV[9], 'channel', ARGV[10], 'currency', ARGV[11],
-  'locale', ARGV[12], 'metadata', ARGV[13], 'status', 'active', 'version', 1, 'item_count', 0,
+  'locale', ARGV[12], 'metadata', ARGV[13], 'status', 'active', 'version', 1,
+  'item_count', plan.units, 'next_position', plan.next_position,
   'created_at', NOW, 'updated_at', NOW, 'last_activity_at', NOW)
-apply_add(plan)
 expire_all(CART_TTL)
 return snapshot()

@@ -6,8 +6,9 @@ if state[1] == 'deleted' then
   if state[2] == ARGV[8] then return snapshot() end
   return fail('ORDER_NUMBER_MISMATCH')
 end
-local refused = check_live()
+local refused
+state, refused = live()
 if refused then return refused end
-redis.call('HSET', META, 'status', 'deleted', 'deleted_at', NOW, 'order_number', ARGV[8])
-commit(TOMBSTONE_TTL)
+commit(state, {'status', 'deleted', 'deleted_at', NOW, 'order_number', ARGV[8]})
+expire_all(TOMBSTONE_TTL)
 return snapshot()

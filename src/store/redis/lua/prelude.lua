@@ -25,10 +25,20 @@ local function fail(reason, detail)
   return {'ERR', reason, detail or ''}
 end
 
+-- The header as one string: the values of META_FIELDS (defined by the Rust side, which
+-- decodes them in the same order) joined by the unit separator, which no stored value can
+-- contain. One string instead of a field/value array keeps the reply cheap to parse.
+local function header()
+  local values = redis.call('HMGET', META, unpack(META_FIELDS))
+  for i = 1, #META_FIELDS do
+    if not values[i] then values[i] = '' end
+  end
+  return table.concat(values, '\31')
+end
+
 -- The whole cart: the reply of every script that returns one.
 local function snapshot(extra)
-  return {'OK', redis.call('HGETALL', META), redis.call('HGETALL', LINES),
-          redis.call('HGETALL', COUPONS), extra or 0}
+  return {'OK', header(), redis.call('HGETALL', LINES), redis.call('HGETALL', COUPONS), extra or 0}
 end
 
 local function expire_all(ttl)
@@ -37,20 +47,21 @@ local function expire_all(ttl)
   redis.call('PEXPIRE', COUPONS, ttl)
 end
 
--- The guard of every mutation of a live cart: it exists, is not deleted, is at the expected version.
-local function check_live()
-  local state = redis.call('HMGET', META, 'status', 'version')
-  if not state[1] then return fail('CART_NOT_FOUND') end
-  if state[1] == 'deleted' then return fail('CART_DELETED') end
-  if EXPECTED ~= '0' and EXPECTED ~= state[2] then return fail('VERSION_MISMATCH', state[2]) end
-  return nil
+-- The guard of every mutation of a live cart: it exists, is not deleted, is at the expected
+-- version. Returns the HMGET of status, version and the `...` fields, or nil and a refusal.
+local function live(...)
+  local state = redis.call('HMGET', META, 'status', 'version', ...)
+  if not state[1] then return nil, fail('CART_NOT_FOUND') end
+  if state[1] == 'deleted' then return nil, fail('CART_DELETED') end
+  if EXPECTED ~= '0' and EXPECTED ~= state[2] then return nil, fail('VERSION_MISMATCH', state[2]) end
+  return state
 end
 
--- Records a successful mutation: next version, activity now, lifetime restarted at `ttl`.
-local function commit(ttl)
-  redis.call('HINCRBY', META, 'version', 1)
-  redis.call('HSET', META, 'updated_at', NOW, 'last_activity_at', NOW)
-  expire_all(ttl)
+-- Records a successful mutation in one HSET: the next version, activity now, and the
+-- script's own `fields` (name, value, ...).
+local function commit(state, fields)
+  redis.call('HSET', META, 'version', tonumber(state[2]) + 1, 'updated_at', NOW, 'last_activity_at', NOW,
+    unpack(fields))
 end
 
 local function parse_line(record)
@@ -61,21 +72,28 @@ end
 
 -- Items start at ARGV[first]: their count, then per item: line_id, quantity,
 -- currency ('' = unchecked), description json. Checks them in CartState::check_add's order and
--- returns the writes without making them (nil and an error reply when an item is refused).
+-- returns the writes without making them (nil and a refusal when an item is refused).
 local function plan_add(first, currency, next_position)
-  local lines = redis.call('HLEN', LINES)
+  local count = tonumber(ARGV[first])
   local plan = {writes = {}, units = 0}
-  for i = 0, tonumber(ARGV[first]) - 1 do
-    local at = first + 1 + i * 4
+  if count == 0 then
+    plan.next_position = next_position
+    return plan
+  end
+  local ids = {}
+  for i = 1, count do ids[i] = ARGV[first + 1 + (i - 1) * 4] end
+  local existing = redis.call('HMGET', LINES, unpack(ids))
+  local lines = redis.call('HLEN', LINES)
+  for i = 1, count do
+    local at = first + 1 + (i - 1) * 4
     local line_id, quantity = ARGV[at], tonumber(ARGV[at + 1])
     local item_currency, description = ARGV[at + 2], ARGV[at + 3]
     if item_currency ~= '' and item_currency ~= currency then
       return nil, fail('CURRENCY_MISMATCH', item_currency)
     end
     local record
-    local existing = redis.call('HGET', LINES, line_id)
-    if existing then
-      local current, _, position, stored = parse_line(existing)
+    if existing[i] then
+      local current, _, position, stored = parse_line(existing[i])
       if current + quantity > MAX_QUANTITY then return nil, fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
       record = (current + quantity) .. '|' .. NOW .. '|' .. position .. '|' .. stored
     else
@@ -93,10 +111,9 @@ local function plan_add(first, currency, next_position)
   return plan
 end
 
+-- Writes the lines of a plan; the header fields it changes go into the caller's commit.
 local function apply_add(plan)
   if #plan.writes > 0 then
     redis.call('HSET', LINES, unpack(plan.writes))
   end
-  redis.call('HINCRBY', META, 'item_count', plan.units)
-  redis.call('HSET', META, 'next_position', plan.next_position)
 end
