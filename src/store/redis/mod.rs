@@ -24,6 +24,11 @@ use crate::domain::{
 };
 use crate::error::CartError;
 
+/// The Lua source of the Clear script, as the store loads it (for benchmarking it alone).
+pub fn clear_script_source() -> String {
+    scripts::source(include_str!("lua/clear.lua"))
+}
+
 /// How long Redis may take before a call fails with UNAVAILABLE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedisTimeouts {
