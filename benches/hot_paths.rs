@@ -1,0 +1,140 @@
+//! Micro-benchmarks of the pure code on every request: proto → domain validation, domain →
+//! proto rendering (with the cart's hmac), and each dialect's encoder.
+//!
+//! `cargo bench --bench hot_paths`
+
+use std::hint::black_box;
+
+use cart_service::auth::CartTokens;
+use cart_service::domain::{
+    CartHeader, CartKey, CartPolicy, CartState, Currency, Limits, NewCart, TenantId,
+};
+use cart_service::grpc::convert;
+use cart_service::http::{amazon, fabric_xm, stateset, vtex, zaui};
+use cart_service::pb;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn new_items(n: usize) -> Vec<pb::NewItem> {
+    (0..n)
+        .map(|i| pb::NewItem {
+            sku: format!("SKU-{i:04}"),
+            product_id: format!("prod-{i}"),
+            title: format!("Product number {i}"),
+            quantity: 2,
+            unit_price: 1_250,
+            attributes: [("color".to_owned(), "blue".to_owned())].into(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// A rendered cart of `lines` lines, as handlers and shims see it.
+fn cart(lines: usize) -> (CartKey, CartState) {
+    let tenant = TenantId::default_tenant();
+    let request = pb::AddItemsRequest {
+        cart_id: "0123456789abcdef01234567".into(),
+        items: new_items(lines),
+        expected_version: 0,
+    };
+    let key = CartKey {
+        tenant: tenant.clone(),
+        cart_id: cart_service::domain::CartId::parse(&request.cart_id).unwrap(),
+    };
+    let items = match lines {
+        0 => Vec::new(),
+        _ => {
+            convert::add_items(&tenant, request, &Limits::default())
+                .unwrap()
+                .change
+        }
+    };
+    let header = CartHeader {
+        customer_id: "cust_abc123".into(),
+        session_id: "sess_xyz789".into(),
+        channel: "web".into(),
+        currency: Currency::parse("USD").unwrap(),
+        locale: "en-US".into(),
+        metadata: [("campaign".to_owned(), "spring".to_owned())].into(),
+    };
+    let state = CartState::create(
+        NewCart { header, items },
+        1_700_000_000_000,
+        &Limits::default(),
+    )
+    .unwrap();
+    (key, state)
+}
+
+fn benches(c: &mut Criterion) {
+    let tenant = TenantId::default_tenant();
+    let limits = Limits::default();
+    let tokens = CartTokens::new(b"bench secret of some length");
+    let policy = CartPolicy::default();
+
+    c.bench_function("convert/add_items_10_lines", |b| {
+        let items = new_items(10);
+        b.iter(|| {
+            let request = pb::AddItemsRequest {
+                cart_id: "0123456789abcdef01234567".into(),
+                items: items.clone(),
+                expected_version: 0,
+            };
+            black_box(convert::add_items(&tenant, request, &limits).unwrap())
+        })
+    });
+    c.bench_function("convert/clear", |b| {
+        let request = pb::ClearRequest {
+            cart_id: "0123456789abcdef01234567".into(),
+            reason: "customer_requested".into(),
+            ..Default::default()
+        };
+        b.iter(|| black_box(convert::clear(&tenant, black_box(&request)).unwrap()))
+    });
+    for lines in [0, 10, 250] {
+        let (key, state) = cart(lines);
+        c.bench_function(&format!("render/cart_view_{lines}_lines"), |b| {
+            b.iter(|| {
+                black_box(convert::cart_view(
+                    &key,
+                    black_box(&state),
+                    &tokens,
+                    &policy,
+                ))
+            })
+        });
+    }
+    c.bench_function("auth/hmac_sign", |b| {
+        let (key, _) = cart(0);
+        b.iter(|| black_box(tokens.sign(&key.tenant, &key.cart_id)))
+    });
+
+    let (key, state) = cart(10);
+    let view = convert::cart_view(&key, &state, &tokens, &policy);
+    c.bench_function("dialect/zaui_decode_and_envelope", |b| {
+        let body = "<request><zapiToken>1</zapiToken><zapiAccountId>1234</zapiAccountId><zapiUserId>7</zapiUserId><zapiMethod><methodName>zapiRemoveCartSession</methodName><cartId>0123456789abcdef01234567</cartId></zapiMethod></request>";
+        b.iter(|| {
+            let request = zaui::decode(black_box(body.as_bytes())).unwrap();
+            black_box(zaui::envelope("zapiRemoveCartSession", &Ok(())));
+            black_box(request)
+        })
+    });
+    c.bench_function("dialect/fabric_xm_deleted_cart_10_lines", |b| {
+        b.iter(|| black_box(fabric_xm::deleted_cart(black_box(&view)).to_string()))
+    });
+    c.bench_function("dialect/stateset_cart_object", |b| {
+        b.iter(|| black_box(stateset::cart_object(black_box(&view), 3).to_string()))
+    });
+    c.bench_function("dialect/amazon_response_xml", |b| {
+        let arguments = amazon::parse_query(Some(
+            "Service=AWSECommerceService&AWSAccessKeyId=AKIA&Operation=CartClear&CartId=c1&HMAC=ab%2Bcd",
+        ))
+        .unwrap();
+        b.iter(|| black_box(amazon::response_xml(&arguments, "ua", "rid", 0.001, ("c1", "ab+cd"), &Ok(()))))
+    });
+    c.bench_function("dialect/vtex_order_form", |b| {
+        b.iter(|| black_box(vtex::order_form(black_box(&view)).to_string()))
+    });
+}
+
+criterion_group!(hot_paths, benches);
+criterion_main!(hot_paths);
