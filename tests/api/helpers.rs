@@ -496,20 +496,13 @@ impl TestApp {
         CartServiceClient::new(channel)
     }
 
-    /// Creates a USD cart with the given (sku, quantity, unit_price) items.
+    /// Creates a USD cart (with metadata) with the given (sku, quantity, unit_price) items.
     pub async fn create_cart(&self, items: &[(&str, i64, i64)]) -> pb::Cart {
+        let mut request = create_request("", items);
+        request.metadata = [("campaign".to_owned(), "spring".to_owned())].into();
         self.client
             .clone()
-            .create(pb::CreateRequest {
-                customer_id: "cust_abc123".into(),
-                session_id: "sess_xyz789".into(),
-                channel: "web".into(),
-                currency: "USD".into(),
-                locale: "en-US".into(),
-                items: items.iter().map(|&(sku, q, p)| item(sku, q, p)).collect(),
-                metadata: [("campaign".to_owned(), "spring".to_owned())].into(),
-                ..Default::default()
-            })
+            .create(request)
             .await
             .expect("create succeeds")
             .into_inner()
@@ -544,6 +537,20 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// A USD cart's CreateRequest (`cart_id` "" lets the service pick one).
+pub fn create_request(cart_id: &str, items: &[(&str, i64, i64)]) -> pb::CreateRequest {
+    pb::CreateRequest {
+        cart_id: cart_id.into(),
+        customer_id: "cust_abc123".into(),
+        session_id: "sess_xyz789".into(),
+        channel: "web".into(),
+        currency: "USD".into(),
+        locale: "en-US".into(),
+        items: items.iter().map(|&(sku, q, p)| item(sku, q, p)).collect(),
+        ..Default::default()
     }
 }
 
@@ -751,6 +758,9 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
 }
 
 /// The config the shim tests run with: two tenants, every dialect block for `acme`.
+/// The hmac secret of [`SHIM_CONFIG`].
+pub const SHIM_SECRET: &str = "shim tests secret, long enough";
+
 pub const SHIM_CONFIG: &str = r#"
 hmac_secret = "shim tests secret, long enough"
 [[tenants]]
@@ -802,19 +812,9 @@ impl TestApp {
         cart_id: &str,
         items: &[(&str, i64, i64)],
     ) -> pb::Cart {
-        let request = pb::CreateRequest {
-            cart_id: cart_id.into(),
-            customer_id: "cust_abc123".into(),
-            session_id: "sess_xyz789".into(),
-            channel: "web".into(),
-            currency: "USD".into(),
-            locale: "en-US".into(),
-            items: items.iter().map(|&(sku, q, p)| item(sku, q, p)).collect(),
-            ..Default::default()
-        };
         self.client
             .clone()
-            .create(Self::authed(request, key))
+            .create(Self::authed(create_request(cart_id, items), key))
             .await
             .expect("create succeeds")
             .into_inner()

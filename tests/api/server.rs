@@ -2,7 +2,6 @@
 //! limits, and the binary's startup and graceful shutdown.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,8 @@ use cart_service::pb;
 use tonic::{Code, Request};
 
 use crate::helpers::{
-    Backend, SERVING, assert_error, health_of, http_get, spawn_app, spawn_with, test_settings,
+    ACME_KEY, ACME_READ_KEY, Backend, GLOBEX_KEY, SERVING, SHIM_SECRET, assert_error, health_of,
+    http_get, spawn_app, spawn_shim_app,
 };
 
 on_both_stores!(tenants_are_isolated_and_keys_scoped);
@@ -103,19 +103,6 @@ async fn oversized_messages_are_resource_exhausted() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 }
 
-const CONFIG: &str = r#"
-hmac_secret = "test secret, long enough to sign"
-[[tenants]]
-id = "acme"
-api_keys = [
-  { key = "sk_acme_rw_123", scopes = ["carts:read", "carts:write"] },
-  { key = "sk_acme_ro_123", scopes = ["carts:read"] },
-]
-[[tenants]]
-id = "globex"
-api_keys = [ { key = "sk_globex_rw_1", scopes = ["carts:read", "carts:write"] } ]
-"#;
-
 fn with_key<T>(message: T, key: &str) -> Request<T> {
     let mut request = Request::new(message);
     request
@@ -126,9 +113,7 @@ fn with_key<T>(message: T, key: &str) -> Request<T> {
 
 /// With a config file: bearer keys, scopes, and tenants that never see each other's carts.
 async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
-    let mut settings = test_settings(&backend);
-    settings.apply_file(CONFIG, Path::new("test.toml")).unwrap();
-    let app = spawn_with(settings).await;
+    let app = spawn_shim_app(backend).await;
     let mut client = app.client.clone();
     let id = format!("shared_{}", CartId::generate());
     let create = |cart_id: &str| pb::CreateRequest {
@@ -152,24 +137,24 @@ async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
         "UNAUTHENTICATED",
     );
     assert_error(
-        client.create(with_key(create(&id), "sk_acme_ro_123")).await,
+        client.create(with_key(create(&id), ACME_READ_KEY)).await,
         Code::PermissionDenied,
         "PERMISSION_DENIED",
     );
 
     let acme = client
-        .create(with_key(create(&id), "sk_acme_rw_123"))
+        .create(with_key(create(&id), ACME_KEY))
         .await
         .unwrap()
         .into_inner();
-    let expected_hmac = CartTokens::new(b"test secret, long enough to sign").sign(
+    let expected_hmac = CartTokens::new(SHIM_SECRET.as_bytes()).sign(
         &TenantId::parse("acme").unwrap(),
         &CartId::parse(&id).unwrap(),
     );
     assert_eq!(acme.hmac, expected_hmac);
     assert_eq!(
         client
-            .get(with_key(get(&id), "sk_acme_ro_123"))
+            .get(with_key(get(&id), ACME_READ_KEY))
             .await
             .unwrap()
             .into_inner()
@@ -179,7 +164,7 @@ async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
 
     // The same id does not exist for another tenant, and is free to take there.
     assert_error(
-        client.get(with_key(get(&id), "sk_globex_rw_1")).await,
+        client.get(with_key(get(&id), GLOBEX_KEY)).await,
         Code::NotFound,
         "CART_NOT_FOUND",
     );
@@ -188,12 +173,12 @@ async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
         ..Default::default()
     };
     assert_error(
-        client.clear(with_key(clear, "sk_globex_rw_1")).await,
+        client.clear(with_key(clear, GLOBEX_KEY)).await,
         Code::NotFound,
         "CART_NOT_FOUND",
     );
     let globex = client
-        .create(with_key(create(&id), "sk_globex_rw_1"))
+        .create(with_key(create(&id), GLOBEX_KEY))
         .await
         .unwrap()
         .into_inner();
@@ -202,12 +187,9 @@ async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
         cart_id: id.clone(),
         expected_version: 0,
     };
-    client
-        .remove(with_key(remove, "sk_globex_rw_1"))
-        .await
-        .unwrap();
+    client.remove(with_key(remove, GLOBEX_KEY)).await.unwrap();
     let still = client
-        .get(with_key(get(&id), "sk_acme_rw_123"))
+        .get(with_key(get(&id), ACME_KEY))
         .await
         .unwrap()
         .into_inner();

@@ -6,14 +6,12 @@ use cart_service::http::amazon::{NAMESPACE, url_encode};
 use cart_service::http::xml;
 use cart_service::pb;
 
-use crate::helpers::{ACME_KEY, Backend, HttpResponse, TestApp, http, spawn_shim_app};
+use crate::helpers::{ACME_KEY, Backend, HttpResponse, SHIM_SECRET, TestApp, http, spawn_shim_app};
 
 on_both_stores!(
     cart_clear_answers_the_seed_response,
     every_refusal_in_the_errors_element
 );
-
-const SECRET: &str = "shim tests secret, long enough";
 
 async fn cart_clear(
     app: &TestApp,
@@ -153,7 +151,7 @@ async fn every_refusal_in_the_errors_element(backend: Backend) {
     let cart = cart_with_plus_in_hmac(&app).await;
     let id = cart.id.as_str();
     let encoded = url_encode(&cart.hmac);
-    let tokens = CartTokens::new(SECRET.as_bytes());
+    let tokens = CartTokens::new(SHIM_SECRET.as_bytes());
     let acme = TenantId::parse("acme").unwrap();
 
     let wrong = url_encode(&tokens.sign(&acme, &CartId::parse("someothercart").unwrap()));
