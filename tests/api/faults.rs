@@ -19,18 +19,21 @@ use crate::helpers::{
 };
 
 const CLIENTS: usize = 16;
+/// A client moves to a new cart after this many lines (a cart holds at most 250).
+const LINES_PER_CART: usize = 200;
 
 /// What one client saw.
 #[derive(Default)]
 struct Tally {
-    /// Skus whose AddItems returned OK.
-    acknowledged: Vec<String>,
+    /// Per cart the client filled: the skus whose AddItems returned OK.
+    acknowledged: Vec<(String, Vec<String>)>,
     /// Failed calls by gRPC code.
     failures: BTreeMap<String, usize>,
-    /// OK calls after `fault_over` was raised.
+    /// OK calls after the fault was over.
     ok_after_recovery: usize,
 }
 
+/// Adds one new sku at a time to its cart (a new cart every 200 lines) until `stop`.
 async fn client(
     app: Arc<TestApp>,
     cart_id: String,
@@ -40,19 +43,35 @@ async fn client(
 ) -> Tally {
     let mut client = app.new_client().await;
     let mut tally = Tally::default();
+    tally.acknowledged.push((cart_id, Vec::new()));
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let sku = format!("c{index}-{n}");
-        let mut request = tonic::Request::new(pb::AddItemsRequest {
-            cart_id: cart_id.clone(),
-            items: vec![item(&sku, 1, 100)],
-            expected_version: 0,
-        });
-        request.set_timeout(Duration::from_secs(3));
-        match client.add_items(request).await {
-            Ok(_) => {
-                tally.acknowledged.push(sku);
+        let (cart_id, skus) = tally.acknowledged.last_mut().expect("a cart");
+        let result = if skus.len() >= LINES_PER_CART {
+            let mut request = tonic::Request::new(crate::helpers::create_request("", &[]));
+            request.set_timeout(Duration::from_secs(3));
+            match client.create(request).await {
+                Ok(created) => {
+                    tally
+                        .acknowledged
+                        .push((created.into_inner().id, Vec::new()));
+                    Ok(())
+                }
+                Err(status) => Err(status),
+            }
+        } else {
+            n += 1;
+            let sku = format!("c{index}-{n}");
+            let mut request = tonic::Request::new(pb::AddItemsRequest {
+                cart_id: cart_id.clone(),
+                items: vec![item(&sku, 1, 100)],
+                expected_version: 0,
+            });
+            request.set_timeout(Duration::from_secs(3));
+            client.add_items(request).await.map(|_| skus.push(sku))
+        };
+        match result {
+            Ok(()) => {
                 if recovered.load(Ordering::Relaxed) {
                     tally.ok_after_recovery += 1;
                 }
@@ -69,28 +88,22 @@ async fn client(
     tally
 }
 
-/// Runs 16 clients on 16 carts while `fault` runs; then checks the promises above.
+/// Runs 16 clients while `fault` runs; then checks the promises above.
 async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: impl FnOnce() -> F) {
     let app = Arc::new(app);
     let stop = Arc::new(AtomicBool::new(false));
     let recovered = Arc::new(AtomicBool::new(false));
-    let mut carts = Vec::new();
-    for _ in 0..CLIENTS {
-        carts.push(app.create_cart(&[]).await.id);
+    let mut workers = Vec::new();
+    for i in 0..CLIENTS {
+        let cart = app.create_cart(&[]).await.id;
+        workers.push(tokio::spawn(client(
+            app.clone(),
+            cart,
+            i,
+            stop.clone(),
+            recovered.clone(),
+        )));
     }
-    let workers: Vec<_> = carts
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            tokio::spawn(client(
-                app.clone(),
-                id.clone(),
-                i,
-                stop.clone(),
-                recovered.clone(),
-            ))
-        })
-        .collect();
     tokio::time::sleep(Duration::from_millis(800)).await;
     fault().await;
     recovered.store(true, Ordering::Relaxed);
@@ -98,48 +111,50 @@ async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: im
     stop.store(true, Ordering::Relaxed);
 
     let mut failures = BTreeMap::<String, usize>::new();
-    let (mut acknowledged, mut after) = (0, 0);
-    for (worker, cart_id) in workers.into_iter().zip(&carts) {
+    let (mut acknowledged, mut after, mut carts) = (0, 0, 0);
+    for worker in workers {
         let tally = worker.await.expect("client completes");
         for (code, count) in &tally.failures {
             *failures.entry(code.clone()).or_default() += count;
         }
-        acknowledged += tally.acknowledged.len();
         after += tally.ok_after_recovery;
-
-        let cart = app
-            .get(cart_id)
-            .await
-            .expect("cart readable after the fault");
-        let quantities: BTreeMap<&str, i64> = cart
-            .items
-            .iter()
-            .map(|l| (l.sku.as_str(), l.quantity))
-            .collect();
-        for sku in &tally.acknowledged {
-            assert_eq!(
-                quantities.get(sku.as_str()),
-                Some(&1),
-                "acknowledged {sku} missing or doubled in {cart_id}"
-            );
+        for (cart_id, skus) in &tally.acknowledged {
+            carts += 1;
+            acknowledged += skus.len();
+            let cart = app
+                .get(cart_id)
+                .await
+                .expect("cart readable after the fault");
+            let quantities: BTreeMap<&str, i64> = cart
+                .items
+                .iter()
+                .map(|l| (l.sku.as_str(), l.quantity))
+                .collect();
+            for sku in skus {
+                assert_eq!(
+                    quantities.get(sku.as_str()),
+                    Some(&1),
+                    "acknowledged {sku} missing or doubled in {cart_id}"
+                );
+            }
+            // Clear reports the units the store counted; they must equal the lines it kept.
+            let sum: i64 = cart.items.iter().map(|l| l.quantity).sum();
+            let request = pb::ClearRequest {
+                cart_id: cart_id.clone(),
+                ..Default::default()
+            };
+            let cleared = app
+                .client
+                .clone()
+                .clear(request)
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(cleared.items_cleared, sum, "cart {cart_id} is half-mutated");
         }
-        // Clear reports the units the store counted; they must equal the lines it kept.
-        let sum: i64 = cart.items.iter().map(|l| l.quantity).sum();
-        let request = pb::ClearRequest {
-            cart_id: cart_id.clone(),
-            ..Default::default()
-        };
-        let cleared = app
-            .client
-            .clone()
-            .clear(request)
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(cleared.items_cleared, sum, "cart {cart_id} is half-mutated");
     }
     println!(
-        "fault under load: {acknowledged} acknowledged adds, {after} after recovery, failures {failures:?}"
+        "fault under load: {acknowledged} acknowledged adds on {carts} carts, {after} OK calls after recovery, failures {failures:?}"
     );
     assert!(
         failures
