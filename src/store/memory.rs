@@ -158,3 +158,90 @@ impl CartStore for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tokio_test::block_on;
+
+    use super::*;
+    use crate::domain::{CartHeader, CartId, Currency, OrderNumber, TenantId};
+
+    const TTL_MS: i64 = 1_000;
+    const TOMBSTONE_MS: i64 = 500;
+
+    fn store() -> Arc<MemoryStore> {
+        MemoryStore::new(CartPolicy {
+            cart_ttl: Duration::from_millis(TTL_MS as u64),
+            tombstone_ttl: Duration::from_millis(TOMBSTONE_MS as u64),
+            ..CartPolicy::default()
+        })
+    }
+
+    fn key() -> CartKey {
+        CartKey {
+            tenant: TenantId::default_tenant(),
+            cart_id: CartId::parse("c1").unwrap(),
+        }
+    }
+
+    fn new_cart() -> NewCart {
+        NewCart {
+            header: CartHeader {
+                customer_id: String::new(),
+                session_id: String::new(),
+                channel: String::new(),
+                currency: Currency::parse("USD").unwrap(),
+                locale: String::new(),
+                metadata: BTreeMap::new(),
+            },
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_cart_lives_its_ttl_from_the_last_access() {
+        let store = store();
+        block_on(store.create(&key(), new_cart(), 0)).unwrap();
+        block_on(store.get(&key(), TTL_MS - 1)).expect("alive just before its ttl");
+        // That read pushed the expiry to 2 * TTL - 1.
+        block_on(store.get(&key(), 2 * TTL_MS - 2)).expect("alive thanks to the read");
+        assert!(matches!(
+            block_on(store.get(&key(), 4 * TTL_MS)),
+            Err(CartError::CartNotFound)
+        ));
+        // An expired id is free again.
+        block_on(store.create(&key(), new_cart(), 4 * TTL_MS)).unwrap();
+    }
+
+    #[test]
+    fn a_tombstone_keeps_its_retention_whatever_reads_it() {
+        let store = store();
+        block_on(store.create(&key(), new_cart(), 0)).unwrap();
+        let delete = Mutation::Delete {
+            order_number: OrderNumber::parse("O-1").unwrap(),
+        };
+        block_on(store.mutate(&key(), delete, 0, 100)).unwrap();
+        block_on(store.get(&key(), 100 + TOMBSTONE_MS - 1)).expect("readable within retention");
+        assert!(matches!(
+            block_on(store.get(&key(), 100 + TOMBSTONE_MS)),
+            Err(CartError::CartNotFound)
+        ));
+    }
+
+    #[test]
+    fn purge_frees_only_expired_carts() {
+        let store = store();
+        block_on(store.create(&key(), new_cart(), 0)).unwrap();
+        let other = CartKey {
+            cart_id: CartId::parse("c2").unwrap(),
+            ..key()
+        };
+        block_on(store.create(&other, new_cart(), TTL_MS)).unwrap();
+        store.purge_expired(TTL_MS + 1);
+        let held: usize = store.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert_eq!(held, 1);
+        block_on(store.get(&other, TTL_MS + 1)).expect("the younger cart stays");
+    }
+}
