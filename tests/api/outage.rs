@@ -77,3 +77,47 @@ async fn service_starts_while_redis_is_down() {
     let cart = app.create_cart(&[("A", 1, 100)]).await;
     assert_eq!(app.get(&cart.id).await.unwrap().version, 1);
 }
+
+/// Redis answering `LOADING` (replaying its AOF) when the connection selects its database,
+/// then ready: health alone, with no RPC traffic, brings the service back to SERVING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_recovers_without_traffic_after_redis_was_loading() {
+    use std::io::{Read, Write};
+    let mut redis = RedisServer::reserve();
+    let loading = std::net::TcpListener::bind(("127.0.0.1", redis.port())).expect("port is free");
+    let stand_in = std::thread::spawn(move || {
+        // Answer every command as a Redis still loading its dataset, for two seconds.
+        loading.set_nonblocking(true).unwrap();
+        let mut clients = Vec::new();
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        while std::time::Instant::now() < until {
+            if let Ok((socket, _)) = loading.accept() {
+                socket.set_nonblocking(true).unwrap();
+                clients.push(socket);
+            }
+            for client in &mut clients {
+                let mut buf = [0u8; 4096];
+                if matches!(client.read(&mut buf), Ok(n) if n > 0) {
+                    let _ =
+                        client.write_all(b"-LOADING Redis is loading the dataset in memory\r\n");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let url = format!("redis://127.0.0.1:{}/1", redis.port());
+    let mut settings = crate::helpers::test_settings(&Backend::Redis(url));
+    settings.redis_timeouts.response = Duration::from_millis(300);
+    settings.redis_timeouts.connect = Duration::from_millis(300);
+    let app = crate::helpers::spawn_with(settings).await;
+    wait_for_health(&app, NOT_SERVING, "NOT_SERVING while Redis is loading").await;
+    stand_in.join().unwrap();
+
+    redis.restart();
+    wait_for_health(
+        &app,
+        SERVING,
+        "SERVING once Redis has loaded, with no RPC sent",
+    )
+    .await;
+}
