@@ -80,26 +80,11 @@ pub struct LazyCluster {
     connection: OnceCell<ClusterConnection>,
 }
 
-/// One server behind a `ConnectionManager`, which reconnects by itself after I/O errors.
-/// It stays on a failed connection when the failure was not I/O (a handshake answered
-/// `LOADING` while Redis replays its AOF, a timeout): such a manager is replaced.
-pub struct SingleServer {
-    client: redis::Client,
-    config: ConnectionManagerConfig,
-    current: std::sync::RwLock<(u64, ConnectionManager)>,
-}
-
-impl SingleServer {
-    fn manager(&self) -> Result<ConnectionManager, CartError> {
-        ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-            .map_err(|e| CartError::Internal(Box::new(e)))
-    }
-}
-
 /// A handle to Redis; cheap to clone.
 #[derive(Clone)]
 pub enum Connection {
-    Single(Arc<SingleServer>),
+    /// `ConnectionManager` reconnects by itself.
+    Single(ConnectionManager),
     Cluster(Arc<LazyCluster>),
 }
 
@@ -136,14 +121,9 @@ impl Connection {
                     .set_response_timeout(Some(timeouts.response))
                     .set_number_of_retries(2)
                     .set_max_delay(std::time::Duration::from_millis(500));
-                let manager =
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                        .map_err(|e| CartError::Internal(Box::new(e)))?;
-                Ok(Self::Single(Arc::new(SingleServer {
-                    client,
-                    config,
-                    current: std::sync::RwLock::new((0, manager)),
-                })))
+                let manager = ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|e| CartError::Internal(Box::new(e)))?;
+                Ok(Self::Single(manager))
             }
             Topology::Cluster(seeds) => {
                 let mut builder = ClusterClient::builder(seeds)
@@ -167,10 +147,7 @@ impl Connection {
     /// A connection ready for commands (connecting to a cluster first if needed).
     pub async fn active(&self) -> Result<Active, RedisError> {
         match self {
-            Self::Single(server) => {
-                let current = server.current.read().unwrap_or_else(|p| p.into_inner());
-                Ok(Active::Single(current.1.clone()))
-            }
+            Self::Single(manager) => Ok(Active::Single(manager.clone())),
             Self::Cluster(lazy) => {
                 let connection = lazy
                     .connection
@@ -178,31 +155,6 @@ impl Connection {
                     .await?;
                 Ok(Active::Cluster(connection.clone()))
             }
-        }
-    }
-
-    /// The generation of the current single-server manager (`None` for a cluster).
-    pub fn generation(&self) -> Option<u64> {
-        match self {
-            Self::Single(server) => {
-                Some(server.current.read().unwrap_or_else(|p| p.into_inner()).0)
-            }
-            Self::Cluster(_) => None,
-        }
-    }
-
-    /// After a failed call on `generation`'s manager: replaces it unless it heals itself (an
-    /// I/O error) or another caller already replaced it. `None` means the call timed out.
-    pub fn heal(&self, generation: Option<u64>, error: Option<&RedisError>) {
-        let Self::Single(server) = self else { return };
-        if error.is_some_and(|e| e.is_io_error()) {
-            return;
-        }
-        let mut current = server.current.write().unwrap_or_else(|p| p.into_inner());
-        if generation.is_none_or(|g| g == current.0)
-            && let Ok(manager) = server.manager()
-        {
-            *current = (current.0 + 1, manager);
         }
     }
 

@@ -146,7 +146,6 @@ impl RedisStore {
         let deadline = Instant::now() + self.timeouts.response;
         let mut attempt = 1;
         let reply = loop {
-            let generation = self.connection.generation();
             let call = async {
                 let mut connection = self.connection.active().await?;
                 invocation.invoke_async::<Value>(&mut connection).await
@@ -155,15 +154,11 @@ impl RedisStore {
                 Ok(Ok(reply)) => break reply,
                 Ok(Err(error)) => error,
                 Err(_) => {
-                    self.connection.heal(generation, None);
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
                     ));
                 }
             };
-            if failure(&error) != Failure::Permanent {
-                self.connection.heal(generation, Some(&error));
-            }
             let resend = match failure(&error) {
                 Failure::NotSent => true,
                 Failure::Unknown => retry == Retry::Safe,
