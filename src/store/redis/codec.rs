@@ -173,19 +173,32 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
     };
     let meta = text(meta)?;
     let values: Vec<&str> = meta.split(FIELD_SEPARATOR).collect();
-    if values.len() != META_FIELDS.len() {
+    // The order of META_FIELDS.
+    let Ok(
+        [
+            customer_id,
+            session_id,
+            channel,
+            currency,
+            locale,
+            metadata,
+            status,
+            created_at,
+            updated_at,
+            last_activity_at,
+            cleared_at,
+            clear_reason,
+            deleted_at,
+            order_number,
+            version,
+            next_position,
+        ],
+    ) = <[&str; META_FIELDS.len()]>::try_from(values)
+    else {
         return Err(corrupt("header of unexpected length"));
-    }
-    let value = |name: &str| {
-        let at = META_FIELDS
-            .iter()
-            .position(|f| *f == name)
-            .expect("a known field");
-        values[at]
     };
-    let field = |name: &str| value(name).to_owned();
-    let number = |name: &str| -> Result<Option<i64>, CartError> {
-        match value(name) {
+    let number = |name: &str, value: &str| -> Result<Option<i64>, CartError> {
+        match value {
             "" => Ok(None),
             v => v
                 .parse()
@@ -193,9 +206,11 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
                 .map_err(|_| corrupt(format!("field {name}"))),
         }
     };
-    let required = |name: &str| number(name)?.ok_or_else(|| corrupt(format!("missing {name}")));
+    let required = |name: &str, value: &str| {
+        number(name, value)?.ok_or_else(|| corrupt(format!("missing {name}")))
+    };
 
-    let metadata = match value("metadata") {
+    let metadata = match metadata {
         "" => BTreeMap::new(),
         json => serde_json::from_str(json).map_err(|_| corrupt("metadata json"))?,
     };
@@ -219,29 +234,29 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
 
     let state = CartState {
         header: CartHeader {
-            customer_id: field("customer_id"),
-            session_id: field("session_id"),
-            channel: field("channel"),
-            currency: Currency::parse(&field("currency")).map_err(corrupt)?,
-            locale: field("locale"),
+            customer_id: customer_id.to_owned(),
+            session_id: session_id.to_owned(),
+            channel: channel.to_owned(),
+            currency: Currency::parse(currency).map_err(corrupt)?,
+            locale: locale.to_owned(),
             metadata,
         },
-        status: if field("status") == "deleted" {
+        status: if status == "deleted" {
             CartStatus::Deleted
         } else {
             CartStatus::Active
         },
         lines: decoded_lines,
         coupons: decoded_coupons,
-        created_at: required("created_at")?,
-        updated_at: required("updated_at")?,
-        last_activity_at: required("last_activity_at")?,
-        cleared_at: number("cleared_at")?,
-        clear_reason: field("clear_reason"),
-        deleted_at: number("deleted_at")?,
-        order_number: field("order_number"),
-        version: required("version")?,
-        next_position: number("next_position")?.unwrap_or(1),
+        created_at: required("created_at", created_at)?,
+        updated_at: required("updated_at", updated_at)?,
+        last_activity_at: required("last_activity_at", last_activity_at)?,
+        cleared_at: number("cleared_at", cleared_at)?,
+        clear_reason: clear_reason.to_owned(),
+        deleted_at: number("deleted_at", deleted_at)?,
+        order_number: order_number.to_owned(),
+        version: required("version", version)?,
+        next_position: number("next_position", next_position)?.unwrap_or(1),
     };
     Ok((state, int(extra)?))
 }
