@@ -15,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out_dir.join("cart_descriptor.bin"), fds.encode_to_vec())?;
 
     tonic_prost_build::configure()
+        // Sorted maps: a message encodes to the same bytes every time, which the request-id
+        // fingerprint of a payload relies on (and responses list metadata in a stable order).
+        .btree_map(".")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

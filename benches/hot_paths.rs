@@ -35,6 +35,7 @@ fn cart(lines: usize) -> (CartKey, CartState) {
         cart_id: "0123456789abcdef01234567".into(),
         items: new_items(lines),
         expected_version: 0,
+        request_id: String::new(),
     };
     let key = CartKey {
         tenant: tenant.clone(),
@@ -78,6 +79,7 @@ fn benches(c: &mut Criterion) {
                 cart_id: "0123456789abcdef01234567".into(),
                 items: items.clone(),
                 expected_version: 0,
+                request_id: String::new(),
             };
             black_box(convert::add_items(&tenant, request, &limits).unwrap())
         })

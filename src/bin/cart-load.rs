@@ -238,6 +238,7 @@ impl Stream {
                         cart_id: id,
                         items: vec![new_item(n % self.items.max(1))],
                         expected_version: 0,
+                        request_id: String::new(),
                     };
                     measured
                         .time(self.client.add_items(self.auth.request(request)))
@@ -283,6 +284,7 @@ impl Stream {
                 cart_id: id.clone(),
                 items: vec![new_item(2 * n + k)],
                 expected_version: 0,
+                request_id: String::new(),
             };
             measured
                 .time(self.client.add_items(self.auth.request(request)))
@@ -306,6 +308,7 @@ impl Stream {
                     quantity: 2,
                 }],
                 expected_version: 0,
+                request_id: String::new(),
             };
             measured
                 .time(self.client.update_items(self.auth.request(request)))
@@ -326,6 +329,7 @@ impl Stream {
                 cart_id: id,
                 order_number: format!("ORD-{n}"),
                 expected_version: 0,
+                request_id: String::new(),
             };
             measured
                 .time(self.client.delete(self.auth.request(request)))

@@ -2,7 +2,7 @@
 //!
 //! Every request is checked whole: all bad fields are reported at once as field violations.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use prost_types::Timestamp;
 
@@ -55,7 +55,7 @@ fn bounded_text(value: &str, max_bytes: usize) -> Result<String, String> {
 fn string_map(
     v: &mut Violations,
     field: &str,
-    map: HashMap<String, String>,
+    map: BTreeMap<String, String>,
     max_value_bytes: usize,
 ) -> BTreeMap<String, String> {
     if map.len() > MAX_MAP_ENTRIES {
@@ -505,6 +505,7 @@ mod tests {
             cart_id: "c1".into(),
             items: vec![item("A", 2), item("B", 1), item("A", 3)],
             expected_version: 0,
+            request_id: String::new(),
         };
         let command = add_items(&tenant(), req, &Limits::default()).unwrap();
         let quantities: Vec<_> = command

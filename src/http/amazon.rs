@@ -241,6 +241,7 @@ async fn clear(state: &HttpState, query: Option<&str>) -> Result<(), AwsError> {
         preserve_coupons: false,
         reason: "CartClear".to_owned(),
         expected_version: 0,
+        request_id: String::new(),
     };
     match state
         .service

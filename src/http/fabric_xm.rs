@@ -151,11 +151,9 @@ fn amount(currency: &str, amount: i64) -> Value {
     json!({ "currency": currency, "amount": amount })
 }
 
-fn name_values(map: &std::collections::HashMap<String, String>) -> Vec<Value> {
-    let mut pairs: Vec<_> = map.iter().collect();
-    pairs.sort();
-    pairs
-        .into_iter()
+/// Name/value pairs in key order (the maps are sorted).
+fn name_values(map: &std::collections::BTreeMap<String, String>) -> Vec<Value> {
+    map.iter()
         .map(|(name, value)| json!({ "name": name, "value": value }))
         .collect()
 }
@@ -291,6 +289,7 @@ async fn delete(
         cart_id: cart_id.to_owned(),
         order_number,
         expected_version: 0,
+        request_id: String::new(),
     };
     match state
         .service

@@ -248,6 +248,7 @@ async fn clear(
         preserve_coupons: options.preserve_coupons,
         reason: options.reason,
         expected_version: 0,
+        request_id: String::new(),
     };
     match state
         .service

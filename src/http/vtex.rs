@@ -208,6 +208,7 @@ async fn handle(
         preserve_coupons: false,
         reason: "removeAll".to_owned(),
         expected_version: 0,
+        request_id: String::new(),
     };
     match state
         .service

@@ -193,6 +193,7 @@ async fn handle(
     let remove = pb::RemoveRequest {
         cart_id: request.cart_id,
         expected_version: 0,
+        request_id: String::new(),
     };
     let outcome = match state
         .service

@@ -17,6 +17,7 @@ async fn carts_spread_over_every_master_with_their_keys_together() {
             code: "TEN".into(),
             amount: 10,
             expected_version: 0,
+            request_id: String::new(),
         };
         app.client.clone().apply_coupon(request).await.unwrap();
         let meta = format!("cart:{{default:{}}}", cart.id);

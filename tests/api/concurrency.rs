@@ -88,6 +88,7 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
                     .map(|&(n, q)| item(&sku(n), q, price(n)))
                     .collect(),
                 expected_version: 0,
+                request_id: String::new(),
             };
             (
                 Op::Add(merged),
@@ -101,6 +102,7 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
                 cart_id: cart_id.clone(),
                 updates: vec![pb::ItemUpdate { line_id, quantity }],
                 expected_version: 0,
+                request_id: String::new(),
             };
             (
                 Op::Update(vec![(n, quantity)]),

@@ -62,6 +62,7 @@ async fn add(
             cart_id: id.into(),
             items: items.iter().map(|&(s, q, p)| item(s, q, p)).collect(),
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -84,6 +85,7 @@ async fn update(
                 })
                 .collect(),
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -102,6 +104,7 @@ async fn coupon(
             code: code.into(),
             amount,
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -119,6 +122,7 @@ async fn clear(
             preserve_coupons,
             reason: "customer_requested".into(),
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -130,6 +134,7 @@ async fn remove(app: &TestApp, id: &str) -> Result<pb::RemoveResponse, tonic::St
         .remove(pb::RemoveRequest {
             cart_id: id.into(),
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -142,6 +147,7 @@ async fn delete(app: &TestApp, id: &str, order: &str) -> Result<pb::DeleteRespon
             cart_id: id.into(),
             order_number: order.into(),
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -525,6 +531,7 @@ async fn delete_is_idempotent_for_its_order_number_only(backend: Backend) {
         cart_id: cart.id.clone(),
         order_number: "ORD-1".into(),
         expected_version: 1,
+        request_id: String::new(),
     };
     // A retry whose first attempt succeeded still carries the old expected version.
     let again = app
@@ -564,6 +571,7 @@ async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {
                 cart_id: id.clone(),
                 items: vec![item("B", 1, 1)],
                 expected_version: stale,
+                request_id: String::new(),
             })
             .await,
         Code::Aborted,
@@ -583,6 +591,7 @@ async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {
                     quantity: 3,
                 }],
                 expected_version: stale,
+                request_id: String::new(),
             })
             .await,
         Code::Aborted,
@@ -595,6 +604,7 @@ async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {
                 code: "C".into(),
                 amount: 1,
                 expected_version: stale,
+                request_id: String::new(),
             })
             .await,
         Code::Aborted,
@@ -616,6 +626,7 @@ async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {
             .remove(pb::RemoveRequest {
                 cart_id: id.clone(),
                 expected_version: stale,
+                request_id: String::new(),
             })
             .await,
         Code::Aborted,
@@ -627,6 +638,7 @@ async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {
                 cart_id: id.clone(),
                 order_number: "O".into(),
                 expected_version: stale,
+                request_id: String::new(),
             })
             .await,
         Code::Aborted,
@@ -637,6 +649,7 @@ async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {
             .remove(pb::RemoveRequest {
                 cart_id: id.clone(),
                 expected_version: -1,
+                request_id: String::new(),
             })
             .await,
         Code::InvalidArgument,
@@ -654,6 +667,7 @@ async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {
             cart_id: id.clone(),
             items: vec![item("B", 1, 1)],
             expected_version: 1,
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -670,6 +684,7 @@ async fn currency_mismatch_is_a_failed_precondition(backend: Backend) {
         cart_id: cart.id.clone(),
         items: vec![item("C", 1, 1), euro],
         expected_version: 0,
+        request_id: String::new(),
     };
     assert_error(
         app.client.clone().add_items(request).await,
@@ -682,6 +697,7 @@ async fn currency_mismatch_is_a_failed_precondition(backend: Backend) {
         cart_id: cart.id.clone(),
         items: vec![dollars],
         expected_version: 0,
+        request_id: String::new(),
     };
     assert_eq!(
         app.client
@@ -744,6 +760,7 @@ async fn limits_are_enforced_without_side_effects(backend: Backend) {
         cart_id: id.into(),
         items: vec![fat],
         expected_version: 0,
+        request_id: String::new(),
     };
     assert_error(
         app.client.clone().add_items(request).await,

@@ -66,6 +66,7 @@ async fn client(
                 cart_id: cart_id.clone(),
                 items: vec![item(&sku, 1, 100)],
                 expected_version: 0,
+                request_id: String::new(),
             });
             request.set_timeout(Duration::from_secs(3));
             client.add_items(request).await.map(|_| skus.push(sku))

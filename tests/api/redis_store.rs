@@ -101,6 +101,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         cart_id: id.clone(),
         items: vec![item("A", 1, 100), item("C", 3, 10)],
         expected_version: 0,
+        request_id: String::new(),
     };
     client.add_items(request).await.unwrap();
     monitor.assert_one_evalsha(&redis, "AddItems");
@@ -112,6 +113,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
             quantity: 5,
         }],
         expected_version: 0,
+        request_id: String::new(),
     };
     client.update_items(request).await.unwrap();
     monitor.assert_one_evalsha(&redis, "UpdateItems");
@@ -121,6 +123,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         code: "TEN".into(),
         amount: 10,
         expected_version: 0,
+        request_id: String::new(),
     };
     client.apply_coupon(request).await.unwrap();
     monitor.assert_one_evalsha(&redis, "ApplyCoupon");
@@ -137,6 +140,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         cart_id: id.clone(),
         order_number: "O-1".into(),
         expected_version: 0,
+        request_id: String::new(),
     };
     client.delete(request).await.unwrap();
     monitor.assert_one_evalsha(&redis, "Delete");
@@ -147,6 +151,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         .remove(pb::RemoveRequest {
             cart_id: other.id,
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .unwrap();
@@ -196,6 +201,7 @@ async fn cart_keys_share_one_hash_tag_and_carry_the_ttl() {
         code: "TEN".into(),
         amount: 10,
         expected_version: 0,
+        request_id: String::new(),
     };
     app.client.clone().apply_coupon(request).await.unwrap();
 
@@ -222,6 +228,7 @@ async fn cart_keys_share_one_hash_tag_and_carry_the_ttl() {
         cart_id: cart.id.clone(),
         order_number: "O-1".into(),
         expected_version: 0,
+        request_id: String::new(),
     };
     app.client.clone().delete(request).await.unwrap();
     let thirty_days = 30 * 24 * 3600 * 1000;
@@ -239,6 +246,7 @@ async fn cart_keys_share_one_hash_tag_and_carry_the_ttl() {
         .remove(pb::RemoveRequest {
             cart_id: other.id.clone(),
             expected_version: 0,
+            request_id: String::new(),
         })
         .await
         .unwrap();

@@ -186,6 +186,7 @@ async fn tenants_are_isolated_and_keys_scoped(backend: Backend) {
     let remove = pb::RemoveRequest {
         cart_id: id.clone(),
         expected_version: 0,
+        request_id: String::new(),
     };
     client.remove(with_key(remove, GLOBEX_KEY)).await.unwrap();
     let still = client

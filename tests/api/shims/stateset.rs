@@ -258,6 +258,7 @@ async fn every_refusal_in_stateset_shape(backend: Backend) {
         cart_id: id.clone(),
         order_number: "O-1".into(),
         expected_version: 0,
+        request_id: String::new(),
     };
     app.client
         .clone()
