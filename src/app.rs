@@ -12,7 +12,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::auth::CartTokens;
 use crate::config::Settings;
-use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES};
+use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES, ServerSpanLayer};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
 use crate::store::{MemoryStore, RedisStore, SharedStore};
@@ -178,6 +178,8 @@ impl Application {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
         let grpc = tonic::transport::Server::builder()
+            // Outermost, so the span records the status the client reads.
+            .layer(ServerSpanLayer)
             .layer(tower::util::MapResponseLayer::new(
                 oversized_is_resource_exhausted,
             ))

@@ -40,6 +40,7 @@ pub async fn watch_store(
             tokio::time::timeout(period.max(Duration::from_millis(500)), store.ping()).await,
             Ok(Ok(()))
         );
+        crate::metrics::global().set_store_connected(ready);
         if readiness.set(ready) || first {
             let status = if ready {
                 ServingStatus::Serving

@@ -12,7 +12,14 @@ use cart_service::config::{Cli, Settings};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    cart_service::telemetry::init();
+    let telemetry = cart_service::telemetry::init();
+    let code = serve().await;
+    // Export the spans still batched before the process ends.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
+}
+
+async fn serve() -> std::process::ExitCode {
     let settings = match Settings::from_cli(Cli::parse()) {
         Ok(settings) => settings,
         Err(error) => {

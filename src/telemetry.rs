@@ -1,13 +1,251 @@
-//! Tracing setup: `RUST_LOG` filters (default `info`), formatted to stderr.
+//! Telemetry: logs and, when an OpenTelemetry collector is configured, traces.
+//!
+//! Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or, with
+//! `CART_LOG_FORMAT=json`, one JSON object per line. Request spans carry `trace_id` and
+//! `span_id`, so every log line of a traced request names its trace.
+//!
+//! Traces are exported only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: OTLP over gRPC, batched,
+//! configured by the standard `OTEL_*` variables (`OTEL_SERVICE_NAME`, default `cart-service`;
+//! `OTEL_TRACES_SAMPLER`/`_ARG`; `OTEL_RESOURCE_ATTRIBUTES`; `OTEL_BSP_*`). Unset, no
+//! OpenTelemetry layer is installed at all. Either way a request's W3C `traceparent` and
+//! `tracestate` are read, so the server span is a child of the caller's span.
 
-use tracing_subscriber::EnvFilter;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Installs the global subscriber; a second call (tests) is a no-op.
-pub fn init() {
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// The service name reported to the collector unless `OTEL_SERVICE_NAME` (or
+/// `service.name` in `OTEL_RESOURCE_ATTRIBUTES`) says otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "cart-service";
+
+/// Whether spans go to an OpenTelemetry exporter (set once, by [`init`]).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Owns the trace exporter: [`Telemetry::shutdown`] (or drop) flushes the spans still batched.
+#[derive(Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether traces are exported.
+    pub fn is_exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Exports the spans still batched and stops the exporter. Blocks: call it off the
+    /// async workers (e.g. in `spawn_blocking`), while the runtime still runs.
+    pub fn shutdown(mut self) {
+        self.flush_and_stop();
+    }
+
+    fn flush_and_stop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "flushing traces failed");
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.flush_and_stop();
+    }
+}
+
+/// Installs the global subscriber; a second call (tests) installs nothing and exports
+/// nothing. Call it inside the Tokio runtime: the OTLP exporter's gRPC channel lives there.
+pub fn init() -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    let json = std::env::var("CART_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(filter)
+            .boxed()
+    };
+    let endpoint_set =
+        std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty());
+    let (provider, export_error) = if endpoint_set {
+        match tracer_provider() {
+            Ok(provider) => (Some(provider), None),
+            Err(error) => (None, Some(error)),
+        }
+    } else {
+        (None, None)
+    };
+    // The service's own spans go to the exporter whatever RUST_LOG says about logging.
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("cart-service"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            .with_filter(
+                Targets::new()
+                    .with_target("cart_service", LevelFilter::INFO)
+                    .with_default(LevelFilter::OFF),
+            )
+    });
+    let installed = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .is_ok();
+    if !installed {
+        return Telemetry::default();
+    }
+    if let Some(error) = export_error {
+        tracing::warn!(%error, "not exporting traces");
+    }
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
+    Telemetry { provider }
+}
+
+fn tracer_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
+    if !named_by_env {
+        resource = resource.with_service_name(DEFAULT_SERVICE_NAME);
+    }
+    // The sampler comes from OTEL_TRACES_SAMPLER/_ARG (default: parent-based, always on).
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build())
+}
+
+/// Reads W3C trace context from HTTP headers (gRPC metadata included).
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// The caller's span, from `traceparent` and `tracestate` (an empty context without them).
+pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
+    if !headers.contains_key("traceparent") {
+        return opentelemetry::Context::new();
+    }
+    TraceContextPropagator::new().extract(&Headers(headers))
+}
+
+/// Makes a request's server `span` a child of the caller's, and records its `trace_id` and
+/// `span_id` fields for the logs. Without an exporter there is no span of ours to name: the
+/// caller's trace id still tags the logs.
+pub fn adopt(span: &Span, parent: opentelemetry::Context) {
+    if span.is_disabled() {
+        return;
+    }
+    if EXPORTING.load(Ordering::Relaxed) {
+        let _ = span.set_parent(parent);
+        let context = span.context();
+        let ids = context.span().span_context().clone();
+        if ids.is_valid() {
+            span.record("trace_id", tracing::field::display(ids.trace_id()));
+            span.record("span_id", tracing::field::display(ids.span_id()));
+        }
+    } else {
+        let ids = parent.span().span_context().clone();
+        if ids.is_valid() {
+            span.record("trace_id", tracing::field::display(ids.trace_id()));
+        }
+    }
+}
+
+/// The trace id of the current span when its trace is sampled (exported), for exemplars.
+pub fn sampled_trace_id() -> Option<String> {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let context = Span::current().context();
+    let ids = context.span().span_context().clone();
+    (ids.is_valid() && ids.is_sampled()).then(|| ids.trace_id().to_string())
+}
+
+tokio::task_local! {
+    /// The server span of the request the current task serves (gRPC or HTTP).
+    static REQUEST_SPAN: Span;
+}
+
+/// Runs a request's future in its server span, which [`record_on_request`] can reach from
+/// the handlers below it.
+pub fn in_request_span<F: Future>(span: Span, future: F) -> impl Future<Output = F::Output> {
+    REQUEST_SPAN.scope(span.clone(), future.instrument(span))
+}
+
+/// Records a field (`tenant`, `cart_id`, `error.type`) on the request's server span, so that
+/// the span a trace viewer shows first names the cart.
+pub fn record_on_request(field: &'static str, value: &str) {
+    let _ = REQUEST_SPAN.try_with(|span| {
+        span.record(field, value);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_callers_trace_context() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        headers.insert("tracestate", "vendor=value".parse().unwrap());
+        let context = remote_parent(&headers);
+        let ids = context.span().span_context().clone();
+        assert_eq!(
+            ids.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(ids.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(ids.is_sampled() && ids.is_remote());
+        assert_eq!(ids.trace_state().get("vendor"), Some("value"));
+    }
+
+    #[test]
+    fn no_traceparent_no_parent() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", "garbage".parse().unwrap());
+        assert!(!remote_parent(&headers).span().span_context().is_valid());
+        assert!(
+            !remote_parent(&http::HeaderMap::new())
+                .span()
+                .span_context()
+                .is_valid()
+        );
+    }
 }

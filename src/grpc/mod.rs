@@ -2,6 +2,7 @@
 //! interceptor that authenticates callers.
 
 pub mod convert;
+pub mod server_span;
 pub mod service;
 
 use tonic::service::Interceptor;
@@ -9,6 +10,7 @@ use tonic::{Request, Status};
 
 use crate::auth::Authenticator;
 
+pub use server_span::ServerSpanLayer;
 pub use service::CartService;
 
 /// Largest accepted gRPC message (SPEC §6).

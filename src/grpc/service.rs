@@ -17,6 +17,7 @@ use crate::metrics::{self, Interface};
 use crate::pb;
 use crate::pb::cart_service_server::CartService as CartServiceApi;
 use crate::store::SharedStore;
+use crate::telemetry;
 
 /// The one implementation of `cart.v1.CartService`.
 #[derive(Clone)]
@@ -69,11 +70,13 @@ fn authorize<T>(request: &Request<T>, scope: Scope) -> Result<Principal, CartErr
         .ok_or(CartError::Unauthenticated)?;
     principal.require(scope)?;
     tracing::Span::current().record("tenant", principal.tenant.as_str());
+    telemetry::record_on_request("tenant", principal.tenant.as_str());
     Ok(principal)
 }
 
 fn record_cart(key: &CartKey) {
     tracing::Span::current().record("cart_id", key.cart_id.as_str());
+    telemetry::record_on_request("cart_id", key.cart_id.as_str());
 }
 
 /// What a handler knows of its call besides the message.
@@ -125,6 +128,8 @@ async fn observed<T>(
     call: Call,
     body: impl Future<Output = Result<T, CartError>>,
 ) -> Result<Response<T>, Status> {
+    let metrics = metrics::global();
+    let _in_flight = metrics.in_flight();
     let started = Instant::now();
     let result = match call.budget {
         // Answer a little before the deadline, so the client reads DEADLINE_EXCEEDED rather
@@ -138,17 +143,24 @@ async fn observed<T>(
         None => body.await,
     };
     let interface = call.interface;
-    let metrics = metrics::global();
     let outcome = match &result {
         Ok(_) => "OK",
         Err(error) => {
             if matches!(error, CartError::Unavailable(_) | CartError::Internal(_)) {
                 metrics.record_store_error(error.reason());
             }
+            telemetry::record_on_request("error.type", error.reason());
             error.reason()
         }
     };
-    metrics.record_rpc(interface, method, outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    metrics.record_rpc(
+        interface,
+        method,
+        outcome,
+        elapsed,
+        telemetry::sampled_trace_id(),
+    );
     result.map(Response::new).map_err(Status::from)
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,12 +25,13 @@ use axum::routing::get;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tracing::field::Empty;
 
 use crate::auth::Principal;
 use crate::grpc::CartService;
 use crate::health::Readiness;
 use crate::metrics::{self, Interface};
+use crate::telemetry;
 use crate::tenancy::Tenancy;
 
 /// Largest accepted HTTP body (SPEC §6); larger ones get 413 in the dialect's shape.
@@ -62,14 +63,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(count_responses))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let request_id = request
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
+        .layer(middleware::from_fn(server_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
@@ -97,6 +91,54 @@ async fn count_responses(request: Request, next: Next) -> Response {
     response
 }
 
+/// Runs a request in its OpenTelemetry HTTP server span (semantic conventions: named
+/// `METHOD route`, `http.*` attributes), a child of the caller's `traceparent`. The handler
+/// span of a shim's cart call is its child.
+async fn server_span(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let name = match &route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_string(),
+    };
+    let request_id = header_str(request.headers(), REQUEST_ID).unwrap_or("-");
+    let span = tracing::info_span!(
+        "http",
+        otel.name = name,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %method,
+        http.route = route,
+        url.path = request.uri().path(),
+        http.response.status_code = Empty,
+        request_id,
+        tenant = Empty,
+        cart_id = Empty,
+        "error.type" = Empty,
+        trace_id = Empty,
+        span_id = Empty,
+    );
+    telemetry::adopt(&span, telemetry::remote_parent(request.headers()));
+    let started = std::time::Instant::now();
+    let response = telemetry::in_request_span(span.clone(), next.run(request)).await;
+    let status = response.status();
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    span.in_scope(|| {
+        tracing::debug!(
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "finished processing request"
+        );
+    });
+    response
+}
+
 /// The process is up.
 async fn healthz() -> &'static str {
     "ok\n"
@@ -113,10 +155,7 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
 
 async fn metrics_text() -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         metrics::global().render(),
     )
 }

@@ -40,3 +40,4 @@ mod outage;
 mod redis_store;
 mod server;
 mod shims;
+mod telemetry;

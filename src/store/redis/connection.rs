@@ -191,9 +191,39 @@ impl ConnectionLike for Active {
     }
 }
 
+/// The `server.address` and `server.port` of a Redis URL (the first seed of a Cluster), for
+/// spans. Redis's default port when the URL names none.
+pub fn server_endpoint(url: &str) -> Option<(String, u16)> {
+    let first = match topology(url).ok()? {
+        Topology::Single(url) => url,
+        Topology::Cluster(seeds) => seeds.into_iter().next()?,
+    };
+    let rest = first.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let authority = rest.split('/').next()?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
+        _ => (authority, 6379),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_name_the_server() {
+        let endpoint = |url| server_endpoint(url).unwrap();
+        assert_eq!(endpoint("redis://h:6380/0"), ("h".into(), 6380));
+        assert_eq!(endpoint("rediss://u:p@h"), ("h".into(), 6379));
+        assert_eq!(endpoint("redis://[::1]:7000"), ("::1".into(), 7000));
+        assert_eq!(
+            endpoint("redis+cluster://u:p@a:7000,b:7001"),
+            ("a".into(), 7000)
+        );
+    }
 
     #[test]
     fn urls_select_the_topology() {

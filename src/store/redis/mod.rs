@@ -12,8 +12,11 @@ mod scripts;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use prometheus_client::metrics::histogram::Histogram;
 use redis::{RedisError, Script, ServerErrorKind, Value};
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use self::codec::Reply;
 use self::connection::Connection;
@@ -50,6 +53,10 @@ pub struct RedisStore {
     scripts: Scripts,
     policy: CartPolicy,
     timeouts: RedisTimeouts,
+    /// `server.address` and `server.port` of the store call spans.
+    server: (String, u16),
+    /// `cart_store_call_duration_seconds` of each script, in the order of `Scripts::all`.
+    script_latency: [Histogram; Scripts::NAMES.len()],
 }
 
 /// Whether a call whose outcome is unknown (the connection broke after it was sent) may be
@@ -77,11 +84,14 @@ impl RedisStore {
     ) -> Result<Self, CartError> {
         // rustls needs a process-wide crypto provider; a second install is a harmless no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let metrics = crate::metrics::global();
         Ok(Self {
             connection: Connection::open(url, timeouts, ca_cert)?,
             scripts: Scripts::new(),
             policy,
             timeouts,
+            server: connection::server_endpoint(url).unwrap_or_default(),
+            script_latency: Scripts::NAMES.map(|name| metrics.store_call_histogram(name)),
         })
     }
 
@@ -124,6 +134,42 @@ impl RedisStore {
         .iter()
         .map(|n| n.to_string().into_bytes())
         .collect()
+    }
+
+    /// [`RedisStore::run`] in an OpenTelemetry client span (`db.*` and `server.*` attributes,
+    /// the failure recorded on it), timed into the script's latency histogram.
+    async fn call(
+        &self,
+        script: &Script,
+        key: &CartKey,
+        args: Vec<Vec<u8>>,
+        expected_version: i64,
+        retry: Retry,
+    ) -> Result<Vec<Value>, CartError> {
+        let index = self.scripts.index_of(script);
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = Scripts::SPAN_NAMES[index],
+            otel.kind = "client",
+            otel.status_code = Empty,
+            db.system.name = "redis",
+            db.operation.name = "EVALSHA",
+            db.stored_procedure.name = Scripts::NAMES[index],
+            server.address = self.server.0.as_str(),
+            server.port = i64::from(self.server.1),
+            "error.type" = Empty,
+        );
+        let started = std::time::Instant::now();
+        let result = self
+            .run(script, key, args, expected_version, retry)
+            .instrument(span.clone())
+            .await;
+        self.script_latency[index].observe(started.elapsed().as_secs_f64());
+        if let Err(error @ (CartError::Unavailable(_) | CartError::Internal(_))) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", error.reason());
+        }
+        result
     }
 
     /// One EVALSHA (plus SCRIPT LOAD and a resend only if Redis lost the script), within the
@@ -200,7 +246,9 @@ impl RedisStore {
         expected_version: i64,
         retry: Retry,
     ) -> Result<(CartState, i64), CartError> {
-        let parts = self.run(script, key, args, expected_version, retry).await?;
+        let parts = self
+            .call(script, key, args, expected_version, retry)
+            .await?;
         codec::decode_snapshot(&parts)
     }
 }
@@ -364,7 +412,7 @@ impl CartStore for RedisStore {
             Retry::Safe
         };
         let parts = self
-            .run(&self.scripts.remove, key, args, expected_version, retry)
+            .call(&self.scripts.remove, key, args, expected_version, retry)
             .await?;
         codec::decode_units(&parts)
     }

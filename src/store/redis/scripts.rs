@@ -46,6 +46,38 @@ impl Scripts {
         }
     }
 
+    /// The name of each script of [`Scripts::all`] (its `lua/` file), for spans and metrics.
+    pub const NAMES: [&'static str; 8] = [
+        "create",
+        "get",
+        "add_items",
+        "update_items",
+        "apply_coupon",
+        "clear",
+        "remove",
+        "delete",
+    ];
+
+    /// The OpenTelemetry span name of each script's call (`db.operation.name` and script).
+    pub const SPAN_NAMES: [&'static str; 8] = [
+        "EVALSHA create",
+        "EVALSHA get",
+        "EVALSHA add_items",
+        "EVALSHA update_items",
+        "EVALSHA apply_coupon",
+        "EVALSHA clear",
+        "EVALSHA remove",
+        "EVALSHA delete",
+    ];
+
+    /// The position of one of our scripts in [`Scripts::all`].
+    pub fn index_of(&self, script: &Script) -> usize {
+        self.all()
+            .iter()
+            .position(|s| std::ptr::eq(*s, script))
+            .expect("a script of this store")
+    }
+
     pub fn all(&self) -> [&Script; 8] {
         [
             &self.create,

@@ -1,0 +1,122 @@
+//! A tower layer that gives every `cart.v1.CartService` call its OpenTelemetry server span
+//! (`cart.v1.CartService/Clear`, `rpc.*` attributes per the semantic conventions), as a child
+//! of the caller's span named by the `traceparent` metadata.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tower::{Layer, Service};
+use tracing::field::Empty;
+
+use crate::telemetry;
+
+const SERVICE: &str = "cart.v1.CartService";
+
+/// Wraps the gRPC server's services in [`ServerSpan`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerSpanLayer;
+
+impl<S> Layer<S> for ServerSpanLayer {
+    type Service = ServerSpan<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerSpan { inner }
+    }
+}
+
+/// Runs each cart RPC in a server span; other services (health, reflection) pass through.
+#[derive(Debug, Clone)]
+pub struct ServerSpan<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, ResBody> Service<http::Request<B>> for ServerSpan<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let Some(method) = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(SERVICE))
+            .and_then(|p| p.strip_prefix('/'))
+        else {
+            return Box::pin(self.inner.call(request));
+        };
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = &path[1..],
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = SERVICE,
+            rpc.method = method,
+            rpc.grpc.status_code = Empty,
+            "error.type" = Empty,
+            tenant = Empty,
+            cart_id = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        if span.is_disabled() {
+            return Box::pin(self.inner.call(request));
+        }
+        telemetry::adopt(&span, telemetry::remote_parent(request.headers()));
+        let response = telemetry::in_request_span(span.clone(), self.inner.call(request));
+        Box::pin(async move {
+            let response = response.await;
+            if let Ok(response) = &response {
+                record_status(&span, response.headers());
+            }
+            response
+        })
+    }
+}
+
+/// A unary call that failed answers with `grpc-status` in its headers (trailers-only); one
+/// that succeeded sends it in the trailers, after the body: no header means OK.
+fn record_status(span: &tracing::Span, headers: &http::HeaderMap) {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    span.record("rpc.grpc.status_code", code);
+    if is_server_error(code) {
+        span.record("otel.status_code", "ERROR");
+    }
+    span.in_scope(|| tracing::debug!(grpc_status = code, "finished processing request"));
+}
+
+/// The codes that mark a gRPC server span as failed (OpenTelemetry semantic conventions):
+/// UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. The others
+/// are the client's doing.
+fn is_server_error(code: i64) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_server_faults_fail_the_span() {
+        assert!(!is_server_error(0));
+        assert!(!is_server_error(5)); // NOT_FOUND
+        assert!(!is_server_error(3)); // INVALID_ARGUMENT
+        assert!(is_server_error(14)); // UNAVAILABLE
+        assert!(is_server_error(13)); // INTERNAL
+    }
+}
