@@ -28,7 +28,7 @@ mod linux {
                 let counter = ConstCounter::new(seconds);
                 counter.encode(encoder.encode_descriptor(
                     "process_cpu_seconds",
-                    "User and system CPU time spent, in seconds",
+                    "User and system CPU time spent, in seconds.",
                     None,
                     counter.metric_type(),
                 )?)?;
@@ -37,7 +37,7 @@ mod linux {
                 let gauge = ConstGauge::new(bytes);
                 gauge.encode(encoder.encode_descriptor(
                     "process_resident_memory_bytes",
-                    "Resident memory size, in bytes",
+                    "Resident memory size, in bytes.",
                     None,
                     gauge.metric_type(),
                 )?)?;
@@ -46,7 +46,7 @@ mod linux {
                 let gauge = ConstGauge::new(fds);
                 gauge.encode(encoder.encode_descriptor(
                     "process_open_fds",
-                    "Open file descriptors",
+                    "Open file descriptors.",
                     None,
                     gauge.metric_type(),
                 )?)?;

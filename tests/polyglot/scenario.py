@@ -1,19 +1,23 @@
 """A client generated at test time from proto/cart/v1/cart.proto runs a full cart scenario.
 
-Usage: scenario.py <grpc host:port> <repo root>
+Usage: scenario.py <grpc host:port> <repo root> <http host:port>
 
 Proves the proto is usable from another language: stubs come from grpcio-tools, nothing
-is hand-written, and errors are read through the standard google.rpc.Status details.
+is hand-written, and errors are read through the standard google.rpc.Status details. Then
+reads `/metrics` with the Prometheus project's own OpenMetrics parser (prometheus_client)
+and checks the request counters against the calls the scenario made.
 """
 
 import importlib
 import sys
 import tempfile
+import urllib.request
 
 import grpc
 from grpc_status import rpc_status
 from google.rpc import error_details_pb2
 from grpc_tools import protoc
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 
 def generate(repo_root: str, out_dir: str):
@@ -48,7 +52,7 @@ def error_reason(error: grpc.RpcError) -> str:
 
 
 def main() -> int:
-    target, repo_root = sys.argv[1], sys.argv[2]
+    target, repo_root, http_target = sys.argv[1], sys.argv[2], sys.argv[3]
     out_dir = tempfile.mkdtemp(prefix="cart-polyglot-")
     pb, pb_grpc = generate(repo_root, out_dir)
     stub = pb_grpc.CartServiceStub(grpc.insecure_channel(target))
@@ -117,6 +121,45 @@ def main() -> int:
             return
         raise AssertionError("a removed cart is still readable")
 
+    def metrics():
+        with urllib.request.urlopen(f"http://{http_target}/metrics", timeout=10) as response:
+            content_type = response.headers["Content-Type"]
+            text = response.read().decode()
+        assert content_type.startswith("application/openmetrics-text"), content_type
+        samples = {}
+        types = {}
+        for family in text_string_to_metric_families(text):
+            types[family.name] = family.type
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+
+        def requests(method, outcome="OK"):
+            labels = {"interface": "grpc", "dialect": "", "method": method, "outcome": outcome}
+            return samples.get(("cart_requests_total", tuple(sorted(labels.items()))), 0)
+
+        expected = {
+            ("Create", "OK"): 2,
+            ("AddItems", "OK"): 2,
+            ("AddItems", "CART_DELETED"): 1,
+            ("Get", "OK"): 1,
+            ("Get", "CART_NOT_FOUND"): 1,
+            ("Clear", "OK"): 1,
+            ("Delete", "OK"): 1,
+            ("Remove", "OK"): 1,
+        }
+        counted = {key: requests(*key) for key in expected}
+        assert counted == expected, counted
+        clear_labels = tuple(sorted({"interface": "grpc", "dialect": "", "method": "Clear"}.items()))
+        assert samples[("cart_request_duration_seconds_count", clear_labels)] == 1
+        assert samples[("cart_request_duration_seconds_bucket", tuple(sorted(dict(clear_labels, le="+Inf").items())))] == 1
+        assert types["cart_requests"] == "counter" and types["cart_request_duration_seconds"] == "histogram"
+        assert samples[("cart_in_flight_requests", ())] == 0
+        assert types["cart_build"] == "info"
+        if sys.platform.startswith("linux"):
+            assert samples[("process_resident_memory_bytes", ())] > 0
+            assert samples[("process_open_fds", ())] > 0
+            assert ("process_cpu_seconds_total", ()) in samples
+
     for name, check in [
         ("create", create),
         ("add items", add),
@@ -125,6 +168,7 @@ def main() -> int:
         ("delete", delete),
         ("error carries ErrorInfo reason", error_with_reason),
         ("remove", remove),
+        ("metrics count every call", metrics),
     ]:
         step(name, check)
     failed = sum(1 for _, exc in results if exc)

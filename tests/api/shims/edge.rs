@@ -49,16 +49,16 @@ async fn metrics_count_requests_by_interface_and_outcome() {
         metrics
             .header("content-type")
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text")
     );
     let text = metrics.body;
     for needle in [
         "cart_requests_total{interface=\"grpc\",dialect=\"\",method=\"Create\",outcome=\"OK\"}",
         "cart_requests_total{interface=\"http\",dialect=\"vtex\",method=\"Clear\",outcome=\"OK\"}",
         "cart_requests_total{interface=\"http\",dialect=\"vtex\",method=\"Clear\",outcome=\"CART_NOT_FOUND\"}",
-        "cart_request_duration_seconds_bucket{interface=\"http\",dialect=\"vtex\",method=\"Clear\",le=\"+Inf\"}",
+        "cart_request_duration_seconds_bucket{le=\"+Inf\",interface=\"http\",dialect=\"vtex\",method=\"Clear\"}",
         "cart_http_responses_total{dialect=\"vtex\",status=\"400\"}",
-        "# TYPE cart_store_errors_total counter",
+        "# TYPE cart_in_flight_requests gauge",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
