@@ -99,7 +99,7 @@ async fn hammer(app: TestApp) -> Result<usize, String> {
     }
     let count = applied.len();
     let last = app.get(&cart.id).await.expect("final read");
-    check(applied, &End::Cart(last)).map(|()| count)
+    check(applied, &End::Cart(Box::new(last))).map(|()| count)
 }
 
 async fn concurrent_mutations_form_one_sequence(backend: Backend) {

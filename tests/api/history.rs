@@ -149,7 +149,7 @@ impl Applied {
 /// How a cart's history ended.
 pub enum End {
     /// The cart as read after the workload.
-    Cart(pb::Cart),
+    Cart(Box<pb::Cart>),
     /// A Remove ended it, reporting these units.
     Removed(i64),
 }

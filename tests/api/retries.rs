@@ -343,7 +343,7 @@ async fn lose_answers(backend: Backend, with_ids: bool) -> Vec<Result<(), String
                 );
                 End::Removed(*units)
             }
-            None => End::Cart(app.get(&cart_id).await.expect("cart readable")),
+            None => End::Cart(Box::new(app.get(&cart_id).await.expect("cart readable"))),
         };
         verdicts.push(check(history, &end).map_err(|e| format!("cart {cart_id}: {e}")));
     }
