@@ -32,6 +32,24 @@ enum Scenario {
     Health,
     /// Creates `--requests` carts of `--items` lines and prints their ids (for measuring).
     Create,
+    /// `probe.Probe/Touch` of the calibration probe (one EVALSHA per RPC and nothing else):
+    /// the floor the other scenarios are compared with.
+    Touch,
+}
+
+/// The probe's messages (`probe.proto`: one string field in, a string and an int out).
+#[derive(Clone, PartialEq, prost::Message)]
+struct TouchRequest {
+    #[prost(string, tag = "1")]
+    cart_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TouchReply {
+    #[prost(string, tag = "1")]
+    cart_id: String,
+    #[prost(int64, tag = "2")]
+    version: i64,
 }
 
 #[derive(Debug, Parser)]
@@ -176,6 +194,7 @@ impl Budget {
 
 struct Stream {
     client: Client,
+    channel: Channel,
     health: HealthClient<Channel>,
     auth: Auth,
     scenario: Scenario,
@@ -185,6 +204,19 @@ struct Stream {
 }
 
 impl Stream {
+    /// One `probe.Probe/Touch`.
+    async fn touch(&self, request: TouchRequest) -> Result<TouchReply, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static("/probe.Probe/Touch");
+        let codec = tonic_prost::ProstCodec::<TouchRequest, TouchReply>::default();
+        grpc.unary(tonic::Request::new(request), path, codec)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// The request id of the stream's n-th call ("" without `--request-ids`).
     fn request_id(&self, n: usize) -> String {
         match &self.request_ids {
@@ -197,7 +229,7 @@ impl Stream {
     /// 250-line carts inside the timed loop would charge the load generator's work to Clear).
     async fn setup(&mut self, pool: u64) -> Result<Vec<String>, tonic::Status> {
         let carts = match self.scenario {
-            Scenario::Health => 0,
+            Scenario::Health | Scenario::Touch => 0,
             Scenario::Clear | Scenario::Create => pool,
             _ => 1,
         };
@@ -217,7 +249,7 @@ impl Stream {
         measured.untimed = carts.len() as u64;
         let mut carts = carts.into_iter().peekable();
         let mut cart = match self.scenario {
-            Scenario::Health | Scenario::Clear | Scenario::Create => None,
+            Scenario::Health | Scenario::Clear | Scenario::Create | Scenario::Touch => None,
             _ => carts.next(),
         };
         let mut n = 0usize;
@@ -279,6 +311,13 @@ impl Stream {
                     if let Some(id) = carts.next() {
                         println!("{id}");
                     }
+                }
+                Scenario::Touch => {
+                    // The same cart again and again, as the probe's own README measures it.
+                    let request = TouchRequest {
+                        cart_id: "c0ffee".into(),
+                    };
+                    measured.time(self.touch(request)).await;
                 }
             }
         }
@@ -394,6 +433,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for stream in 0..args.streams.max(1) {
             streams.push(Stream {
                 client: CartServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
+                channel: channel.clone(),
                 health: HealthClient::new(channel.clone()),
                 auth: auth.clone(),
                 scenario,
