@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod grpc_web;
 pub mod health;
 pub mod http;
 pub mod metrics;
