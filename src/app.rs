@@ -25,6 +25,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("[durability] min_replicas needs Redis: the in-memory store has no replicas")]
+    NoReplicas,
     #[error("cannot set up the store: {0}")]
     Store(#[from] crate::error::CartError),
     #[error("cannot read the Redis CA certificate {path}: {source}")]
@@ -70,6 +72,7 @@ impl Application {
                     url,
                     settings.policy.clone(),
                     settings.redis_timeouts,
+                    settings.durability,
                     ca_cert,
                 )?;
                 if let Err(error) = store.load_scripts().await {
@@ -82,6 +85,9 @@ impl Application {
                 };
                 tracing::info!("cart store: {kind}");
                 Arc::new(store)
+            }
+            None if settings.durability.min_replicas > 0 => {
+                return Err(StartupError::NoReplicas);
             }
             None => {
                 tracing::info!(

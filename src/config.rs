@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::auth::{Authenticator, DEV_HMAC_SECRET, Principal, Scope};
 use crate::domain::{CartPolicy, Limits, TenantId};
 use crate::grpc_web::GrpcWebConfig;
-use crate::store::redis::RedisTimeouts;
+use crate::store::redis::{Durability, RedisTimeouts};
 
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
@@ -86,6 +86,16 @@ pub struct VtexConfig {
     pub account: String,
 }
 
+/// `[durability]`: replicas that must acknowledge a mutation before it is acknowledged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurabilityConfig {
+    #[serde(default)]
+    pub min_replicas: u32,
+    /// How long to wait for them, e.g. "50ms".
+    pub timeout: Option<String>,
+}
+
 /// The TOML file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +105,10 @@ pub struct ConfigFile {
     pub tombstone_ttl: Option<String>,
     /// How long one Redis call may take before it fails with UNAVAILABLE.
     pub redis_timeout: Option<String>,
+    /// How long a mutation's outcome is remembered under its request id.
+    pub request_id_ttl: Option<String>,
+    #[serde(default)]
+    pub durability: DurabilityConfig,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -127,6 +141,7 @@ pub struct Settings {
     pub redis_url: Option<String>,
     pub redis_ca_cert: Option<PathBuf>,
     pub redis_timeouts: RedisTimeouts,
+    pub durability: Durability,
     pub policy: CartPolicy,
     pub hmac_secret: String,
     pub authenticator: Authenticator,
@@ -147,6 +162,7 @@ impl Settings {
             redis_url,
             redis_ca_cert: None,
             redis_timeouts: RedisTimeouts::default(),
+            durability: Durability::default(),
             policy: CartPolicy::default(),
             hmac_secret: DEV_HMAC_SECRET.to_owned(),
             authenticator: Authenticator::Dev,
@@ -196,6 +212,11 @@ impl Settings {
                 &file.tombstone_ttl,
                 self.policy.tombstone_ttl,
             )?,
+            request_id_ttl: duration(
+                "request_id_ttl",
+                &file.request_id_ttl,
+                self.policy.request_id_ttl,
+            )?,
             limits: file.limits.clone(),
         };
         self.redis_timeouts.response = duration(
@@ -203,6 +224,22 @@ impl Settings {
             &file.redis_timeout,
             self.redis_timeouts.response,
         )?;
+        self.durability = Durability {
+            min_replicas: file.durability.min_replicas,
+            timeout: duration(
+                "durability.timeout",
+                &file.durability.timeout,
+                self.durability.timeout,
+            )?,
+        };
+        if self.durability.min_replicas > 0
+            && self.durability.timeout >= self.redis_timeouts.response
+        {
+            return Err(invalid(format!(
+                "durability.timeout ({:?}) must be shorter than redis_timeout ({:?})",
+                self.durability.timeout, self.redis_timeouts.response
+            )));
+        }
         let mut keys = Vec::new();
         let mut seen_tenants = std::collections::HashSet::new();
         for tenant in &file.tenants {

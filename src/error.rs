@@ -65,8 +65,14 @@ pub enum CartError {
     Unauthenticated,
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    #[error("this request_id was used for another request (another payload or RPC)")]
+    RequestIdReused,
     #[error("cart store unavailable")]
     Unavailable(#[source] BoxError),
+    #[error(
+        "only {acked} of {wanted} replicas acknowledged the change in time: it may have been applied; retrying with the same request_id is safe"
+    )]
+    ReplicationTimeout { acked: i64, wanted: u32 },
     #[error("deadline exceeded")]
     DeadlineExceeded,
     #[error("internal error")]
@@ -103,7 +109,9 @@ impl CartError {
             Self::VersionMismatch { .. } => "VERSION_MISMATCH",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
+            Self::RequestIdReused => "REQUEST_ID_REUSED",
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
+            Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Internal(_) => "INTERNAL",
         }
@@ -112,7 +120,7 @@ impl CartError {
     /// The gRPC code of SPEC §3.
     pub fn code(&self) -> Code {
         match self {
-            Self::InvalidArgument(_) => Code::InvalidArgument,
+            Self::InvalidArgument(_) | Self::RequestIdReused => Code::InvalidArgument,
             Self::CartNotFound | Self::LineNotFound(_) => Code::NotFound,
             Self::CartAlreadyExists => Code::AlreadyExists,
             Self::CartDeleted
@@ -124,10 +132,35 @@ impl CartError {
             Self::VersionMismatch { .. } => Code::Aborted,
             Self::Unauthenticated => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::Unavailable(_) => Code::Unavailable,
+            Self::Unavailable(_) | Self::ReplicationTimeout { .. } => Code::Unavailable,
             Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
         }
+    }
+
+    /// A copy of a refusal that is the outcome of a request (the cart's state refused it), which
+    /// a store remembers under the request's id; `None` for anything else (bad input never
+    /// reaches a store, and store trouble or a deadline is no outcome).
+    pub fn remembered(&self) -> Option<CartError> {
+        Some(match self {
+            Self::CartNotFound => Self::CartNotFound,
+            Self::LineNotFound(line) => Self::LineNotFound(line.clone()),
+            Self::CartAlreadyExists => Self::CartAlreadyExists,
+            Self::CartDeleted => Self::CartDeleted,
+            Self::OrderNumberMismatch => Self::OrderNumberMismatch,
+            Self::CurrencyMismatch(currency) => Self::CurrencyMismatch(currency.clone()),
+            Self::LineLimit(max) => Self::LineLimit(*max),
+            Self::QuantityLimit { line_id, max } => Self::QuantityLimit {
+                line_id: line_id.clone(),
+                max: *max,
+            },
+            Self::CouponLimit(max) => Self::CouponLimit(*max),
+            Self::VersionMismatch { expected, actual } => Self::VersionMismatch {
+                expected: *expected,
+                actual: *actual,
+            },
+            _ => return None,
+        })
     }
 
     /// Whether the message may be shown to a client (internal causes never are).
@@ -146,6 +179,13 @@ impl CartError {
             }
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %chain(cause.as_ref()), "cart store unavailable")
+            }
+            Self::ReplicationTimeout { acked, wanted } => {
+                tracing::warn!(
+                    acked,
+                    wanted,
+                    "too few replicas acknowledged a change in time"
+                )
             }
             _ => {}
         }
@@ -171,20 +211,39 @@ impl From<CartError> for Status {
             ERROR_DOMAIN,
             std::collections::HashMap::<String, String>::new(),
         );
-        if let CartError::InvalidArgument(violations) = &error {
-            for v in violations {
-                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+        match &error {
+            CartError::InvalidArgument(violations) => {
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
             }
-        }
-        if let CartError::VersionMismatch { actual, .. } = &error {
-            details.set_error_info(
-                error.reason(),
-                ERROR_DOMAIN,
-                std::collections::HashMap::from([(
-                    "current_version".to_owned(),
-                    actual.to_string(),
-                )]),
-            );
+            CartError::RequestIdReused => {
+                details.add_bad_request_violation(
+                    "request_id",
+                    "already used for a request with another payload or RPC",
+                );
+            }
+            CartError::VersionMismatch { actual, .. } => {
+                details.set_error_info(
+                    error.reason(),
+                    ERROR_DOMAIN,
+                    std::collections::HashMap::from([(
+                        "current_version".to_owned(),
+                        actual.to_string(),
+                    )]),
+                );
+            }
+            CartError::ReplicationTimeout { acked, wanted } => {
+                details.set_error_info(
+                    error.reason(),
+                    ERROR_DOMAIN,
+                    std::collections::HashMap::from([
+                        ("acknowledged_replicas".to_owned(), acked.to_string()),
+                        ("min_replicas".to_owned(), wanted.to_string()),
+                    ]),
+                );
+            }
+            _ => {}
         }
         Status::with_error_details(error.code(), error.client_message(), details)
     }

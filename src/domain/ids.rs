@@ -63,6 +63,10 @@ string_newtype!(
     CouponCode
 );
 string_newtype!(
+    /// An idempotency key: `^[A-Za-z0-9_-]{1,64}$` (a UUID recommended); safe inside a Redis key.
+    RequestId
+);
+string_newtype!(
     /// The order that closed a cart: 1..=64 printable ASCII characters without spaces.
     OrderNumber
 );
@@ -94,6 +98,12 @@ impl CartId {
         rand::rng().fill_bytes(&mut bytes);
         Self(hex(&bytes))
     }
+
+    /// The same shape as [`CartId::generate`], from the first 96 bits of a keyed digest: a
+    /// Create retried with its request id must land on the same id.
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
+        Self(hex(&digest[..12]))
+    }
 }
 
 impl TenantId {
@@ -104,6 +114,12 @@ impl TenantId {
     /// The tenant of dev mode (no config file).
     pub fn default_tenant() -> Self {
         Self("default".to_owned())
+    }
+}
+
+impl RequestId {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        parse_token(value, "request_id").map(Self)
     }
 }
 

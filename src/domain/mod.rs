@@ -3,13 +3,15 @@
 pub mod cart;
 pub mod ids;
 pub mod policy;
+pub mod request;
 
 pub use cart::{
     CartHeader, CartState, CartStatus, Coupon, Line, LineUpdate, Mutation, MutationOutcome,
     NewCart, NewLine,
 };
-pub use ids::{CartId, CouponCode, Currency, LineId, OrderNumber, Sku, TenantId};
+pub use ids::{CartId, CouponCode, Currency, LineId, OrderNumber, RequestId, Sku, TenantId};
 pub use policy::{CartPolicy, Limits};
+pub use request::RequestTag;
 
 /// Milliseconds since the Unix epoch: the one clock unit of stores and snapshots.
 pub type UnixMillis = i64;

@@ -32,17 +32,21 @@ pub struct CartPolicy {
     pub cart_ttl: Duration,
     /// How long a deleted cart's snapshot stays readable.
     pub tombstone_ttl: Duration,
+    /// How long a mutation's outcome is remembered under its request id (the retry window).
+    pub request_id_ttl: Duration,
     pub limits: Limits,
 }
 
 pub const DEFAULT_CART_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const DEFAULT_REQUEST_ID_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for CartPolicy {
     fn default() -> Self {
         Self {
             cart_ttl: DEFAULT_CART_TTL,
             tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
+            request_id_ttl: DEFAULT_REQUEST_ID_TTL,
             limits: Limits::default(),
         }
     }
@@ -55,6 +59,10 @@ impl CartPolicy {
 
     pub fn tombstone_ttl_ms(&self) -> i64 {
         duration_ms(self.tombstone_ttl)
+    }
+
+    pub fn request_id_ttl_ms(&self) -> i64 {
+        duration_ms(self.request_id_ttl)
     }
 }
 

@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use prost::Message;
 use prost_types::Timestamp;
 
 use crate::auth::CartTokens;
 use crate::domain::{
     CartHeader, CartId, CartKey, CartPolicy, CartState, CartStatus, CouponCode, Currency, Limits,
-    LineId, LineUpdate, NewCart, NewLine, OrderNumber, Sku, TenantId, UnixMillis,
+    LineId, LineUpdate, NewCart, NewLine, OrderNumber, RequestId, RequestTag, Sku, TenantId,
+    UnixMillis,
 };
 use crate::error::{CartError, FieldViolation};
 use crate::pb;
@@ -82,6 +84,55 @@ fn string_map(
         }
     }
     out
+}
+
+/// A mutation request, which may carry an idempotency key (`request_id`).
+pub trait Idempotent: Message + Clone {
+    /// Part of the fingerprint, so that one request id cannot replay another RPC's outcome.
+    const RPC: &'static str;
+    fn request_id(&self) -> &str;
+    fn clear_request_id(&mut self);
+}
+
+macro_rules! idempotent {
+    ($($message:ident => $rpc:literal),* $(,)?) => {
+        $(
+            impl Idempotent for pb::$message {
+                const RPC: &'static str = $rpc;
+                fn request_id(&self) -> &str {
+                    &self.request_id
+                }
+                fn clear_request_id(&mut self) {
+                    self.request_id.clear();
+                }
+            }
+        )*
+    };
+}
+
+idempotent!(
+    CreateRequest => "Create",
+    AddItemsRequest => "AddItems",
+    UpdateItemsRequest => "UpdateItems",
+    ApplyCouponRequest => "ApplyCoupon",
+    ClearRequest => "Clear",
+    RemoveRequest => "Remove",
+    DeleteRequest => "Delete",
+);
+
+/// The request's id (none when empty) and the fingerprint of everything else it asks for: the
+/// message encoded without its id (maps are sorted, so equal payloads encode equally).
+fn request_tag<M: Idempotent>(v: &mut Violations, req: &M) -> Option<RequestTag> {
+    if req.request_id().is_empty() {
+        return None;
+    }
+    let id = v.check(
+        || "request_id".to_owned(),
+        RequestId::parse(req.request_id()),
+    )?;
+    let mut payload = req.clone();
+    payload.clear_request_id();
+    Some(RequestTag::new(id, M::RPC, &payload.encode_to_vec()))
 }
 
 fn cart_id(v: &mut Violations, value: &str) -> Option<CartId> {
@@ -181,17 +232,22 @@ fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Ve
 pub struct CreateCommand {
     pub key: CartKey,
     pub cart: NewCart,
+    pub request: Option<RequestTag>,
 }
 
+/// `tokens` derive the id of a cart created without `cart_id` but with a request id.
 pub fn create(
     tenant: &TenantId,
     req: pb::CreateRequest,
     limits: &Limits,
+    tokens: &CartTokens,
 ) -> Result<CreateCommand, CartError> {
     let mut v = Violations::default();
-    let id = match req.cart_id.as_str() {
-        "" => Some(CartId::generate()),
-        id => cart_id(&mut v, id),
+    let request = request_tag(&mut v, &req);
+    let id = match (req.cart_id.as_str(), &request) {
+        ("", Some(tag)) => Some(tokens.derive_cart_id(tenant, &tag.id)),
+        ("", None) => Some(CartId::generate()),
+        (id, _) => cart_id(&mut v, id),
     };
     let currency = v.check(|| "currency".to_owned(), Currency::parse(&req.currency));
     let mut text = |name: &'static str, value: &str| {
@@ -216,6 +272,7 @@ pub fn create(
             ));
         }
         Some(CreateCommand {
+            request,
             key: key(tenant, id?),
             cart: NewCart {
                 header: CartHeader {
@@ -239,25 +296,47 @@ pub fn get(tenant: &TenantId, req: &pb::GetRequest) -> Result<CartKey, CartError
     v.finish(id.map(|id| key(tenant, id)))
 }
 
-/// A decoded mutation request: which cart, what change, at which version.
+/// A decoded mutation request: which cart, what change, at which version, under which
+/// request id.
 pub struct MutationCommand<M> {
     pub key: CartKey,
     pub change: M,
     pub expected_version: i64,
+    pub request: Option<RequestTag>,
+}
+
+/// The parts every mutation request has; `expected_version` is checked here.
+struct Common {
+    id: Option<CartId>,
+    expected: Option<i64>,
+    request: Option<RequestTag>,
+}
+
+fn common<M: Idempotent>(
+    v: &mut Violations,
+    req: &M,
+    cart_id_value: &str,
+    expected_value: i64,
+) -> Common {
+    Common {
+        id: cart_id(v, cart_id_value),
+        expected: expected_version(v, expected_value),
+        request: request_tag(v, req),
+    }
 }
 
 fn command<M>(
     v: Violations,
     tenant: &TenantId,
-    id: Option<CartId>,
+    common: Common,
     change: Option<M>,
-    expected: Option<i64>,
 ) -> Result<MutationCommand<M>, CartError> {
-    let command = match (id, change, expected) {
+    let command = match (common.id, change, common.expected) {
         (Some(id), Some(change), Some(expected_version)) => Some(MutationCommand {
             key: key(tenant, id),
             change,
             expected_version,
+            request: common.request,
         }),
         _ => None,
     };
@@ -270,8 +349,7 @@ pub fn add_items(
     limits: &Limits,
 ) -> Result<MutationCommand<Vec<NewLine>>, CartError> {
     let mut v = Violations::default();
-    let id = cart_id(&mut v, &req.cart_id);
-    let expected = expected_version(&mut v, req.expected_version);
+    let common = common(&mut v, &req, &req.cart_id, req.expected_version);
     if req.items.is_empty() {
         v.check(
             || "items".to_owned(),
@@ -279,7 +357,7 @@ pub fn add_items(
         );
     }
     let items = new_items(&mut v, req.items, limits);
-    command(v, tenant, id, Some(items), expected)
+    command(v, tenant, common, Some(items))
 }
 
 pub fn update_items(
@@ -288,8 +366,7 @@ pub fn update_items(
     limits: &Limits,
 ) -> Result<MutationCommand<Vec<LineUpdate>>, CartError> {
     let mut v = Violations::default();
-    let id = cart_id(&mut v, &req.cart_id);
-    let expected = expected_version(&mut v, req.expected_version);
+    let common = common(&mut v, &req, &req.cart_id, req.expected_version);
     if req.updates.is_empty() {
         v.check(
             || "updates".to_owned(),
@@ -325,7 +402,7 @@ pub fn update_items(
             updates.push(LineUpdate { line_id, quantity });
         }
     }
-    command(v, tenant, id, Some(updates), expected)
+    command(v, tenant, common, Some(updates))
 }
 
 pub fn apply_coupon(
@@ -333,8 +410,7 @@ pub fn apply_coupon(
     req: &pb::ApplyCouponRequest,
 ) -> Result<MutationCommand<(CouponCode, i64)>, CartError> {
     let mut v = Violations::default();
-    let id = cart_id(&mut v, &req.cart_id);
-    let expected = expected_version(&mut v, req.expected_version);
+    let common = common(&mut v, req, &req.cart_id, req.expected_version);
     let code = v.check(|| "code".to_owned(), CouponCode::parse(&req.code));
     let amount = v.check(
         || "amount".to_owned(),
@@ -344,7 +420,7 @@ pub fn apply_coupon(
         },
     );
     let change = code.zip(amount);
-    command(v, tenant, id, change, expected)
+    command(v, tenant, common, change)
 }
 
 pub fn clear(
@@ -352,14 +428,13 @@ pub fn clear(
     req: &pb::ClearRequest,
 ) -> Result<MutationCommand<(bool, String)>, CartError> {
     let mut v = Violations::default();
-    let id = cart_id(&mut v, &req.cart_id);
-    let expected = expected_version(&mut v, req.expected_version);
+    let common = common(&mut v, req, &req.cart_id, req.expected_version);
     let reason = v.check(
         || "reason".to_owned(),
         bounded_text(&req.reason, MAX_TEXT_BYTES),
     );
     let change = reason.map(|reason| (req.preserve_coupons, reason));
-    command(v, tenant, id, change, expected)
+    command(v, tenant, common, change)
 }
 
 pub fn remove(
@@ -367,9 +442,8 @@ pub fn remove(
     req: &pb::RemoveRequest,
 ) -> Result<MutationCommand<()>, CartError> {
     let mut v = Violations::default();
-    let id = cart_id(&mut v, &req.cart_id);
-    let expected = expected_version(&mut v, req.expected_version);
-    command(v, tenant, id, Some(()), expected)
+    let common = common(&mut v, req, &req.cart_id, req.expected_version);
+    command(v, tenant, common, Some(()))
 }
 
 pub fn delete(
@@ -377,13 +451,12 @@ pub fn delete(
     req: &pb::DeleteRequest,
 ) -> Result<MutationCommand<OrderNumber>, CartError> {
     let mut v = Violations::default();
-    let id = cart_id(&mut v, &req.cart_id);
-    let expected = expected_version(&mut v, req.expected_version);
+    let common = common(&mut v, req, &req.cart_id, req.expected_version);
     let order_number = v.check(
         || "order_number".to_owned(),
         OrderNumber::parse(&req.order_number),
     );
-    command(v, tenant, id, order_number, expected)
+    command(v, tenant, common, order_number)
 }
 
 pub fn timestamp(millis: UnixMillis) -> Timestamp {
@@ -472,16 +545,21 @@ mod tests {
         }
     }
 
+    fn tokens() -> CartTokens {
+        CartTokens::new(b"convert tests secret")
+    }
+
     #[test]
     fn every_bad_field_is_reported_at_once() {
         let req = pb::CreateRequest {
             cart_id: "bad id".into(),
             currency: "usd".into(),
             items: vec![item("", 0), item(&"x".repeat(65), 1000)],
+            request_id: "not a token".into(),
             ..Default::default()
         };
         let Err(CartError::InvalidArgument(violations)) =
-            create(&tenant(), req, &Limits::default())
+            create(&tenant(), req, &Limits::default(), &tokens())
         else {
             panic!("expected InvalidArgument");
         };
@@ -489,6 +567,7 @@ mod tests {
         assert_eq!(
             fields,
             [
+                "request_id",
                 "cart_id",
                 "currency",
                 "items[0].sku",
@@ -522,8 +601,53 @@ mod tests {
             currency: "EUR".into(),
             ..Default::default()
         };
-        let command = create(&tenant(), req, &Limits::default()).unwrap();
+        let command = create(&tenant(), req, &Limits::default(), &tokens()).unwrap();
         assert_eq!(command.key.cart_id.as_str().len(), 24);
+        assert!(command.request.is_none());
+    }
+
+    #[test]
+    fn create_with_a_request_id_derives_the_same_id_every_time() {
+        let req = || pb::CreateRequest {
+            currency: "EUR".into(),
+            request_id: "7c0d6a4e-retry".into(),
+            ..Default::default()
+        };
+        let first = create(&tenant(), req(), &Limits::default(), &tokens()).unwrap();
+        let again = create(&tenant(), req(), &Limits::default(), &tokens()).unwrap();
+        assert_eq!(first.key, again.key);
+        assert_eq!(first.request, again.request);
+        assert!(CartId::parse(first.key.cart_id.as_str()).is_ok());
+        assert_eq!(first.key.cart_id.as_str().len(), 24);
+        let other_tenant = TenantId::parse("other").unwrap();
+        let elsewhere = create(&other_tenant, req(), &Limits::default(), &tokens()).unwrap();
+        assert_ne!(first.key.cart_id, elsewhere.key.cart_id);
+    }
+
+    #[test]
+    fn fingerprints_ignore_the_request_id_but_not_the_payload() {
+        let clear = |request_id: &str, reason: &str| pb::ClearRequest {
+            cart_id: "c1".into(),
+            reason: reason.into(),
+            request_id: request_id.into(),
+            ..Default::default()
+        };
+        let tag = |req: &pb::ClearRequest| super::clear(&tenant(), req).unwrap().request.unwrap();
+        let a = tag(&clear("r-1", "x"));
+        assert_eq!(a.fingerprint, tag(&clear("r-2", "x")).fingerprint);
+        assert_ne!(a.fingerprint, tag(&clear("r-1", "y")).fingerprint);
+        assert!(
+            super::clear(&tenant(), &clear("", "x"))
+                .unwrap()
+                .request
+                .is_none()
+        );
+        let Err(CartError::InvalidArgument(violations)) =
+            super::clear(&tenant(), &clear(&"r".repeat(65), "x"))
+        else {
+            panic!("a 65-character request id was accepted");
+        };
+        assert_eq!(violations[0].field, "request_id");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::auth::{CartTokens, Principal, Scope};
-use crate::domain::{CartKey, CartPolicy, CartState, Mutation, now_millis};
+use crate::domain::{CartKey, CartPolicy, CartState, Mutation, RequestTag, now_millis};
 use crate::error::CartError;
 use crate::metrics::{self, Interface};
 use crate::pb;
@@ -48,10 +48,11 @@ impl CartService {
         key: &CartKey,
         mutation: Mutation,
         expected_version: i64,
+        request: Option<&RequestTag>,
     ) -> Result<(pb::Cart, i64), CartError> {
         let mutated = self
             .store
-            .mutate(key, mutation, expected_version, now_millis())
+            .mutate(key, mutation, expected_version, now_millis(), request)
             .await?;
         Ok((
             self.view(key, &mutated.state),
@@ -142,7 +143,12 @@ async fn observed<T>(
     let outcome = match &result {
         Ok(_) => "OK",
         Err(error) => {
-            if matches!(error, CartError::Unavailable(_) | CartError::Internal(_)) {
+            if matches!(
+                error,
+                CartError::Unavailable(_)
+                    | CartError::ReplicationTimeout { .. }
+                    | CartError::Internal(_)
+            ) {
                 metrics.record_store_error(error.reason());
             }
             error.reason()
@@ -161,12 +167,21 @@ impl CartServiceApi for CartService {
     ) -> Result<Response<pb::Cart>, Status> {
         observed("Create", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
-            let command =
-                convert::create(&principal.tenant, request.into_inner(), &self.policy.limits)?;
+            let command = convert::create(
+                &principal.tenant,
+                request.into_inner(),
+                &self.policy.limits,
+                &self.tokens,
+            )?;
             record_cart(&command.key);
             let state = self
                 .store
-                .create(&command.key, command.cart, now_millis())
+                .create(
+                    &command.key,
+                    command.cart,
+                    now_millis(),
+                    command.request.as_ref(),
+                )
                 .await?;
             Ok(self.view(&command.key, &state))
         })
@@ -196,7 +211,12 @@ impl CartServiceApi for CartService {
                 convert::add_items(&principal.tenant, request.into_inner(), &self.policy.limits)?;
             record_cart(&c.key);
             let (cart, _) = self
-                .mutate(&c.key, Mutation::AddItems(c.change), c.expected_version)
+                .mutate(
+                    &c.key,
+                    Mutation::AddItems(c.change),
+                    c.expected_version,
+                    c.request.as_ref(),
+                )
                 .await?;
             Ok(cart)
         })
@@ -217,7 +237,12 @@ impl CartServiceApi for CartService {
             )?;
             record_cart(&c.key);
             let (cart, _) = self
-                .mutate(&c.key, Mutation::UpdateItems(c.change), c.expected_version)
+                .mutate(
+                    &c.key,
+                    Mutation::UpdateItems(c.change),
+                    c.expected_version,
+                    c.request.as_ref(),
+                )
                 .await?;
             Ok(cart)
         })
@@ -235,7 +260,9 @@ impl CartServiceApi for CartService {
             record_cart(&c.key);
             let (code, amount) = c.change;
             let mutation = Mutation::ApplyCoupon { code, amount };
-            let (cart, _) = self.mutate(&c.key, mutation, c.expected_version).await?;
+            let (cart, _) = self
+                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
+                .await?;
             Ok(cart)
         })
         .await
@@ -255,7 +282,9 @@ impl CartServiceApi for CartService {
                 preserve_coupons,
                 reason,
             };
-            let (cart, items_cleared) = self.mutate(&c.key, mutation, c.expected_version).await?;
+            let (cart, items_cleared) = self
+                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
+                .await?;
             Ok(pb::ClearResponse {
                 cart: Some(cart),
                 items_cleared,
@@ -275,7 +304,7 @@ impl CartServiceApi for CartService {
             record_cart(&c.key);
             let items_removed = self
                 .store
-                .remove(&c.key, c.expected_version, now_millis())
+                .remove(&c.key, c.expected_version, now_millis(), c.request.as_ref())
                 .await?;
             Ok(pb::RemoveResponse {
                 cart_id: c.key.cart_id.to_string(),
@@ -297,7 +326,9 @@ impl CartServiceApi for CartService {
             let mutation = Mutation::Delete {
                 order_number: c.change,
             };
-            let (cart, _) = self.mutate(&c.key, mutation, c.expected_version).await?;
+            let (cart, _) = self
+                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
+                .await?;
             Ok(pb::DeleteResponse { cart: Some(cart) })
         })
         .await

@@ -1,5 +1,5 @@
 //! Fabric XM (seed 001): `PATCH /api-cart/cart/{cartId}/orderNumber` with `{"orderNumber"}`,
-//! mapped to `Delete`.
+//! mapped to `Delete`. An `Idempotency-Key` header is the request id.
 //!
 //! The tenant comes from the `x-site-context` header's `account`; the caller also presents a
 //! `Bearer` API key of that tenant. Answers the deleted cart in XM's shape, or
@@ -289,7 +289,7 @@ async fn delete(
         cart_id: cart_id.to_owned(),
         order_number,
         expected_version: 0,
-        request_id: String::new(),
+        request_id: super::idempotency_key(headers),
     };
     match state
         .service
@@ -307,15 +307,23 @@ async fn delete(
             "CART_NOT_FOUND" => {
                 XmError::new(StatusCode::NOT_FOUND, "CART_NOT_FOUND", "Cart not found.")
             }
+            "INVALID_ARGUMENT" if super::violates(&status, "request_id") => XmError::validation(
+                "Invalid data in header: Idempotency-Key should be 1 to 64 characters of A-Z, a-z, 0-9, _ and -",
+            ),
             "INVALID_ARGUMENT" => XmError::validation(
                 "Invalid data in body: /orderNumber should be printable text of at most 64 characters",
+            ),
+            "REQUEST_ID_REUSED" => XmError::new(
+                StatusCode::CONFLICT,
+                "IDEMPOTENCY_KEY_REUSED",
+                "Idempotency-Key was already used for a different request.",
             ),
             "ORDER_NUMBER_MISMATCH" => XmError::new(
                 StatusCode::CONFLICT,
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
-            "STORE_UNAVAILABLE" => XmError::new(
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "Service unavailable, retry later.",

@@ -147,6 +147,24 @@ pub(crate) fn reason(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
+/// The `Idempotency-Key` header, the request id of the shims that take one ("" when absent;
+/// a value that is not text fails the handler's request-id check).
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> String {
+    headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether a handler refused the request's `field` as malformed.
+pub(crate) fn violates(status: &tonic::Status, field: &str) -> bool {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .is_some_and(|b| b.field_violations.iter().any(|v| v.field == field))
+}
+
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyError {

@@ -1,5 +1,6 @@
 //! Stateset (seed 002): `POST /v1/carts/{id}/clear` with `{preserve_coupons, reason}`, mapped
-//! to `Clear`. Needs a `Bearer` API key with `carts:write`.
+//! to `Clear`. Needs a `Bearer` API key with `carts:write`. An `Idempotency-Key` header is the
+//! request id: a retry with the same key replays the first clear.
 //!
 //! Answers Stateset's cart object (amounts in minor units, `metadata.clear_reason`,
 //! `metadata.items_cleared`, an info message), or `{"error": {type, code, message}}`.
@@ -248,7 +249,7 @@ async fn clear(
         preserve_coupons: options.preserve_coupons,
         reason: options.reason,
         expected_version: 0,
-        request_id: String::new(),
+        request_id: super::idempotency_key(headers),
     };
     match state
         .service
@@ -283,7 +284,13 @@ async fn clear(
                 "cart_not_active",
                 "Cart is checked out and cannot be cleared",
             ),
-            "STORE_UNAVAILABLE" => StatesetError::new(
+            "REQUEST_ID_REUSED" => StatesetError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_error",
+                "idempotency_key_reused",
+                "Keys for idempotent requests can only be used with the same parameters they were first used with",
+            ),
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => StatesetError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 "service_unavailable",

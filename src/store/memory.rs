@@ -3,6 +3,8 @@
 //! Carts live in shards of `HashMap`s behind `std` mutexes; each call takes its shard's lock
 //! once and runs the domain mutation inside it, so every call is atomic and linearizable.
 //! Expiry matches Redis: an expired cart is invisible at once, and a janitor frees it later.
+//! Outcomes remembered under request ids sit in the cart's shard, beside the carts, so the
+//! mutation and its record happen under one lock; they outlive the cart (a replayed Remove).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -12,7 +14,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{CartStore, Mutated};
-use crate::domain::{CartKey, CartPolicy, CartState, Mutation, NewCart, UnixMillis, now_millis};
+use crate::domain::{
+    CartKey, CartPolicy, CartState, Mutation, NewCart, RequestId, RequestTag, UnixMillis,
+    now_millis,
+};
 use crate::error::CartError;
 
 const SHARDS: usize = 32;
@@ -23,7 +28,36 @@ struct Entry {
     expires_at: UnixMillis,
 }
 
-type Shard = HashMap<CartKey, Entry>;
+/// What a successful call of each kind returns.
+#[derive(Clone)]
+enum Reply {
+    Created(CartState),
+    Mutated(Mutated),
+    Removed(i64),
+}
+
+/// The outcome of a mutation, kept under its request id until `expires_at`.
+struct Remembered {
+    fingerprint: String,
+    /// A success, or a refusal (see [`CartError::remembered`]).
+    outcome: Result<Reply, CartError>,
+    expires_at: UnixMillis,
+}
+
+impl Remembered {
+    fn replay(&self) -> Result<Reply, CartError> {
+        match &self.outcome {
+            Ok(reply) => Ok(reply.clone()),
+            Err(refusal) => Err(refusal.remembered().expect("only refusals are remembered")),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    carts: HashMap<CartKey, Entry>,
+    requests: HashMap<(CartKey, RequestId), Remembered>,
+}
 
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
@@ -36,7 +70,7 @@ impl MemoryStore {
     /// expired carts (it stops when the store is dropped).
     pub fn new(policy: CartPolicy) -> Arc<Self> {
         let store = Arc::new(Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
             policy,
         });
@@ -55,26 +89,80 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops every expired cart.
+    /// Drops every expired cart and remembered outcome.
     pub fn purge_expired(&self, now: UnixMillis) {
         for shard in self.shards.iter() {
-            shard
+            let mut shard = shard
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .retain(|_, entry| entry.expires_at > now);
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.carts.retain(|_, entry| entry.expires_at > now);
+            shard.requests.retain(|_, seen| seen.expires_at > now);
         }
     }
 
+    /// Carts held, expired ones that the janitor has not freed yet included.
+    pub fn cart_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).carts.len())
+            .sum()
+    }
+
     fn live_entry<'a>(
-        shard: &'a mut Shard,
+        carts: &'a mut HashMap<CartKey, Entry>,
         key: &CartKey,
         now: UnixMillis,
     ) -> Option<&'a mut Entry> {
-        if shard.get(key).is_some_and(|e| e.expires_at <= now) {
-            shard.remove(key);
+        if carts.get(key).is_some_and(|e| e.expires_at <= now) {
+            carts.remove(key);
         }
-        shard.get_mut(key)
+        carts.get_mut(key)
     }
+
+    /// Runs `apply` at most once per request id, under the caller's shard lock: a remembered
+    /// outcome is replayed (changing nothing), another payload under the same id is refused, and
+    /// a new outcome is remembered together with the mutation.
+    fn once(
+        &self,
+        shard: &mut Shard,
+        key: &CartKey,
+        request: Option<&RequestTag>,
+        now: UnixMillis,
+        apply: impl FnOnce(&mut HashMap<CartKey, Entry>) -> Result<Reply, CartError>,
+    ) -> Result<Reply, CartError> {
+        let Some(tag) = request else {
+            return apply(&mut shard.carts);
+        };
+        let slot = (key.clone(), tag.id.clone());
+        if let Some(seen) = shard.requests.get(&slot).filter(|s| s.expires_at > now) {
+            if seen.fingerprint != tag.fingerprint {
+                return Err(CartError::RequestIdReused);
+            }
+            return seen.replay();
+        }
+        let outcome = apply(&mut shard.carts);
+        let kept = match &outcome {
+            Ok(reply) => Some(Ok(reply.clone())),
+            Err(error) => error.remembered().map(Err),
+        };
+        if let Some(kept) = kept {
+            shard.requests.insert(
+                slot,
+                Remembered {
+                    fingerprint: tag.fingerprint.clone(),
+                    outcome: kept,
+                    expires_at: now + self.policy.request_id_ttl_ms(),
+                },
+            );
+        }
+        outcome
+    }
+}
+
+/// A replay under a request id that another kind of call made (its fingerprint differed, so
+/// this is only reachable by a corrupt record).
+fn other_rpc<T>() -> Result<T, CartError> {
+    Err(CartError::RequestIdReused)
 }
 
 async fn janitor(store: Weak<MemoryStore>) {
@@ -96,26 +184,33 @@ impl CartStore for MemoryStore {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<CartState, CartError> {
         let mut shard = self.shard(key);
-        if Self::live_entry(&mut shard, key, now).is_some() {
-            return Err(CartError::CartAlreadyExists);
+        let reply = self.once(&mut shard, key, request, now, |carts| {
+            if Self::live_entry(carts, key, now).is_some() {
+                return Err(CartError::CartAlreadyExists);
+            }
+            let state = CartState::create(cart, now, &self.policy.limits)?;
+            let expires_at = state.expires_at(&self.policy);
+            carts.insert(
+                key.clone(),
+                Entry {
+                    state: state.clone(),
+                    expires_at,
+                },
+            );
+            Ok(Reply::Created(state))
+        })?;
+        match reply {
+            Reply::Created(state) => Ok(state),
+            _ => other_rpc(),
         }
-        let state = CartState::create(cart, now, &self.policy.limits)?;
-        let expires_at = state.expires_at(&self.policy);
-        shard.insert(
-            key.clone(),
-            Entry {
-                state: state.clone(),
-                expires_at,
-            },
-        );
-        Ok(state)
     }
 
     async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
         let mut shard = self.shard(key);
-        let entry = Self::live_entry(&mut shard, key, now).ok_or(CartError::CartNotFound)?;
+        let entry = Self::live_entry(&mut shard.carts, key, now).ok_or(CartError::CartNotFound)?;
         entry.state.touch(now);
         entry.expires_at = entry.state.expires_at(&self.policy);
         Ok(entry.state.clone())
@@ -127,17 +222,25 @@ impl CartStore for MemoryStore {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<Mutated, CartError> {
         let mut shard = self.shard(key);
-        let entry = Self::live_entry(&mut shard, key, now).ok_or(CartError::CartNotFound)?;
-        let outcome = entry
-            .state
-            .apply(&mutation, expected_version, now, &self.policy.limits)?;
-        entry.expires_at = entry.state.expires_at(&self.policy);
-        Ok(Mutated {
-            state: entry.state.clone(),
-            outcome,
-        })
+        let reply = self.once(&mut shard, key, request, now, |carts| {
+            let entry = Self::live_entry(carts, key, now).ok_or(CartError::CartNotFound)?;
+            let outcome =
+                entry
+                    .state
+                    .apply(&mutation, expected_version, now, &self.policy.limits)?;
+            entry.expires_at = entry.state.expires_at(&self.policy);
+            Ok(Reply::Mutated(Mutated {
+                state: entry.state.clone(),
+                outcome,
+            }))
+        })?;
+        match reply {
+            Reply::Mutated(mutated) => Ok(mutated),
+            _ => other_rpc(),
+        }
     }
 
     async fn remove(
@@ -145,13 +248,20 @@ impl CartStore for MemoryStore {
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<i64, CartError> {
         let mut shard = self.shard(key);
-        let entry = Self::live_entry(&mut shard, key, now).ok_or(CartError::CartNotFound)?;
-        entry.state.check_live(expected_version)?;
-        let units = entry.state.item_count();
-        shard.remove(key);
-        Ok(units)
+        let reply = self.once(&mut shard, key, request, now, |carts| {
+            let entry = Self::live_entry(carts, key, now).ok_or(CartError::CartNotFound)?;
+            entry.state.check_live(expected_version)?;
+            let units = entry.state.item_count();
+            carts.remove(key);
+            Ok(Reply::Removed(units))
+        })?;
+        match reply {
+            Reply::Removed(units) => Ok(units),
+            _ => other_rpc(),
+        }
     }
 
     async fn ping(&self) -> Result<(), CartError> {
@@ -203,7 +313,7 @@ mod tests {
     #[test]
     fn a_cart_lives_its_ttl_from_the_last_access() {
         let store = store();
-        block_on(store.create(&key(), new_cart(), 0)).unwrap();
+        block_on(store.create(&key(), new_cart(), 0, None)).unwrap();
         block_on(store.get(&key(), TTL_MS - 1)).expect("alive just before its ttl");
         // That read pushed the expiry to 2 * TTL - 1.
         block_on(store.get(&key(), 2 * TTL_MS - 2)).expect("alive thanks to the read");
@@ -212,17 +322,17 @@ mod tests {
             Err(CartError::CartNotFound)
         ));
         // An expired id is free again.
-        block_on(store.create(&key(), new_cart(), 4 * TTL_MS)).unwrap();
+        block_on(store.create(&key(), new_cart(), 4 * TTL_MS, None)).unwrap();
     }
 
     #[test]
     fn a_tombstone_keeps_its_retention_whatever_reads_it() {
         let store = store();
-        block_on(store.create(&key(), new_cart(), 0)).unwrap();
+        block_on(store.create(&key(), new_cart(), 0, None)).unwrap();
         let delete = Mutation::Delete {
             order_number: OrderNumber::parse("O-1").unwrap(),
         };
-        block_on(store.mutate(&key(), delete, 0, 100)).unwrap();
+        block_on(store.mutate(&key(), delete, 0, 100, None)).unwrap();
         block_on(store.get(&key(), 100 + TOMBSTONE_MS - 1)).expect("readable within retention");
         assert!(matches!(
             block_on(store.get(&key(), 100 + TOMBSTONE_MS)),
@@ -233,15 +343,14 @@ mod tests {
     #[test]
     fn purge_frees_only_expired_carts() {
         let store = store();
-        block_on(store.create(&key(), new_cart(), 0)).unwrap();
+        block_on(store.create(&key(), new_cart(), 0, None)).unwrap();
         let other = CartKey {
             cart_id: CartId::parse("c2").unwrap(),
             ..key()
         };
-        block_on(store.create(&other, new_cart(), TTL_MS)).unwrap();
+        block_on(store.create(&other, new_cart(), TTL_MS, None)).unwrap();
         store.purge_expired(TTL_MS + 1);
-        let held: usize = store.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert_eq!(held, 1);
+        assert_eq!(store.cart_count(), 1);
         block_on(store.get(&other, TTL_MS + 1)).expect("the younger cart stays");
     }
 }

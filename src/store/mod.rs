@@ -1,7 +1,11 @@
 //! Cart storage: one trait, two implementations held to one contract suite.
 //!
 //! [`memory::MemoryStore`] is the embedded default; [`redis::RedisStore`] is production. Both
-//! apply the semantics of [`crate::domain::cart`] atomically per call.
+//! apply the semantics of [`crate::domain::cart`] atomically per call, and both remember a
+//! mutation's outcome under its request id in that same atomic step (see
+//! [`crate::domain::request`]): with the same [`RequestTag`] again, a mutation returns the
+//! remembered outcome and changes nothing; with the same id and another fingerprint it fails with
+//! [`CartError::RequestIdReused`].
 
 pub mod memory;
 pub mod redis;
@@ -10,7 +14,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{CartKey, CartState, Mutation, MutationOutcome, NewCart, UnixMillis};
+use crate::domain::{
+    CartKey, CartState, Mutation, MutationOutcome, NewCart, RequestTag, UnixMillis,
+};
 use crate::error::CartError;
 
 pub use memory::MemoryStore;
@@ -32,6 +38,7 @@ pub trait CartStore: Send + Sync + 'static {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<CartState, CartError>;
 
     /// Reads a cart and restarts a live cart's lifetime.
@@ -44,6 +51,7 @@ pub trait CartStore: Send + Sync + 'static {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<Mutated, CartError>;
 
     /// Forgets a live cart entirely; returns the units it held.
@@ -52,6 +60,7 @@ pub trait CartStore: Send + Sync + 'static {
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<i64, CartError>;
 
     /// Whether the store answers (drives health and readiness).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cart_service::domain::{
     CartHeader, CartKey, CartPolicy, CartState, Currency, LineId, LineUpdate, Mutation, NewCart,
-    NewLine, Sku, UnixMillis,
+    NewLine, RequestTag, Sku, UnixMillis,
 };
 use cart_service::error::CartError;
 use cart_service::pb;
@@ -314,6 +314,7 @@ impl CartStore for ReadModifyWriteStore {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
+        _request: Option<&RequestTag>,
     ) -> Result<CartState, CartError> {
         let state = CartState::create(cart, now, &CartPolicy::default().limits)?;
         self.carts
@@ -333,6 +334,7 @@ impl CartStore for ReadModifyWriteStore {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
+        _request: Option<&RequestTag>,
     ) -> Result<Mutated, CartError> {
         let mut state = self.read(key)?;
         tokio::time::sleep(Duration::from_micros(200)).await;
@@ -354,6 +356,7 @@ impl CartStore for ReadModifyWriteStore {
         key: &CartKey,
         _expected: i64,
         _now: UnixMillis,
+        _request: Option<&RequestTag>,
     ) -> Result<i64, CartError> {
         let state = self
             .carts

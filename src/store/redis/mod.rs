@@ -2,8 +2,10 @@
 //!
 //! Keys (SPEC §7): `cart:{tenant:id}`, `cart:{tenant:id}:lines`, `cart:{tenant:id}:coupons`,
 //! all carrying the cart's TTL and one hash tag, so each script touches one Cluster slot.
-//! Every call is bounded by the store timeout; a failed call is sent again only when that
-//! cannot apply it twice (see [`Retry`]).
+//! A call with a request id also names `cart:{tenant:id}:request:<id>`, where its script keeps
+//! the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a failed
+//! call is sent again only when that cannot apply it twice (see [`Retry`]). With
+//! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`.
 
 mod codec;
 pub mod connection;
@@ -12,7 +14,7 @@ mod scripts;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::{RedisError, Script, ServerErrorKind, Value};
+use redis::{Cmd, RedisError, Script, ServerErrorKind, Value};
 use tokio::time::Instant;
 
 use self::codec::Reply;
@@ -20,7 +22,7 @@ use self::connection::Connection;
 use self::scripts::Scripts;
 use super::{CartStore, Mutated};
 use crate::domain::{
-    CartKey, CartPolicy, CartState, Mutation, MutationOutcome, NewCart, UnixMillis,
+    CartKey, CartPolicy, CartState, Mutation, MutationOutcome, NewCart, RequestTag, UnixMillis,
 };
 use crate::error::CartError;
 
@@ -45,11 +47,30 @@ impl Default for RedisTimeouts {
     }
 }
 
+/// How many replicas must hold a change before it is acknowledged (config `[durability]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    /// 0: acknowledge once the master applied it (Redis replicates asynchronously).
+    pub min_replicas: u32,
+    /// How long `WAIT` waits for them.
+    pub timeout: Duration,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Self {
+            min_replicas: 0,
+            timeout: Duration::from_millis(50),
+        }
+    }
+}
+
 pub struct RedisStore {
     connection: Connection,
     scripts: Scripts,
     policy: CartPolicy,
     timeouts: RedisTimeouts,
+    durability: Durability,
 }
 
 /// Whether a call whose outcome is unknown (the connection broke after it was sent) may be
@@ -57,10 +78,67 @@ pub struct RedisStore {
 /// is always sent again while time remains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
-    /// Create, and mutations without `expected_version`: a second run could apply twice.
+    /// Create, and mutations without `expected_version` or request id: a second run could
+    /// apply twice.
     Never,
-    /// Get, Delete (idempotent by order number), and mutations guarded by `expected_version`.
+    /// Get, Delete (idempotent by order number), mutations guarded by `expected_version`, and
+    /// every call with a request id (a second run replays the first one's outcome).
     Safe,
+}
+
+/// One script call.
+struct Call<'a> {
+    script: &'a Script,
+    key: &'a CartKey,
+    now: UnixMillis,
+    expected_version: i64,
+    request: Option<&'a RequestTag>,
+    /// ARGV[10..]: the script's own arguments.
+    args: Vec<Vec<u8>>,
+    retry: Retry,
+    /// Whether it changes the cart, and so waits for replicas per [`Durability`].
+    mutation: bool,
+}
+
+impl<'a> Call<'a> {
+    fn read(script: &'a Script, key: &'a CartKey, now: UnixMillis) -> Self {
+        Self {
+            script,
+            key,
+            now,
+            expected_version: 0,
+            request: None,
+            args: Vec::new(),
+            retry: Retry::Safe,
+            mutation: false,
+        }
+    }
+
+    /// A mutation, resent after an unknown outcome only when that cannot apply it twice.
+    fn mutation(
+        script: &'a Script,
+        key: &'a CartKey,
+        now: UnixMillis,
+        expected_version: i64,
+        request: Option<&'a RequestTag>,
+        args: Vec<Vec<u8>>,
+    ) -> Self {
+        let retry = if expected_version != 0 || request.is_some() {
+            Retry::Safe
+        } else {
+            Retry::Never
+        };
+        Self {
+            script,
+            key,
+            now,
+            expected_version,
+            request,
+            args,
+            retry,
+            mutation: true,
+        }
+    }
 }
 
 const MAX_ATTEMPTS: u32 = 4;
@@ -73,6 +151,7 @@ impl RedisStore {
         url: &str,
         policy: CartPolicy,
         timeouts: RedisTimeouts,
+        durability: Durability,
         ca_cert: Option<Vec<u8>>,
     ) -> Result<Self, CartError> {
         // rustls needs a process-wide crypto provider; a second install is a harmless no-op.
@@ -82,6 +161,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             policy,
             timeouts,
+            durability,
         })
     }
 
@@ -102,55 +182,110 @@ impl RedisStore {
         Ok(())
     }
 
-    fn keys(key: &CartKey) -> [String; 3] {
+    /// KEYS of a script: the cart's three keys, and its request record when there is one.
+    fn keys(key: &CartKey, request: Option<&RequestTag>) -> Vec<String> {
         let meta = format!("cart:{{{}:{}}}", key.tenant, key.cart_id);
-        let lines = format!("{meta}:lines");
-        let coupons = format!("{meta}:coupons");
-        [meta, lines, coupons]
+        let mut keys = vec![format!("{meta}:lines"), format!("{meta}:coupons")];
+        if let Some(tag) = request {
+            keys.push(format!("{meta}:request:{}", tag.id));
+        }
+        keys.insert(0, meta);
+        keys
     }
 
-    /// ARGV[1..=7] of every script (see `lua/prelude.lua`).
-    fn args(&self, now: UnixMillis, expected_version: i64) -> Vec<Vec<u8>> {
+    /// The EVALSHA of `call`: its keys, the prelude's ARGV[1..=9], then its own arguments.
+    fn command(&self, call: &mut Call<'_>) -> Cmd {
         let limits = &self.policy.limits;
-        [
-            now,
+        let keys = Self::keys(call.key, call.request);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(call.script.get_hash()).arg(keys.len()).arg(keys);
+        for n in [
+            call.now,
             self.policy.cart_ttl_ms(),
             self.policy.tombstone_ttl_ms(),
-            expected_version,
+            call.expected_version,
             i64::from(limits.max_lines),
             i64::from(limits.max_quantity),
             i64::from(limits.max_coupons),
-        ]
-        .iter()
-        .map(|n| n.to_string().into_bytes())
-        .collect()
+        ] {
+            cmd.arg(n);
+        }
+        cmd.arg(call.request.map_or("", |tag| tag.fingerprint.as_str()))
+            .arg(self.policy.request_id_ttl_ms());
+        for arg in std::mem::take(&mut call.args) {
+            cmd.arg(arg);
+        }
+        cmd
     }
 
-    /// One EVALSHA (plus SCRIPT LOAD and a resend only if Redis lost the script), within the
-    /// store timeout, sent again per `retry` after a transient failure.
-    async fn run(
-        &self,
-        script: &Script,
-        key: &CartKey,
-        args: Vec<Vec<u8>>,
-        expected_version: i64,
-        retry: Retry,
-    ) -> Result<Vec<Value>, CartError> {
-        let mut invocation = script.prepare_invoke();
-        for k in Self::keys(key) {
-            invocation.key(k);
+    /// One round trip: the EVALSHA, followed in the same write by `WAIT` when a mutation must
+    /// reach replicas (on the connection of the master that owns the cart's slot: the cluster
+    /// client routes a pipeline by its keyed command). Returns the script's reply and, after a
+    /// `WAIT`, how many replicas acknowledged. Redis that lost the script gets it again.
+    async fn send(&self, request: &Request<'_>) -> Result<(Value, Option<i64>), RedisError> {
+        let mut connection = self.connection.active().await?;
+        let mut loaded = false;
+        loop {
+            let reply = match request {
+                Request::Alone(cmd, _) => cmd
+                    .query_async::<Value>(&mut connection)
+                    .await
+                    .map(|reply| (reply, None)),
+                Request::Replicated(pipeline, _) => {
+                    let mut replies = pipeline
+                        .query_async::<Vec<Value>>(&mut connection)
+                        .await?
+                        .into_iter();
+                    match (replies.next(), replies.next()) {
+                        (Some(Value::ServerError(error)), _) => Err(error.into()),
+                        (Some(reply), Some(Value::Int(acked))) => Ok((reply, Some(acked))),
+                        (_, Some(Value::ServerError(error))) => Err(error.into()),
+                        _ => Err(RedisError::from((
+                            redis::ErrorKind::Client,
+                            "unexpected reply to EVALSHA and WAIT",
+                        ))),
+                    }
+                }
+            };
+            match reply {
+                Err(error)
+                    if !loaded
+                        && error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
+                {
+                    request
+                        .script()
+                        .prepare_invoke()
+                        .load_async(&mut connection)
+                        .await?;
+                    loaded = true;
+                }
+                other => return other,
+            }
         }
-        for a in args {
-            invocation.arg(a);
-        }
+    }
+
+    /// Runs one script call within the store timeout, sent again per its [`Retry`] after a
+    /// transient failure, and checks the replicas' acknowledgement of a mutation.
+    async fn run(&self, mut call: Call<'_>) -> Result<Vec<Value>, CartError> {
+        let cmd = self.command(&mut call);
+        let wait_for_replicas = call.mutation && self.durability.min_replicas > 0;
+        let request = if wait_for_replicas {
+            let mut pipeline = redis::pipe();
+            pipeline
+                .ignore_errors()
+                .add_command(cmd)
+                .cmd("WAIT")
+                .arg(self.durability.min_replicas)
+                .arg(self.durability.timeout.as_millis().max(1) as u64);
+            Request::Replicated(pipeline, call.script)
+        } else {
+            Request::Alone(cmd, call.script)
+        };
+        let retry = call.retry;
         let deadline = Instant::now() + self.timeouts.response;
         let mut attempt = 1;
-        let reply = loop {
-            let call = async {
-                let mut connection = self.connection.active().await?;
-                invocation.invoke_async::<Value>(&mut connection).await
-            };
-            let error = match tokio::time::timeout_at(deadline, call).await {
+        let (reply, acked) = loop {
+            let error = match tokio::time::timeout_at(deadline, self.send(&request)).await {
                 Ok(Ok(reply)) => break reply,
                 Ok(Err(error)) => error,
                 Err(_) => {
@@ -172,11 +307,25 @@ impl RedisStore {
             tokio::time::sleep(backoff).await;
             attempt += 1;
         };
-        match codec::parse_reply(reply, &self.policy.limits)? {
+        let reply = codec::parse_reply(reply, &self.policy.limits)?;
+        // A change (or, under a request id, its remembered outcome) that too few replicas hold
+        // may vanish in a failover: the caller must not take it as done.
+        let wrote = matches!(reply, Reply::Ok(_)) || call.request.is_some();
+        if let Some(acked) = acked
+            && wrote
+            && acked < i64::from(self.durability.min_replicas)
+        {
+            return Err(CartError::ReplicationTimeout {
+                acked,
+                wanted: self.durability.min_replicas,
+            });
+        }
+        match reply {
             Reply::Ok(parts) => Ok(parts),
-            // After a resend, a guard refusal may be the first attempt's own success showing.
+            // After a resend, a guard refusal may be the first attempt's own success showing
+            // (a request id would have replayed that success instead).
             Reply::Refused(CartError::VersionMismatch { .. } | CartError::CartNotFound)
-                if attempt > 1 =>
+                if attempt > 1 && call.request.is_none() =>
             {
                 Err(CartError::Unavailable(
                     "redis failed mid-call; the outcome is unknown, read the cart".into(),
@@ -184,7 +333,7 @@ impl RedisStore {
             }
             Reply::Refused(CartError::VersionMismatch { actual, .. }) => {
                 Err(CartError::VersionMismatch {
-                    expected: expected_version,
+                    expected: call.expected_version,
                     actual,
                 })
             }
@@ -192,16 +341,24 @@ impl RedisStore {
         }
     }
 
-    async fn snapshot(
-        &self,
-        script: &Script,
-        key: &CartKey,
-        args: Vec<Vec<u8>>,
-        expected_version: i64,
-        retry: Retry,
-    ) -> Result<(CartState, i64), CartError> {
-        let parts = self.run(script, key, args, expected_version, retry).await?;
+    async fn snapshot(&self, call: Call<'_>) -> Result<(CartState, i64), CartError> {
+        let parts = self.run(call).await?;
         codec::decode_snapshot(&parts)
+    }
+}
+
+/// What one round trip sends.
+enum Request<'a> {
+    Alone(Cmd, &'a Script),
+    /// The EVALSHA and a `WAIT`, pipelined.
+    Replicated(redis::Pipeline, &'a Script),
+}
+
+impl Request<'_> {
+    fn script(&self) -> &Script {
+        match self {
+            Self::Alone(_, script) | Self::Replicated(_, script) => script,
+        }
     }
 }
 
@@ -263,31 +420,30 @@ impl CartStore for RedisStore {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<CartState, CartError> {
-        let mut args = self.args(now, 0);
         let header = &cart.header;
-        for field in [
+        let mut args: Vec<Vec<u8>> = [
             &header.customer_id,
             &header.session_id,
             &header.channel,
             &header.currency.to_string(),
             &header.locale,
-        ] {
-            args.push(field.as_bytes().to_vec());
-        }
+        ]
+        .iter()
+        .map(|field| field.as_bytes().to_vec())
+        .collect();
         args.push(codec::encode_metadata(&header.metadata));
         codec::push_items(&mut args, &cart.items, now);
-        let (state, _) = self
-            .snapshot(&self.scripts.create, key, args, 0, Retry::Never)
-            .await?;
+        let call = Call::mutation(&self.scripts.create, key, now, 0, request, args);
+        let (state, _) = self.snapshot(call).await?;
         Ok(state)
     }
 
     #[tracing::instrument(skip_all, fields(cart_id = %key.cart_id))]
     async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
-        let args = self.args(now, 0);
         let (state, _) = self
-            .snapshot(&self.scripts.get, key, args, 0, Retry::Safe)
+            .snapshot(Call::read(&self.scripts.get, key, now))
             .await?;
         Ok(state)
     }
@@ -299,8 +455,9 @@ impl CartStore for RedisStore {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<Mutated, CartError> {
-        let mut args = self.args(now, expected_version);
+        let mut args = Vec::new();
         let script = match &mutation {
             Mutation::AddItems(items) => {
                 codec::push_items(&mut args, items, now);
@@ -336,14 +493,12 @@ impl CartStore for RedisStore {
                 &self.scripts.delete
             }
         };
-        let retry = match (&mutation, expected_version) {
-            (Mutation::Delete { .. }, _) => Retry::Safe,
-            (_, 0) => Retry::Never,
-            _ => Retry::Safe,
-        };
-        let (state, items_cleared) = self
-            .snapshot(script, key, args, expected_version, retry)
-            .await?;
+        let mut call = Call::mutation(script, key, now, expected_version, request, args);
+        if matches!(mutation, Mutation::Delete { .. }) {
+            // Idempotent by its order number.
+            call.retry = Retry::Safe;
+        }
+        let (state, items_cleared) = self.snapshot(call).await?;
         Ok(Mutated {
             state,
             outcome: MutationOutcome { items_cleared },
@@ -356,16 +511,17 @@ impl CartStore for RedisStore {
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
+        request: Option<&RequestTag>,
     ) -> Result<i64, CartError> {
-        let args = self.args(now, expected_version);
-        let retry = if expected_version == 0 {
-            Retry::Never
-        } else {
-            Retry::Safe
-        };
-        let parts = self
-            .run(&self.scripts.remove, key, args, expected_version, retry)
-            .await?;
+        let call = Call::mutation(
+            &self.scripts.remove,
+            key,
+            now,
+            expected_version,
+            request,
+            Vec::new(),
+        );
+        let parts = self.run(call).await?;
         codec::decode_units(&parts)
     }
 

@@ -5,14 +5,15 @@ use redis::Script;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
-/// The Lua source of a script: the header field list the codec decodes, the prelude, the body.
+/// The Lua source of a script: the header field list the codec decodes, the prelude, and the
+/// body as a function that the prelude's `once` runs at most once per request id.
 pub fn source(body: &str) -> String {
     let fields: Vec<String> = super::codec::META_FIELDS
         .iter()
         .map(|f| format!("'{f}'"))
         .collect();
     format!(
-        "local META_FIELDS = {{{}}}\n{PRELUDE}\n{body}",
+        "local META_FIELDS = {{{}}}\n{PRELUDE}\nreturn once(function()\n{body}\nend)\n",
         fields.join(", ")
     )
 }

@@ -5,7 +5,10 @@
 --                                   next_position (insertion order of lines and coupons)
 -- KEYS[2] cart:{tenant:id}:lines    hash: line_id -> "quantity|updated_at|position|<description json>"
 -- KEYS[3] cart:{tenant:id}:coupons  hash: code -> "position|amount"
--- All three keys share the {tenant:id} hash tag, so a script touches one Cluster slot.
+-- KEYS[4] cart:{tenant:id}:request:<request id>  (only when the call carries a request id)
+--                                   string: the payload's fingerprint, then the msgpack of the
+--                                   script's reply; lives the request-id ttl, outlives the cart
+-- All keys share the {tenant:id} hash tag, so a script touches one Cluster slot.
 --
 -- Redis runs a script without interleaving any other command: that is what makes each
 -- mutation atomic and linearizable. Redis does not roll back a script that fails halfway,
@@ -14,12 +17,15 @@
 -- ARGV[1] now (unix ms)      ARGV[2] cart ttl (ms)   ARGV[3] tombstone ttl (ms)
 -- ARGV[4] expected version (0 = any)
 -- ARGV[5] max lines          ARGV[6] max quantity    ARGV[7] max coupons
--- ARGV[8..] the script's own arguments.
+-- ARGV[8] fingerprint of the request ('' without a request id)
+-- ARGV[9] request-id ttl (ms)
+-- ARGV[10..] the script's own arguments.
 local META, LINES, COUPONS = KEYS[1], KEYS[2], KEYS[3]
 local NOW = ARGV[1]
 local CART_TTL, TOMBSTONE_TTL = ARGV[2], ARGV[3]
 local EXPECTED = ARGV[4]
 local MAX_LINES, MAX_QUANTITY, MAX_COUPONS = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local REQUEST, FINGERPRINT, REQUEST_TTL = KEYS[4], ARGV[8], ARGV[9]
 
 local function fail(reason, detail)
   return {'ERR', reason, detail or ''}
@@ -116,4 +122,20 @@ local function apply_add(plan)
   if #plan.writes > 0 then
     redis.call('HSET', LINES, unpack(plan.writes))
   end
+end
+
+-- Runs the script's body at most once per request id. A remembered reply (success or refusal)
+-- is returned as it was, changing nothing; the same id with another fingerprint is refused.
+-- A new reply is remembered by the same script that made the change, so the change and its
+-- record are one atomic step (and replicate together).
+local function once(body)
+  if not REQUEST then return body() end
+  local seen = redis.call('GET', REQUEST)
+  if seen then
+    if string.sub(seen, 1, #FINGERPRINT) ~= FINGERPRINT then return fail('REQUEST_ID_REUSED') end
+    return cmsgpack.unpack(string.sub(seen, #FINGERPRINT + 1))
+  end
+  local reply = body()
+  redis.call('SET', REQUEST, FINGERPRINT .. cmsgpack.pack(reply), 'PX', REQUEST_TTL)
+  return reply
 end
