@@ -173,7 +173,8 @@ impl Application {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 // google.rpc.ErrorInfo and BadRequest ride in every error's
                 // grpc-status-details-bin as Any: grpcurl resolves them here to print them.
-                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                // (tonic-types' own set names its files without the google/rpc/ path.)
+                .register_encoded_file_descriptor_set(crate::pb::GOOGLE_RPC_FILE_DESCRIPTOR_SET)
         };
         let reflection_v1 = reflection().build_v1().expect("descriptor sets are valid");
         let reflection_v1alpha = reflection()

@@ -79,10 +79,10 @@ async fn reflection_lists_the_services_over_v1_and_v1alpha() {
 async fn reflection_serves_the_error_detail_types_over_v1_and_v1alpha() {
     use tonic_reflection::pb::{v1, v1alpha};
     let app = spawn_app(Backend::Memory).await;
-    for symbol in [
-        "google.rpc.ErrorInfo",
-        "google.rpc.BadRequest",
-        "google.rpc.Status",
+    for (symbol, file_name) in [
+        ("google.rpc.ErrorInfo", "google/rpc/error_details.proto"),
+        ("google.rpc.BadRequest", "google/rpc/error_details.proto"),
+        ("google.rpc.Status", "google/rpc/status.proto"),
     ] {
         let files = reflect_v1(
             &app.channel,
@@ -90,6 +90,7 @@ async fn reflection_serves_the_error_detail_types_over_v1_and_v1alpha() {
         )
         .await;
         let file = files.first().unwrap_or_else(|| panic!("{symbol}: no file"));
+        assert_eq!(file.name(), file_name, "{symbol}");
         let package = symbol.rsplit_once('.').unwrap().0;
         let name = symbol.rsplit_once('.').unwrap().1;
         assert_eq!(file.package(), package, "{symbol}");
