@@ -60,6 +60,10 @@ struct Args {
     /// Carts filled up front for `clear` without `--requests`.
     #[arg(long, default_value_t = 20_000)]
     pool: u64,
+    /// Give every timed mutation (add, clear, mixed) a request id of its own, to measure what
+    /// remembering outcomes costs.
+    #[arg(long)]
+    request_ids: bool,
     /// Bearer API key, when the server has a config file.
     #[arg(long)]
     api_key: Option<String>,
@@ -176,9 +180,19 @@ struct Stream {
     auth: Auth,
     scenario: Scenario,
     items: usize,
+    /// Prefix of this stream's request ids, when mutations carry them.
+    request_ids: Option<String>,
 }
 
 impl Stream {
+    /// The request id of the stream's n-th call ("" without `--request-ids`).
+    fn request_id(&self, n: usize) -> String {
+        match &self.request_ids {
+            Some(prefix) => format!("{prefix}-{n}"),
+            None => String::new(),
+        }
+    }
+
     /// Untimed setup: the ids of the carts this stream works on (only ids: dropping full
     /// 250-line carts inside the timed loop would charge the load generator's work to Clear).
     async fn setup(&mut self, pool: u64) -> Result<Vec<String>, tonic::Status> {
@@ -238,7 +252,7 @@ impl Stream {
                         cart_id: id,
                         items: vec![new_item(n % self.items.max(1))],
                         expected_version: 0,
-                        request_id: String::new(),
+                        request_id: self.request_id(n),
                     };
                     measured
                         .time(self.client.add_items(self.auth.request(request)))
@@ -249,6 +263,7 @@ impl Stream {
                     let request = pb::ClearRequest {
                         cart_id: id,
                         reason: "load".into(),
+                        request_id: self.request_id(n),
                         ..Default::default()
                     };
                     measured
@@ -284,7 +299,7 @@ impl Stream {
                 cart_id: id.clone(),
                 items: vec![new_item(2 * n + k)],
                 expected_version: 0,
-                request_id: String::new(),
+                request_id: self.request_id(10 * n + k),
             };
             measured
                 .time(self.client.add_items(self.auth.request(request)))
@@ -308,7 +323,7 @@ impl Stream {
                     quantity: 2,
                 }],
                 expected_version: 0,
-                request_id: String::new(),
+                request_id: self.request_id(10 * n + 2),
             };
             measured
                 .time(self.client.update_items(self.auth.request(request)))
@@ -318,6 +333,7 @@ impl Stream {
             let request = pb::ClearRequest {
                 cart_id: id,
                 reason: "visit".into(),
+                request_id: self.request_id(10 * n + 3),
                 ..Default::default()
             };
             measured
@@ -329,7 +345,7 @@ impl Stream {
                 cart_id: id,
                 order_number: format!("ORD-{n}"),
                 expected_version: 0,
-                request_id: String::new(),
+                request_id: self.request_id(10 * n + 4),
             };
             measured
                 .time(self.client.delete(self.auth.request(request)))
@@ -367,16 +383,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => 0,
     };
 
+    // Request ids unique across runs against the same store.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     let mut streams = Vec::new();
-    for _ in 0..args.connections.max(1) {
+    for connection in 0..args.connections.max(1) {
         let channel = Channel::from_shared(args.addr.clone())?.connect().await?;
-        for _ in 0..args.streams.max(1) {
+        for stream in 0..args.streams.max(1) {
             streams.push(Stream {
                 client: CartServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
                 health: HealthClient::new(channel.clone()),
                 auth: auth.clone(),
                 scenario,
                 items: args.items,
+                request_ids: args
+                    .request_ids
+                    .then(|| format!("{run:x}-{connection}-{stream}")),
             });
         }
     }

@@ -1,68 +1,23 @@
 //! Concurrency: many clients mutating one cart must leave a history that is a single
 //! sequence, with every successful mutation reported under its own version.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cart_service::domain::{
-    CartHeader, CartKey, CartPolicy, CartState, Currency, LineId, LineUpdate, Mutation, NewCart,
-    NewLine, RequestTag, Sku, UnixMillis,
+    CartKey, CartPolicy, CartState, Mutation, NewCart, RequestTag, UnixMillis,
 };
 use cart_service::error::CartError;
 use cart_service::pb;
 use cart_service::store::{CartStore, Mutated};
 
 use crate::helpers::{Backend, TestApp, item, spawn_app, spawn_with_store};
+use crate::history::{Applied, End, Lcg, Op, SKUS, check, line_id, price, sku};
 
 const CLIENTS: usize = 16;
 const OPS_PER_CLIENT: usize = 160;
-const SKUS: usize = 8;
-
-fn sku(n: usize) -> String {
-    format!("SKU-{n}")
-}
-
-fn price(n: usize) -> i64 {
-    100 * (n as i64 + 1)
-}
-
-/// A successful mutation as a client saw it.
-#[derive(Debug, Clone)]
-enum Op {
-    Add(Vec<(usize, i64)>),
-    Update(Vec<(usize, i64)>),
-    Clear,
-}
-
-#[derive(Debug)]
-struct Applied {
-    op: Op,
-    /// The cart the server answered with: its version and its lines (sku, quantity).
-    version: i64,
-    lines: Vec<(String, i64)>,
-}
-
-fn lines_of(cart: &pb::Cart) -> Vec<(String, i64)> {
-    cart.items
-        .iter()
-        .map(|l| (l.sku.clone(), l.quantity))
-        .collect()
-}
-
-/// Tiny deterministic generator, so a failure can be replayed.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Applied> {
     let mut client = app.new_client().await;
@@ -92,21 +47,26 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
             };
             (
                 Op::Add(merged),
-                client.add_items(request).await.map(|r| r.into_inner()),
+                client.add_items(request).await.map(|r| (r.into_inner(), 0)),
             )
         } else if roll < 85 {
             let n = rng.below(SKUS as u64) as usize;
             let quantity = rng.below(5) as i64;
-            let line_id = LineId::for_sku(&Sku::parse(&sku(n), 64).unwrap()).to_string();
             let request = pb::UpdateItemsRequest {
                 cart_id: cart_id.clone(),
-                updates: vec![pb::ItemUpdate { line_id, quantity }],
+                updates: vec![pb::ItemUpdate {
+                    line_id: line_id(n),
+                    quantity,
+                }],
                 expected_version: 0,
                 request_id: String::new(),
             };
             (
                 Op::Update(vec![(n, quantity)]),
-                client.update_items(request).await.map(|r| r.into_inner()),
+                client
+                    .update_items(request)
+                    .await
+                    .map(|r| (r.into_inner(), 0)),
             )
         } else {
             let request = pb::ClearRequest {
@@ -117,132 +77,18 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
             let result = client
                 .clear(request)
                 .await
-                .map(|r| r.into_inner().cart.expect("cart"));
+                .map(|r| r.into_inner())
+                .map(|r| (r.cart.expect("cart"), r.items_cleared));
             (Op::Clear, result)
         };
         match result {
-            Ok(cart) => applied.push(Applied {
-                op,
-                version: cart.version,
-                lines: lines_of(&cart),
-            }),
+            Ok((cart, cleared)) => applied.push(Applied::new(op, &cart, cleared)),
             // Updating a line a concurrent Clear removed is a legitimate refusal.
             Err(status) if status.code() == tonic::Code::NotFound => {}
             Err(status) => panic!("unexpected failure: {status:?}"),
         }
     }
     applied
-}
-
-fn new_line(n: usize, quantity: i64) -> NewLine {
-    let sku = Sku::parse(&sku(n), 64).unwrap();
-    NewLine {
-        line_id: LineId::for_sku(&sku),
-        sku,
-        product_id: String::new(),
-        title: String::new(),
-        quantity: quantity as u32,
-        unit_price: price(n),
-        attributes: BTreeMap::new(),
-        currency: None,
-    }
-}
-
-/// Checks that the successful mutations form one sequence (versions 2, 3, ... without gap or
-/// repeat), that replaying them in that order through the domain model reproduces every
-/// reply, and that the final cart is the end of that sequence.
-fn check_history(mut applied: Vec<Applied>, last: &pb::Cart) -> Result<(), String> {
-    applied.sort_by_key(|a| a.version);
-    for (i, a) in applied.iter().enumerate() {
-        let expected = i as i64 + 2;
-        if a.version != expected {
-            return Err(format!(
-                "{} successful mutations, but version {} reported where {expected} was due: updates were lost",
-                applied.len(),
-                a.version
-            ));
-        }
-    }
-    if last.version != applied.len() as i64 + 1 {
-        return Err(format!(
-            "final version {} after {} mutations",
-            last.version,
-            applied.len()
-        ));
-    }
-    let limits = cart_service::domain::Limits::default();
-    let header = CartHeader {
-        customer_id: String::new(),
-        session_id: String::new(),
-        channel: String::new(),
-        currency: Currency::parse("USD").unwrap(),
-        locale: String::new(),
-        metadata: BTreeMap::new(),
-    };
-    let mut model = CartState::create(
-        NewCart {
-            header,
-            items: vec![],
-        },
-        0,
-        &limits,
-    )
-    .unwrap();
-    for a in &applied {
-        let mutation = match &a.op {
-            Op::Add(items) => {
-                Mutation::AddItems(items.iter().map(|&(n, q)| new_line(n, q)).collect())
-            }
-            Op::Update(updates) => Mutation::UpdateItems(
-                updates
-                    .iter()
-                    .map(|&(n, q)| LineUpdate {
-                        line_id: new_line(n, 1).line_id,
-                        quantity: q as u32,
-                    })
-                    .collect(),
-            ),
-            Op::Clear => Mutation::Clear {
-                preserve_coupons: false,
-                reason: String::new(),
-            },
-        };
-        model.apply(&mutation, 0, 0, &limits).map_err(|e| {
-            format!(
-                "version {}: {:?} succeeded on the server but not in sequence: {e}",
-                a.version, a.op
-            )
-        })?;
-        let expected: Vec<_> = model
-            .lines
-            .iter()
-            .map(|l| (l.sku.to_string(), i64::from(l.quantity)))
-            .collect();
-        if expected != a.lines {
-            return Err(format!(
-                "version {}: reply {:?}, sequence gives {expected:?}",
-                a.version, a.lines
-            ));
-        }
-    }
-    let expected: Vec<_> = model
-        .lines
-        .iter()
-        .map(|l| (l.sku.to_string(), i64::from(l.quantity)))
-        .collect();
-    if lines_of(last) != expected {
-        return Err(format!(
-            "final lines {:?}, sequence gives {expected:?}",
-            lines_of(last)
-        ));
-    }
-    let (units, money): (i64, i64) = last.items.iter().fold((0, 0), |(u, m), l| {
-        (u + l.quantity, m + l.quantity * l.unit_price)
-    });
-    if (last.item_count, last.subtotal, last.total) != (units, money, money) {
-        return Err("final totals differ from the sum of the lines".into());
-    }
-    Ok(())
 }
 
 async fn hammer(app: TestApp) -> Result<usize, String> {
@@ -257,7 +103,7 @@ async fn hammer(app: TestApp) -> Result<usize, String> {
     }
     let count = applied.len();
     let last = app.get(&cart.id).await.expect("final read");
-    check_history(applied, &last).map(|()| count)
+    check(applied, &End::Cart(Box::new(last))).map(|()| count)
 }
 
 async fn concurrent_mutations_form_one_sequence(backend: Backend) {

@@ -4,6 +4,10 @@
 //! While 16 clients add items, the fault happens; afterwards every RPC that returned OK is in
 //! the store, no cart is half-mutated, failed RPCs said UNAVAILABLE or DEADLINE_EXCEEDED
 //! (never INTERNAL), and the service recovered without a restart.
+//!
+//! With request ids, clients resend an unanswered add (same id) until it is answered, so every
+//! add applies exactly once; with `[durability] min_replicas = 1` a master can die without
+//! warning and lose no acknowledged add.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cart_service::pb;
+use cart_service::store::redis::Durability;
 use tonic::Code;
 
 use crate::helpers::{
@@ -21,6 +26,15 @@ use crate::helpers::{
 const CLIENTS: usize = 16;
 /// A client moves to a new cart after this many lines (a cart holds at most 250).
 const LINES_PER_CART: usize = 200;
+
+/// How the clients call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clients {
+    /// Each add once, without a request id: a failed add is given up.
+    Plain,
+    /// Each add with a request id, resent until answered.
+    Retrying,
+}
 
 /// What one client saw.
 #[derive(Default)]
@@ -38,6 +52,7 @@ async fn client(
     app: Arc<TestApp>,
     cart_id: String,
     index: usize,
+    mode: Clients,
     stop: Arc<AtomicBool>,
     recovered: Arc<AtomicBool>,
 ) -> Tally {
@@ -45,10 +60,21 @@ async fn client(
     let mut tally = Tally::default();
     tally.acknowledged.push((cart_id, Vec::new()));
     let mut n = 0;
+    // Whether the last call went unanswered and is to be resent as it was.
+    let mut resend = false;
     while !stop.load(Ordering::Relaxed) {
         let (cart_id, skus) = tally.acknowledged.last_mut().expect("a cart");
+        if !resend {
+            n += 1;
+        }
+        let request_id = match mode {
+            Clients::Plain => String::new(),
+            Clients::Retrying => format!("c{index}-{n}"),
+        };
         let result = if skus.len() >= LINES_PER_CART {
-            let mut request = tonic::Request::new(crate::helpers::create_request("", &[]));
+            let mut create = crate::helpers::create_request("", &[]);
+            create.request_id = request_id;
+            let mut request = tonic::Request::new(create);
             request.set_timeout(Duration::from_secs(3));
             match client.create(request).await {
                 Ok(created) => {
@@ -60,24 +86,25 @@ async fn client(
                 Err(status) => Err(status),
             }
         } else {
-            n += 1;
             let sku = format!("c{index}-{n}");
             let mut request = tonic::Request::new(pb::AddItemsRequest {
                 cart_id: cart_id.clone(),
                 items: vec![item(&sku, 1, 100)],
                 expected_version: 0,
-                request_id: String::new(),
+                request_id,
             });
             request.set_timeout(Duration::from_secs(3));
             client.add_items(request).await.map(|_| skus.push(sku))
         };
         match result {
             Ok(()) => {
+                resend = false;
                 if recovered.load(Ordering::Relaxed) {
                     tally.ok_after_recovery += 1;
                 }
             }
             Err(status) => {
+                resend = mode == Clients::Retrying;
                 *tally
                     .failures
                     .entry(format!("{:?}", status.code()))
@@ -89,8 +116,20 @@ async fn client(
     tally
 }
 
-/// Runs 16 clients while `fault` runs; then checks the promises above.
-async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: impl FnOnce() -> F) {
+/// What a run under load showed.
+struct Report {
+    acknowledged: usize,
+    /// Acknowledged adds missing afterwards.
+    lost: usize,
+}
+
+/// Runs 16 clients while `fault` runs; then checks the promises above, but counts acknowledged
+/// adds that are missing (the caller decides whether that may happen).
+async fn under_load<F: std::future::Future<Output = ()>>(
+    app: TestApp,
+    mode: Clients,
+    fault: impl FnOnce() -> F,
+) -> Report {
     let app = Arc::new(app);
     let stop = Arc::new(AtomicBool::new(false));
     let recovered = Arc::new(AtomicBool::new(false));
@@ -101,6 +140,7 @@ async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: im
             app.clone(),
             cart,
             i,
+            mode,
             stop.clone(),
             recovered.clone(),
         )));
@@ -112,7 +152,7 @@ async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: im
     stop.store(true, Ordering::Relaxed);
 
     let mut failures = BTreeMap::<String, usize>::new();
-    let (mut acknowledged, mut after, mut carts) = (0, 0, 0);
+    let (mut acknowledged, mut after, mut carts, mut lost) = (0, 0, 0, 0);
     for worker in workers {
         let tally = worker.await.expect("client completes");
         for (code, count) in &tally.failures {
@@ -132,11 +172,11 @@ async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: im
                 .map(|l| (l.sku.as_str(), l.quantity))
                 .collect();
             for sku in skus {
-                assert_eq!(
-                    quantities.get(sku.as_str()),
-                    Some(&1),
-                    "acknowledged {sku} missing or doubled in {cart_id}"
-                );
+                match quantities.get(sku.as_str()) {
+                    Some(1) => {}
+                    None => lost += 1,
+                    Some(n) => panic!("acknowledged {sku} applied {n} times in {cart_id}"),
+                }
             }
             // Clear reports the units the store counted; they must equal the lines it kept.
             let sum: i64 = cart.items.iter().map(|l| l.quantity).sum();
@@ -155,7 +195,8 @@ async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: im
         }
     }
     println!(
-        "fault under load: {acknowledged} acknowledged adds on {carts} carts, {after} OK calls after recovery, failures {failures:?}"
+        "fault under load ({mode:?} clients): {acknowledged} acknowledged adds on {carts} carts, \
+         {lost} of them lost, {after} OK calls after recovery, failures {failures:?}"
     );
     assert!(
         failures
@@ -168,6 +209,7 @@ async fn under_load<F: std::future::Future<Output = ()>>(app: TestApp, fault: im
         "the fault was not felt: the test proves nothing"
     );
     assert!(after > 0, "the service did not recover");
+    Report { acknowledged, lost }
 }
 
 /// A single Redis with AOF (fsync always) is SIGKILLed under load and restarted.
@@ -192,12 +234,13 @@ async fn redis_crash_under_load_loses_no_acknowledged_write() {
     let app = spawn_with(settings).await;
     // The closure gets its own handle: the server must outlive the fault.
     let server = redis.clone();
-    under_load(app, || async move {
+    let report = under_load(app, Clients::Plain, || async move {
         server.lock().await.kill();
         tokio::time::sleep(Duration::from_millis(700)).await;
         server.lock().await.restart();
     })
     .await;
+    assert_eq!(report.lost, 0, "acknowledged adds were lost");
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -212,41 +255,93 @@ async fn cluster_master_failover_under_load_loses_no_acknowledged_write() {
     let app = spawn_with(settings).await;
     // The closure gets its own handle: the cluster must outlive the fault.
     let nodes = cluster.clone();
-    under_load(app, || async move {
+    let report = under_load(app, Clients::Plain, || async move {
         let mut cluster = nodes.lock().await;
-        let first = cluster.nodes[0].port();
-        let victim = cluster.masters(first)[0];
-        let survivors: Vec<u16> = cluster
-            .nodes
-            .iter()
-            .map(RedisServer::port)
-            .filter(|&p| p != victim)
-            .collect();
         // Replication is asynchronous: a write acknowledged in the instant before a crash may
         // not have reached the replica, whatever the client does. Pausing writes first lets
-        // the replica catch up, so the test checks this service rather than that window.
+        // the replica catch up, so the test checks this service rather than that window (the
+        // durability tests below close the window instead).
+        fail_over(&mut cluster, true).await;
+    })
+    .await;
+    assert_eq!(report.lost, 0, "acknowledged adds were lost");
+    drop(cluster);
+}
+
+/// Kills a master of `cluster` (after pausing its writes for 300 ms when `pause_first`), waits
+/// until its replica took over, then restarts it so that it rejoins as that replica's replica.
+async fn fail_over(cluster: &mut RedisCluster, pause_first: bool) {
+    let first = cluster.nodes[0].port();
+    let victim = cluster.masters(first)[0];
+    let survivors: Vec<u16> = cluster
+        .nodes
+        .iter()
+        .map(RedisServer::port)
+        .filter(|&p| p != victim)
+        .collect();
+    if pause_first {
         cluster
             .node(victim)
             .command(&["CLIENT", "PAUSE", "10000", "WRITE"]);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        cluster.node(victim).kill();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let masters = cluster.masters(survivors[0]);
-            if masters.len() == 3 && !masters.contains(&victim) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no replica took over:\n{}",
-                cluster.node(survivors[0]).command(&["CLUSTER", "NODES"])
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.node(victim).kill();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let masters = cluster.masters(survivors[0]);
+        if masters.len() == 3 && !masters.contains(&victim) {
+            break;
         }
-        cluster.wait_until_ok(&survivors);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no replica took over:\n{}",
+            cluster.node(survivors[0]).command(&["CLUSTER", "NODES"])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.wait_until_ok(&survivors);
+    cluster.node(victim).restart();
+    let all: Vec<u16> = cluster.nodes.iter().map(RedisServer::port).collect();
+    cluster.wait_until_ok(&all);
+}
+
+/// A master SIGKILLed under load without warning, clients resending with request ids.
+async fn failover_without_warning(min_replicas: u32) -> Report {
+    let cluster = Arc::new(tokio::sync::Mutex::new(RedisCluster::start(3)));
+    let url = cluster.lock().await.url();
+    let mut settings = test_settings(&Backend::Redis(url));
+    settings.redis_timeouts.response = Duration::from_millis(1000);
+    settings.durability = Durability {
+        min_replicas,
+        timeout: Duration::from_millis(100),
+    };
+    let app = spawn_with(settings).await;
+    let nodes = cluster.clone();
+    let report = under_load(app, Clients::Retrying, || async move {
+        fail_over(&mut *nodes.lock().await, false).await;
     })
     .await;
     drop(cluster);
+    report
+}
+
+/// `min_replicas = 1`: every acknowledged add is on a replica first, so a master's crash loses
+/// none of them, and resent adds apply once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_acknowledged_adds_survive_a_master_crash() {
+    let report = failover_without_warning(1).await;
+    assert_eq!(report.lost, 0, "{} acknowledged adds lost", report.lost);
+}
+
+/// `min_replicas = 0` (the default): the same crash may lose adds the master acknowledged
+/// before they reached the replica. Observed and printed, not asserted: it is a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_replica_acknowledgement_a_master_crash_may_lose_adds() {
+    let report = failover_without_warning(0).await;
+    println!(
+        "min_replicas = 0: {} of {} acknowledged adds lost in the failover",
+        report.lost, report.acknowledged
+    );
 }
 
 /// A listener that accepts connections and never answers.

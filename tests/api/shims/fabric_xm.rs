@@ -9,7 +9,8 @@ use crate::helpers::{
 
 on_both_stores!(
     delete_answers_the_seed_deleted_cart,
-    every_documented_error_in_xm_shape
+    every_documented_error_in_xm_shape,
+    an_idempotency_key_replays_the_first_delete
 );
 
 /// The header exactly as XM's documentation prints it (its account lacks an opening quote).
@@ -273,4 +274,50 @@ async fn every_documented_error_in_xm_shape(backend: Backend) {
         Code::NotFound,
         "CART_NOT_FOUND",
     );
+}
+
+/// A PATCH retried with its `Idempotency-Key` answers as the first did; the key on another
+/// order number is a 409, and a malformed key an XM validation error, changing nothing.
+async fn an_idempotency_key_replays_the_first_delete(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let cart = app.create_cart_as(ACME_KEY, "", &[("SKU-1", 1, 900)]).await;
+    let keyed = |key: &'static str, body: &'static str| {
+        let app = &app;
+        let id = cart.id.clone();
+        async move {
+            http(
+                app.http_addr,
+                "PATCH",
+                &format!("/api-cart/cart/{id}/orderNumber"),
+                &[
+                    ("Content-Type", "application/json"),
+                    ("x-site-context", ACME_SITE_CONTEXT),
+                    ("Authorization", &format!("Bearer {ACME_KEY}")),
+                    ("Idempotency-Key", key),
+                ],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    let malformed = keyed("bad key", SEED_BODY).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    assert_eq!(malformed.json()["code"], "REQUEST_VALIDATION");
+    assert!(
+        malformed.body.contains("Idempotency-Key"),
+        "{}",
+        malformed.body
+    );
+    assert_eq!(app.get_as(ACME_KEY, &cart.id).await.unwrap().version, 1);
+
+    let first = keyed("order-key-1", SEED_BODY).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let replay = keyed("order-key-1", SEED_BODY).await;
+    assert_eq!(replay.status, 200, "{}", replay.body);
+    assert_eq!(replay.json(), first.json());
+    let reused = keyed("order-key-1", r#"{ "orderNumber": "9999" }"#).await;
+    assert_eq!(reused.status, 409, "{}", reused.body);
+    assert_eq!(reused.json()["code"], "IDEMPOTENCY_KEY_REUSED");
+    let tombstone = app.get_as(ACME_KEY, &cart.id).await.unwrap();
+    assert_eq!(tombstone.order_number, "1234-1234-12345");
 }

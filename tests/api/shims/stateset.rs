@@ -11,7 +11,8 @@ use crate::helpers::{
 
 on_both_stores!(
     clear_answers_the_seed_cart_object,
-    every_refusal_in_stateset_shape
+    every_refusal_in_stateset_shape,
+    an_idempotency_key_replays_the_first_clear
 );
 
 const SEED_BODY: &str = "{\n\"preserve_coupons\": false,\n\"reason\": \"customer_requested\"\n}";
@@ -269,4 +270,59 @@ async fn every_refusal_in_stateset_shape(backend: Backend) {
         error(clear(&app, &id, Some(ACME_KEY), "application/json", SEED_BODY).await).0,
         409
     );
+}
+
+/// A clear retried with its `Idempotency-Key` answers as the first one did, even after items
+/// were added in between; another body under the key, or a malformed key, is a Stateset 400.
+async fn an_idempotency_key_replays_the_first_clear(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let id = format!("cart_{}", CartId::generate());
+    app.create_cart_as(ACME_KEY, &id, &[("A", 2, 1250)]).await;
+    let keyed = |key: &'static str, body: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            http(
+                app.http_addr,
+                "POST",
+                &format!("/v1/carts/{id}/clear"),
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Authorization", &format!("Bearer {ACME_KEY}")),
+                    ("Idempotency-Key", key),
+                ],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    let first = keyed("9d0c1f3e-clear", SEED_BODY).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let request = cart_service::pb::AddItemsRequest {
+        cart_id: id.clone(),
+        items: vec![crate::helpers::item("B", 1, 100)],
+        ..Default::default()
+    };
+    app.client
+        .clone()
+        .add_items(TestApp::authed(request, ACME_KEY))
+        .await
+        .unwrap();
+    let replay = keyed("9d0c1f3e-clear", SEED_BODY).await;
+    assert_eq!(replay.status, 200, "{}", replay.body);
+    assert_eq!(replay.json(), first.json());
+    assert_eq!(first.json()["metadata"]["items_cleared"], json!(2));
+    let cart = app.get_as(ACME_KEY, &id).await.unwrap();
+    assert_eq!(cart.items.len(), 1, "the replay emptied the later item");
+
+    let reused = keyed("9d0c1f3e-clear", r#"{"reason": "other"}"#).await;
+    assert_eq!(reused.status, 400, "{}", reused.body);
+    assert_eq!(reused.json()["error"]["type"], json!("idempotency_error"));
+    let malformed = keyed("not a key!", SEED_BODY).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    assert_eq!(
+        malformed.json()["error"]["code"],
+        json!("parameter_invalid")
+    );
+    assert_eq!(app.get_as(ACME_KEY, &id).await.unwrap().items.len(), 1);
 }
