@@ -358,6 +358,22 @@ vtex   = { account = "cosmetics2" }
     }
 
     #[test]
+    fn request_id_retention_and_durability_parse_and_are_checked() {
+        let mut settings = local();
+        let text = "hmac_secret = \"0123456789abcdef\"\nrequest_id_ttl = \"2h\"\n\
+                    [durability]\nmin_replicas = 1\ntimeout = \"20ms\"\n";
+        settings.apply_file(text, Path::new("c.toml")).unwrap();
+        assert_eq!(settings.policy.request_id_ttl, Duration::from_secs(7200));
+        assert_eq!(settings.durability.min_replicas, 1);
+        assert_eq!(settings.durability.timeout, Duration::from_millis(20));
+        let too_slow = "hmac_secret = \"0123456789abcdef\"\nredis_timeout = \"1s\"\n[durability]\nmin_replicas = 1\ntimeout = \"2s\"";
+        let err = local()
+            .apply_file(too_slow, Path::new("c.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("durability.timeout"), "{err}");
+    }
+
+    #[test]
     fn dev_mode_refuses_a_public_bind() {
         let mut settings = local();
         settings.grpc_addr = "0.0.0.0:50051".parse().unwrap();
