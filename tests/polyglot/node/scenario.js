@@ -9,6 +9,7 @@
 "use strict";
 
 const assert = require("node:assert/strict");
+const fs = require("node:fs");
 const path = require("node:path");
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
@@ -39,10 +40,10 @@ const Status = rpcTypes.lookupType("google.rpc.Status");
 const ErrorInfo = rpcTypes.lookupType("google.rpc.ErrorInfo");
 
 /** One unary call as a promise, with a 10 s deadline like the Python client. */
-function call(method, request) {
+function call(method, request, stub = client) {
   return new Promise((resolve, reject) => {
     const deadline = new Date(Date.now() + 10_000);
-    client[method](request, { deadline }, (error, response) =>
+    stub[method](request, { deadline }, (error, response) =>
       error ? reject(error) : resolve(response),
     );
   });
@@ -64,9 +65,9 @@ function errorReason(error) {
 }
 
 /** Resolves to the error of a call that must fail. */
-async function failure(method, request, what) {
+async function failure(method, request, what, stub = client) {
   try {
-    await call(method, request);
+    await call(method, request, stub);
   } catch (error) {
     return error;
   }
@@ -143,6 +144,39 @@ const steps = [
     const error = await failure("Get", { cart_id: other.id }, "a removed cart is still readable");
     assert.equal(error.code, grpc.status.NOT_FOUND);
     assert.equal(errorReason(error), "CART_NOT_FOUND");
+  }],
+  ["retry policy and request ids", async () => {
+    // The retry policy the README offers, as a real gRPC client loads it.
+    const readme = fs.readFileSync(path.join(repoRoot, "README.md"), "utf8");
+    const config = readme.match(/```json\n(\{[\s\S]*?"methodConfig"[\s\S]*?\})\n```/)[1];
+    JSON.parse(config);
+    const retrying = new cartV1.CartService(target, grpc.credentials.createInsecure(), {
+      "grpc.service_config": config,
+      "grpc.enable_retries": 1,
+    });
+    try {
+      const create = { currency: "USD", request_id: "js-create-7c41" };
+      const first = await call("Create", create, retrying);
+      assert.deepEqual(await call("Create", create, retrying), first, "a resent Create made another cart");
+      const clear = { cart_id: first.id, reason: "js", request_id: "js-clear-93ae" };
+      await call("AddItems", { cart_id: first.id, items: [newItem("A", 2, 10)] }, retrying);
+      const cleared = await call("Clear", clear, retrying);
+      await call("AddItems", { cart_id: first.id, items: [newItem("B", 1, 10)] }, retrying);
+      assert.deepEqual(await call("Clear", clear, retrying), cleared);
+      assert.equal(cleared.items_cleared, 2);
+      const cart = await call("Get", { cart_id: first.id }, retrying);
+      assert.deepEqual(cart.items.map((item) => item.sku), ["B"]);
+      const error = await failure(
+        "Clear",
+        { ...clear, reason: "other" },
+        "a reused request id was accepted",
+        retrying,
+      );
+      assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+      assert.equal(errorReason(error), "REQUEST_ID_REUSED");
+    } finally {
+      retrying.close();
+    }
   }],
 ];
 
