@@ -1,5 +1,6 @@
 //! Compiles `proto/cart/v1/cart.proto` with a pure-Rust protobuf compiler (no system `protoc`)
-//! and writes the descriptor set that server reflection serves.
+//! and writes the descriptor sets that server reflection serves: the API's, and that of the
+//! vendored `google/rpc` error detail protos (descriptors only, no code).
 
 use std::path::PathBuf;
 
@@ -7,12 +8,22 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     const PROTO: &str = "proto/cart/v1/cart.proto";
+    // Status, ErrorInfo, BadRequest: what every error's grpc-status-details-bin carries.
+    const ERROR_PROTOS: [&str; 2] = ["google/rpc/status.proto", "google/rpc/error_details.proto"];
     println!("cargo:rerun-if-changed={PROTO}");
+    for proto in ERROR_PROTOS {
+        println!("cargo:rerun-if-changed=proto/{proto}");
+    }
     println!("cargo:rerun-if-changed=build.rs");
 
     let fds = protox::compile([PROTO], ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("cart_descriptor.bin"), fds.encode_to_vec())?;
+    let error_fds = protox::compile(ERROR_PROTOS, ["proto"])?;
+    std::fs::write(
+        out_dir.join("google_rpc_descriptor.bin"),
+        error_fds.encode_to_vec(),
+    )?;
 
     tonic_prost_build::configure()
         // Sorted maps: a message encodes to the same bytes every time, which the request-id

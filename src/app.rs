@@ -1,5 +1,5 @@
-//! Wiring: bind both listeners first (port 0 allowed), then serve gRPC and HTTP on one
-//! runtime until one shutdown signal drains both.
+//! Wiring: bind both listeners first (port 0 allowed), then serve gRPC (and gRPC-Web on the
+//! same port) and HTTP on one runtime until one shutdown signal drains both.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -171,6 +171,10 @@ impl Application {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // google.rpc.ErrorInfo and BadRequest ride in every error's
+                // grpc-status-details-bin as Any: grpcurl resolves them here to print them.
+                // (tonic-types' own set names its files without the google/rpc/ path.)
+                .register_encoded_file_descriptor_set(crate::pb::GOOGLE_RPC_FILE_DESCRIPTOR_SET)
         };
         let reflection_v1 = reflection().build_v1().expect("descriptor sets are valid");
         let reflection_v1alpha = reflection()
@@ -184,7 +188,15 @@ impl Application {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
         let grpc = tonic::transport::Server::builder()
-            // Outermost, so the span records the status the client reads.
+            // gRPC-Web from browsers arrives over HTTP/1.1; CORS (outermost) answers their
+            // preflights before the gRPC-Web translation sees the request.
+            .accept_http1(true)
+            .layer(tower::util::option_layer(
+                self.settings.grpc_web.cors_layer(),
+            ))
+            .layer(tonic_web::GrpcWebLayer::new())
+            // Inside the translation: it sees the native gRPC status of both protocols.
+            // Outside the oversize remapping, so the span records the status the client reads.
             .layer(ServerSpanLayer)
             .layer(tower::util::MapResponseLayer::new(
                 oversized_is_resource_exhausted,

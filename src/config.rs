@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::{Authenticator, DEV_HMAC_SECRET, Principal, Scope};
 use crate::domain::{CartPolicy, Limits, TenantId};
+use crate::grpc_web::GrpcWebConfig;
 use crate::store::redis::{Durability, RedisTimeouts};
 
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
@@ -112,6 +113,9 @@ pub struct ConfigFile {
     pub limits: Limits,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// Browsers calling the gRPC port (gRPC-Web): CORS.
+    #[serde(default)]
+    pub grpc_web: GrpcWebConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +149,8 @@ pub struct Settings {
     pub tenants: Vec<TenantConfig>,
     /// How often the store is pinged for health.
     pub health_interval: Duration,
+    /// gRPC-Web CORS (none in dev mode).
+    pub grpc_web: GrpcWebConfig,
 }
 
 impl Settings {
@@ -162,6 +168,7 @@ impl Settings {
             authenticator: Authenticator::Dev,
             tenants: Vec::new(),
             health_interval: Duration::from_secs(1),
+            grpc_web: GrpcWebConfig::default(),
         }
     }
 
@@ -270,6 +277,8 @@ impl Settings {
         self.authenticator = Authenticator::from_keys(keys);
         self.hmac_secret = file.hmac_secret;
         self.tenants = file.tenants;
+        file.grpc_web.check().map_err(invalid)?;
+        self.grpc_web = file.grpc_web;
         Ok(())
     }
 
@@ -338,10 +347,30 @@ vtex   = { account = "cosmetics2" }
                 "hmac_secret = \"0123456789abcdef\"\n[[tenants]]\nid = \"a\"\napi_keys = [{ key = \"sk_12345678\", scopes = [\"carts:admin\"] }]",
                 "scope",
             ),
+            (
+                "hmac_secret = \"0123456789abcdef\"\n[grpc_web]\ncors_allowed_origins = [\"shop.example\"]",
+                "cors_allowed_origins",
+            ),
         ] {
             let err = local().apply_file(text, Path::new("c.toml")).unwrap_err();
             assert!(err.to_string().contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn request_id_retention_and_durability_parse_and_are_checked() {
+        let mut settings = local();
+        let text = "hmac_secret = \"0123456789abcdef\"\nrequest_id_ttl = \"2h\"\n\
+                    [durability]\nmin_replicas = 1\ntimeout = \"20ms\"\n";
+        settings.apply_file(text, Path::new("c.toml")).unwrap();
+        assert_eq!(settings.policy.request_id_ttl, Duration::from_secs(7200));
+        assert_eq!(settings.durability.min_replicas, 1);
+        assert_eq!(settings.durability.timeout, Duration::from_millis(20));
+        let too_slow = "hmac_secret = \"0123456789abcdef\"\nredis_timeout = \"1s\"\n[durability]\nmin_replicas = 1\ntimeout = \"2s\"";
+        let err = local()
+            .apply_file(too_slow, Path::new("c.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("durability.timeout"), "{err}");
     }
 
     #[test]

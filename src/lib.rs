@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod grpc_web;
 pub mod health;
 pub mod http;
 pub mod metrics;
@@ -22,4 +23,10 @@ pub mod pb {
     /// Descriptor set of the proto (and its imports), served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/cart_descriptor.bin"));
+
+    /// Descriptor set of `google/rpc/status.proto` and `error_details.proto` (and their
+    /// imports), under their canonical file names: reflection serves it so that grpcurl
+    /// decodes the ErrorInfo and BadRequest in an error's details.
+    pub const GOOGLE_RPC_FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/google_rpc_descriptor.bin"));
 }

@@ -32,6 +32,24 @@ enum Scenario {
     Health,
     /// Creates `--requests` carts of `--items` lines and prints their ids (for measuring).
     Create,
+    /// `probe.Probe/Touch` of the calibration probe (one EVALSHA per RPC and nothing else):
+    /// the floor the other scenarios are compared with.
+    Touch,
+}
+
+/// The probe's messages (`probe.proto`: one string field in, a string and an int out).
+#[derive(Clone, PartialEq, prost::Message)]
+struct TouchRequest {
+    #[prost(string, tag = "1")]
+    cart_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TouchReply {
+    #[prost(string, tag = "1")]
+    cart_id: String,
+    #[prost(int64, tag = "2")]
+    version: i64,
 }
 
 #[derive(Debug, Parser)]
@@ -60,6 +78,10 @@ struct Args {
     /// Carts filled up front for `clear` without `--requests`.
     #[arg(long, default_value_t = 20_000)]
     pool: u64,
+    /// Give every timed mutation (add, clear, mixed) a request id of its own, to measure what
+    /// remembering outcomes costs.
+    #[arg(long)]
+    request_ids: bool,
     /// Bearer API key, when the server has a config file.
     #[arg(long)]
     api_key: Option<String>,
@@ -172,18 +194,42 @@ impl Budget {
 
 struct Stream {
     client: Client,
+    channel: Channel,
     health: HealthClient<Channel>,
     auth: Auth,
     scenario: Scenario,
     items: usize,
+    /// Prefix of this stream's request ids, when mutations carry them.
+    request_ids: Option<String>,
 }
 
 impl Stream {
+    /// One `probe.Probe/Touch`.
+    async fn touch(&self, request: TouchRequest) -> Result<TouchReply, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static("/probe.Probe/Touch");
+        let codec = tonic_prost::ProstCodec::<TouchRequest, TouchReply>::default();
+        grpc.unary(tonic::Request::new(request), path, codec)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The request id of the stream's n-th call ("" without `--request-ids`).
+    fn request_id(&self, n: usize) -> String {
+        match &self.request_ids {
+            Some(prefix) => format!("{prefix}-{n}"),
+            None => String::new(),
+        }
+    }
+
     /// Untimed setup: the ids of the carts this stream works on (only ids: dropping full
     /// 250-line carts inside the timed loop would charge the load generator's work to Clear).
     async fn setup(&mut self, pool: u64) -> Result<Vec<String>, tonic::Status> {
         let carts = match self.scenario {
-            Scenario::Health => 0,
+            Scenario::Health | Scenario::Touch => 0,
             Scenario::Clear | Scenario::Create => pool,
             _ => 1,
         };
@@ -203,7 +249,7 @@ impl Stream {
         measured.untimed = carts.len() as u64;
         let mut carts = carts.into_iter().peekable();
         let mut cart = match self.scenario {
-            Scenario::Health | Scenario::Clear | Scenario::Create => None,
+            Scenario::Health | Scenario::Clear | Scenario::Create | Scenario::Touch => None,
             _ => carts.next(),
         };
         let mut n = 0usize;
@@ -238,7 +284,7 @@ impl Stream {
                         cart_id: id,
                         items: vec![new_item(n % self.items.max(1))],
                         expected_version: 0,
-                        request_id: String::new(),
+                        request_id: self.request_id(n),
                     };
                     measured
                         .time(self.client.add_items(self.auth.request(request)))
@@ -249,6 +295,7 @@ impl Stream {
                     let request = pb::ClearRequest {
                         cart_id: id,
                         reason: "load".into(),
+                        request_id: self.request_id(n),
                         ..Default::default()
                     };
                     measured
@@ -264,6 +311,13 @@ impl Stream {
                     if let Some(id) = carts.next() {
                         println!("{id}");
                     }
+                }
+                Scenario::Touch => {
+                    // The same cart again and again, as the probe's own README measures it.
+                    let request = TouchRequest {
+                        cart_id: "c0ffee".into(),
+                    };
+                    measured.time(self.touch(request)).await;
                 }
             }
         }
@@ -284,7 +338,7 @@ impl Stream {
                 cart_id: id.clone(),
                 items: vec![new_item(2 * n + k)],
                 expected_version: 0,
-                request_id: String::new(),
+                request_id: self.request_id(10 * n + k),
             };
             measured
                 .time(self.client.add_items(self.auth.request(request)))
@@ -308,7 +362,7 @@ impl Stream {
                     quantity: 2,
                 }],
                 expected_version: 0,
-                request_id: String::new(),
+                request_id: self.request_id(10 * n + 2),
             };
             measured
                 .time(self.client.update_items(self.auth.request(request)))
@@ -318,6 +372,7 @@ impl Stream {
             let request = pb::ClearRequest {
                 cart_id: id,
                 reason: "visit".into(),
+                request_id: self.request_id(10 * n + 3),
                 ..Default::default()
             };
             measured
@@ -329,7 +384,7 @@ impl Stream {
                 cart_id: id,
                 order_number: format!("ORD-{n}"),
                 expected_version: 0,
-                request_id: String::new(),
+                request_id: self.request_id(10 * n + 4),
             };
             measured
                 .time(self.client.delete(self.auth.request(request)))
@@ -367,16 +422,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => 0,
     };
 
+    // Request ids unique across runs against the same store.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     let mut streams = Vec::new();
-    for _ in 0..args.connections.max(1) {
+    for connection in 0..args.connections.max(1) {
         let channel = Channel::from_shared(args.addr.clone())?.connect().await?;
-        for _ in 0..args.streams.max(1) {
+        for stream in 0..args.streams.max(1) {
             streams.push(Stream {
                 client: CartServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
+                channel: channel.clone(),
                 health: HealthClient::new(channel.clone()),
                 auth: auth.clone(),
                 scenario,
                 items: args.items,
+                request_ids: args
+                    .request_ids
+                    .then(|| format!("{run:x}-{connection}-{stream}")),
             });
         }
     }

@@ -353,4 +353,62 @@ mod tests {
         assert_eq!(store.cart_count(), 1);
         block_on(store.get(&other, TTL_MS + 1)).expect("the younger cart stays");
     }
+
+    fn tag(id: &str, payload: &[u8]) -> RequestTag {
+        RequestTag::new(RequestId::parse(id).unwrap(), "Clear", payload)
+    }
+
+    fn clear() -> Mutation {
+        Mutation::Clear {
+            preserve_coupons: false,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn remembered_outcomes_replay_until_their_retention_then_are_purged() {
+        let store = MemoryStore::new(CartPolicy {
+            request_id_ttl: Duration::from_millis(100),
+            ..CartPolicy::default()
+        });
+        block_on(store.create(&key(), new_cart(), 0, None)).unwrap();
+        let first = block_on(store.mutate(&key(), clear(), 0, 10, Some(&tag("r1", b"x")))).unwrap();
+        let replay =
+            block_on(store.mutate(&key(), clear(), 0, 50, Some(&tag("r1", b"x")))).unwrap();
+        assert_eq!(
+            (replay.state, replay.outcome),
+            (first.state.clone(), first.outcome)
+        );
+        assert!(matches!(
+            block_on(store.mutate(&key(), clear(), 0, 50, Some(&tag("r1", b"y")))),
+            Err(CartError::RequestIdReused)
+        ));
+        // Past the retention the id is new again: the mutation applies (version 3).
+        let later =
+            block_on(store.mutate(&key(), clear(), 0, 200, Some(&tag("r1", b"y")))).unwrap();
+        assert_eq!(later.state.version, 3);
+        store.purge_expired(1_000);
+        let held: usize = store
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().requests.len())
+            .sum();
+        assert_eq!(held, 0, "expired records are freed");
+    }
+
+    #[test]
+    fn refusals_are_remembered_and_records_outlive_a_removed_cart() {
+        let store = store();
+        let stale = block_on(store.mutate(&key(), clear(), 0, 10, Some(&tag("r2", b"x"))));
+        assert!(matches!(stale, Err(CartError::CartNotFound)));
+        block_on(store.create(&key(), new_cart(), 20, None)).unwrap();
+        // The cart exists now, but the request already had its outcome.
+        let again = block_on(store.mutate(&key(), clear(), 0, 30, Some(&tag("r2", b"x"))));
+        assert!(matches!(again, Err(CartError::CartNotFound)));
+        let removed = block_on(store.remove(&key(), 0, 40, Some(&tag("r3", b"x")))).unwrap();
+        assert_eq!(
+            block_on(store.remove(&key(), 0, 50, Some(&tag("r3", b"x")))).unwrap(),
+            removed
+        );
+    }
 }

@@ -47,7 +47,7 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
             };
             (
                 Op::Add(merged),
-                client.add_items(request).await.map(|r| r.into_inner()),
+                client.add_items(request).await.map(|r| (r.into_inner(), 0)),
             )
         } else if roll < 85 {
             let n = rng.below(SKUS as u64) as usize;
@@ -63,7 +63,10 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
             };
             (
                 Op::Update(vec![(n, quantity)]),
-                client.update_items(request).await.map(|r| r.into_inner()),
+                client
+                    .update_items(request)
+                    .await
+                    .map(|r| (r.into_inner(), 0)),
             )
         } else {
             let request = pb::ClearRequest {
@@ -74,11 +77,12 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
             let result = client
                 .clear(request)
                 .await
-                .map(|r| r.into_inner().cart.expect("cart"));
+                .map(|r| r.into_inner())
+                .map(|r| (r.cart.expect("cart"), r.items_cleared));
             (Op::Clear, result)
         };
         match result {
-            Ok(cart) => applied.push(Applied::new(op, &cart, 0)),
+            Ok((cart, cleared)) => applied.push(Applied::new(op, &cart, cleared)),
             // Updating a line a concurrent Clear removed is a legitimate refusal.
             Err(status) if status.code() == tonic::Code::NotFound => {}
             Err(status) => panic!("unexpected failure: {status:?}"),

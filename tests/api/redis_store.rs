@@ -254,6 +254,24 @@ async fn cart_keys_share_one_hash_tag_and_carry_the_ttl() {
         keys_of(redis, &other.id).is_empty(),
         "Remove leaves no key behind"
     );
+
+    // Under a request id, Remove leaves exactly its remembered outcome: one key in the cart's
+    // slot, living the request-id retention (24 h), so a resent Remove can answer as it did.
+    let third = app.create_cart(&[("A", 1, 100)]).await;
+    app.client
+        .clone()
+        .remove(pb::RemoveRequest {
+            cart_id: third.id.clone(),
+            expected_version: 0,
+            request_id: "rm-layout".into(),
+        })
+        .await
+        .unwrap();
+    let record = format!("cart:{{default:{}}}:request:rm-layout", third.id);
+    assert_eq!(keys_of(redis, &third.id), std::slice::from_ref(&record));
+    let day = 24 * 3600 * 1000;
+    let ttl = pttl(redis, &record);
+    assert!(ttl > day - 60_000 && ttl <= day, "{record}: {ttl}");
 }
 
 /// A Redis that lost its scripts (restart, SCRIPT FLUSH) gets them again transparently.
@@ -436,4 +454,100 @@ async fn auth_comes_from_the_url() {
         },
     )
     .await;
+}
+
+/// Waits until `master` reports `replicas` online replicas.
+fn wait_for_replicas(master: &RedisServer, replicas: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = master.command(&["INFO", "replication"]);
+        let online = info.matches("state=online").count();
+        if info.contains(&format!("connected_slaves:{replicas}")) && online == replicas {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never came online: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `[durability] min_replicas = 1`: a mutation is its EVALSHA and a `WAIT` written together on
+/// one connection; while the replica is away a mutation answers REPLICATION_TIMEOUT (applied,
+/// but not safe yet), and resending it with its request id once the replica is back applies
+/// nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
+    let master = RedisServer::start();
+    let replica_of = [
+        "--replicaof".to_owned(),
+        "127.0.0.1".to_owned(),
+        master.port().to_string(),
+    ];
+    let mut replica = RedisServer::start_with(&replica_of);
+    wait_for_replicas(&master, 1);
+    let mut settings = crate::helpers::test_settings(&Backend::Redis(master.url()));
+    settings.durability = cart_service::store::redis::Durability {
+        min_replicas: 1,
+        timeout: Duration::from_millis(200),
+    };
+    let app = crate::helpers::spawn_with(settings).await;
+    let cart = app.create_cart(&[]).await;
+
+    let mut monitor = Monitor::start(&master);
+    let add = |sku: &str, request_id: &str| pb::AddItemsRequest {
+        cart_id: cart.id.clone(),
+        items: vec![item(sku, 1, 100)],
+        expected_version: 0,
+        request_id: request_id.into(),
+    };
+    app.client.clone().add_items(add("A", "")).await.unwrap();
+    let wire = monitor.wire_commands(&master);
+    let names: Vec<&str> = wire
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
+        .collect();
+    assert_eq!(names, ["EVALSHA", "WAIT"], "{wire:?}");
+    app.get(&cart.id).await.unwrap();
+    monitor.assert_one_evalsha(&master, "Get (a read waits for nobody)");
+
+    replica.stop();
+    let status = assert_error(
+        app.client.clone().add_items(add("B", "durable-1")).await,
+        Code::Unavailable,
+        "REPLICATION_TIMEOUT",
+    );
+    assert!(status.message().contains("safe"), "{}", status.message());
+    let applied = app.get(&cart.id).await.unwrap();
+    assert_eq!(applied.items.len(), 2, "the master applied it");
+
+    replica.restart();
+    wait_for_replicas(&master, 1);
+    let resent = app
+        .client
+        .clone()
+        .add_items(add("B", "durable-1"))
+        .await
+        .expect("acknowledged once a replica holds it")
+        .into_inner();
+    assert_eq!(
+        resent.version, applied.version,
+        "the first application, replayed"
+    );
+    let now = app.get(&cart.id).await.unwrap();
+    let quantities: Vec<i64> = now.items.iter().map(|l| l.quantity).collect();
+    assert_eq!(quantities, [1, 1]);
+}
+
+/// The in-memory store has no replicas: asking for them is a startup error, not a silent no-op.
+#[tokio::test]
+async fn min_replicas_without_redis_is_refused_at_startup() {
+    let mut settings = crate::helpers::test_settings(&Backend::Memory);
+    settings.durability.min_replicas = 1;
+    let error = cart_service::app::Application::build(settings)
+        .await
+        .err()
+        .expect("startup refused");
+    assert!(error.to_string().contains("min_replicas"), "{error}");
 }

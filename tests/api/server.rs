@@ -1,5 +1,5 @@
 //! The server as operators and clients meet it: reflection, health, auth and tenancy, message
-//! limits, and the binary's startup and graceful shutdown.
+//! limits, gRPC-Web and its CORS, and the binary's startup and graceful shutdown.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -12,7 +12,7 @@ use tonic::{Code, Request};
 
 use crate::helpers::{
     ACME_KEY, ACME_READ_KEY, Backend, GLOBEX_KEY, SERVING, SHIM_SECRET, assert_error, health_of,
-    http_get, spawn_app, spawn_shim_app,
+    http, http_get, spawn_app, spawn_shim_app, spawn_with, test_settings,
 };
 
 on_both_stores!(tenants_are_isolated_and_keys_scoped);
@@ -71,6 +71,261 @@ async fn reflection_lists_the_services_over_v1_and_v1alpha() {
         !files.file_descriptor_proto.is_empty(),
         "cart.proto is served"
     );
+}
+
+/// The error detail types (`google.rpc.ErrorInfo`, `BadRequest`) resolve through reflection
+/// v1 and v1alpha, with every file they import, so grpcurl prints a status's details decoded.
+#[tokio::test]
+async fn reflection_serves_the_error_detail_types_over_v1_and_v1alpha() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let app = spawn_app(Backend::Memory).await;
+    for (symbol, file_name) in [
+        ("google.rpc.ErrorInfo", "google/rpc/error_details.proto"),
+        ("google.rpc.BadRequest", "google/rpc/error_details.proto"),
+        ("google.rpc.Status", "google/rpc/status.proto"),
+    ] {
+        let files = reflect_v1(
+            &app.channel,
+            v1::server_reflection_request::MessageRequest::FileContainingSymbol(symbol.into()),
+        )
+        .await;
+        let file = files.first().unwrap_or_else(|| panic!("{symbol}: no file"));
+        assert_eq!(file.name(), file_name, "{symbol}");
+        let package = symbol.rsplit_once('.').unwrap().0;
+        let name = symbol.rsplit_once('.').unwrap().1;
+        assert_eq!(file.package(), package, "{symbol}");
+        assert!(
+            file.message_type.iter().any(|m| m.name() == name),
+            "{symbol} not in {}",
+            file.name()
+        );
+        for import in &file.dependency {
+            let served = reflect_v1(
+                &app.channel,
+                v1::server_reflection_request::MessageRequest::FileByFilename(import.clone()),
+            )
+            .await;
+            assert_eq!(served.first().map(|f| f.name()), Some(import.as_str()));
+        }
+
+        let request = v1alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(
+                v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                    symbol.into(),
+                ),
+            ),
+        };
+        let mut client =
+            v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+        let reply = client
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner()
+            .message()
+            .await
+            .unwrap()
+            .expect("a reply");
+        let Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(
+            files,
+        )) = reply.message_response
+        else {
+            panic!("v1alpha {symbol}: unexpected reply {reply:?}");
+        };
+        let file = decode_file(&files.file_descriptor_proto[0]);
+        assert!(
+            file.message_type.iter().any(|m| m.name() == name),
+            "v1alpha {symbol}"
+        );
+    }
+}
+
+/// One reflection v1 request; the file descriptors it answers with.
+async fn reflect_v1(
+    channel: &tonic::transport::Channel,
+    request: tonic_reflection::pb::v1::server_reflection_request::MessageRequest,
+) -> Vec<prost_types::FileDescriptorProto> {
+    use tonic_reflection::pb::v1;
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let reply = v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .expect("a reply");
+    match reply.message_response {
+        Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) => {
+            files
+                .file_descriptor_proto
+                .iter()
+                .map(|raw| decode_file(raw))
+                .collect()
+        }
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+fn decode_file(raw: &[u8]) -> prost_types::FileDescriptorProto {
+    prost::Message::decode(raw).expect("a FileDescriptorProto")
+}
+
+const SHOP_ORIGIN: &str = "https://shop.example";
+
+/// A browser's CORS preflight for a gRPC-Web call to `Get`, from `origin`.
+async fn preflight(addr: std::net::SocketAddr, origin: &str) -> crate::helpers::HttpResponse {
+    http(
+        addr,
+        "OPTIONS",
+        "/cart.v1.CartService/Get",
+        &[
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "content-type,x-grpc-web,x-user-agent",
+            ),
+        ],
+        b"",
+    )
+    .await
+}
+
+/// A gRPC-Web `Get` as a browser sends it in text mode: HTTP/1.1, one length-prefixed
+/// protobuf frame in base64. Returns the response and its decoded frames' bytes.
+async fn grpc_web_get(
+    addr: std::net::SocketAddr,
+    origin: &str,
+    cart_id: &str,
+) -> (crate::helpers::HttpResponse, Vec<u8>) {
+    use base64::Engine;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let message = prost::Message::encode_to_vec(&pb::GetRequest {
+        cart_id: cart_id.into(),
+    });
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    let response = http(
+        addr,
+        "POST",
+        "/cart.v1.CartService/Get",
+        &[
+            ("Origin", origin),
+            ("Content-Type", "application/grpc-web-text"),
+            ("Accept", "application/grpc-web-text"),
+            ("X-Grpc-Web", "1"),
+        ],
+        base64.encode(frame).as_bytes(),
+    )
+    .await;
+    // Each chunk is base64 on its own (padded), so decode them one by one.
+    let mut decoded = Vec::new();
+    let mut rest = response.body.trim();
+    while !rest.is_empty() {
+        let end = rest
+            .find('=')
+            .map(|i| i + rest[i..].len() - rest[i..].trim_start_matches('=').len())
+            .unwrap_or(rest.len());
+        decoded.extend(base64.decode(&rest[..end]).expect("base64 frames"));
+        rest = &rest[end..];
+    }
+    (response, decoded)
+}
+
+/// The trailer frame (flag 0x80) of a gRPC-Web response says `grpc-status:0`.
+fn succeeded(frames: &[u8]) -> bool {
+    frames.windows(13).any(|w| w == b"grpc-status:0")
+}
+
+/// With `cors_allowed_origins` configured, an allowed origin's preflight and call get the CORS
+/// headers a browser needs (status and error details readable); another origin gets none.
+#[tokio::test]
+async fn grpc_web_cors_answers_allowed_origins_only() {
+    let mut settings = test_settings(&Backend::Memory);
+    settings.grpc_web.cors_allowed_origins = vec![SHOP_ORIGIN.into()];
+    let app = spawn_with(settings).await;
+    let cart = app.create_cart(&[("A", 1, 100)]).await;
+
+    let allowed = preflight(app.grpc_addr, SHOP_ORIGIN).await;
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some(SHOP_ORIGIN)
+    );
+    assert!(
+        allowed
+            .header("access-control-allow-methods")
+            .is_some_and(|m| m.contains("POST")),
+        "{allowed:?}"
+    );
+    let headers = allowed
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for wanted in [
+        "content-type",
+        "x-grpc-web",
+        "x-user-agent",
+        "authorization",
+    ] {
+        assert!(headers.contains(wanted), "{wanted} not allowed: {headers}");
+    }
+
+    let (call, frames) = grpc_web_get(app.grpc_addr, SHOP_ORIGIN, &cart.id).await;
+    assert_eq!(call.status, 200, "{call:?}");
+    assert!(succeeded(&frames), "{call:?}");
+    assert_eq!(
+        call.header("access-control-allow-origin"),
+        Some(SHOP_ORIGIN)
+    );
+    let exposed = call
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("grpc-status-details-bin"), "{call:?}");
+
+    let other = preflight(app.grpc_addr, "https://evil.example").await;
+    assert_eq!(
+        other.header("access-control-allow-origin"),
+        None,
+        "{other:?}"
+    );
+}
+
+/// Without gRPC-Web config a browser-style call still works (same origin, or buf curl), and
+/// no response carries any CORS header.
+#[tokio::test]
+async fn grpc_web_without_cors_config_sends_no_cors_headers() {
+    let app = spawn_app(Backend::Memory).await;
+    let cart = app.create_cart(&[("A", 1, 100)]).await;
+
+    let (call, frames) = grpc_web_get(app.grpc_addr, SHOP_ORIGIN, &cart.id).await;
+    assert_eq!(call.status, 200, "{call:?}");
+    assert_eq!(
+        call.header("content-type"),
+        Some("application/grpc-web-text+proto")
+    );
+    assert!(succeeded(&frames), "{call:?}");
+    let cart_bytes = frames
+        .windows(cart.id.len())
+        .any(|w| w == cart.id.as_bytes());
+    assert!(cart_bytes, "the response frame carries the cart");
+    let answer = preflight(app.grpc_addr, SHOP_ORIGIN).await;
+    for response in [&call, &answer] {
+        let cors: Vec<_> = response
+            .headers
+            .iter()
+            .filter(|(name, _)| name.to_ascii_lowercase().starts_with("access-control-"))
+            .collect();
+        assert!(cors.is_empty(), "CORS headers without config: {cors:?}");
+    }
 }
 
 /// The health service and the HTTP probes report a store that answers.

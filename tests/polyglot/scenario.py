@@ -9,6 +9,8 @@ and checks the request counters against the calls the scenario made.
 """
 
 import importlib
+import json
+import re
 import sys
 import tempfile
 import urllib.request
@@ -160,6 +162,31 @@ def main() -> int:
             assert samples[("process_open_fds", ())] > 0
             assert ("process_cpu_seconds_total", ()) in samples
 
+    def retries_with_request_ids():
+        # The retry policy the README offers, as a real gRPC client loads it.
+        readme = open(f"{repo_root}/README.md").read()
+        config = re.search(r"```json\n(\{.*?\"methodConfig\".*?\})\n```", readme, re.S).group(1)
+        json.loads(config)
+        channel = grpc.insecure_channel(
+            target, options=[("grpc.service_config", config), ("grpc.enable_retries", 1)]
+        )
+        retrying = pb_grpc.CartServiceStub(channel)
+        create = pb.CreateRequest(currency="USD", request_id="py-create-0b6e")
+        first = retrying.Create(create)
+        assert retrying.Create(create) == first, "a resent Create made another cart"
+        clear = pb.ClearRequest(cart_id=first.id, reason="py", request_id="py-clear-51d2")
+        retrying.AddItems(pb.AddItemsRequest(cart_id=first.id, items=[pb.NewItem(sku="A", quantity=2, unit_price=10)]))
+        cleared = retrying.Clear(clear)
+        retrying.AddItems(pb.AddItemsRequest(cart_id=first.id, items=[pb.NewItem(sku="B", quantity=1, unit_price=10)]))
+        assert retrying.Clear(clear) == cleared and cleared.items_cleared == 2
+        assert [i.sku for i in retrying.Get(pb.GetRequest(cart_id=first.id)).items] == ["B"]
+        try:
+            retrying.Clear(pb.ClearRequest(cart_id=first.id, reason="other", request_id="py-clear-51d2"))
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error_reason(error) == "REQUEST_ID_REUSED"
+            return
+        raise AssertionError("a reused request id was accepted")
+
     for name, check in [
         ("create", create),
         ("add items", add),
@@ -168,7 +195,9 @@ def main() -> int:
         ("delete", delete),
         ("error carries ErrorInfo reason", error_with_reason),
         ("remove", remove),
+        # Before the retries, whose resends would count too: the counts are exact.
         ("metrics count every call", metrics),
+        ("retry policy and request ids", retries_with_request_ids),
     ]:
         step(name, check)
     failed = sum(1 for _, exc in results if exc)
