@@ -19,7 +19,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -30,6 +30,9 @@ pub const DEFAULT_SERVICE_NAME: &str = "cart-service";
 
 /// Whether spans go to an OpenTelemetry exporter (set once, by [`init`]).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the logs show request spans (`RUST_LOG` enables `info`), and so their trace ids.
+static LOGS_SHOW_SPANS: AtomicBool = AtomicBool::new(true);
 
 /// Owns the trace exporter: [`Telemetry::shutdown`] (or drop) flushes the spans still batched.
 #[derive(Default)]
@@ -68,6 +71,9 @@ impl Drop for Telemetry {
 /// nothing. Call it inside the Tokio runtime: the OTLP exporter's gRPC channel lives there.
 pub fn init() -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs_show_spans = filter
+        .max_level_hint()
+        .is_none_or(|level| level >= LevelFilter::INFO);
     let json = std::env::var("CART_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if json {
@@ -92,7 +98,9 @@ pub fn init() -> Telemetry {
     } else {
         (None, None)
     };
-    // The service's own spans go to the exporter whatever RUST_LOG says about logging.
+    // The service's own spans go to the exporter whatever RUST_LOG says about logging: the
+    // server and client spans and the handlers' (not the store's inner spans, which would only
+    // repeat the client span), and events (as span events).
     let otel = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("cart-service"))
@@ -100,11 +108,10 @@ pub fn init() -> Telemetry {
             .with_threads(false)
             .with_tracked_inactivity(false)
             .with_target(false)
-            .with_filter(
-                Targets::new()
-                    .with_target("cart_service", LevelFilter::INFO)
-                    .with_default(LevelFilter::OFF),
-            )
+            // Spans are found through `OpenTelemetrySpanExt`, never `Context::current()`:
+            // no context switch on every poll.
+            .with_context_activation(false)
+            .with_filter(filter_fn(exported))
     });
     let installed = tracing_subscriber::registry()
         .with(fmt)
@@ -118,7 +125,18 @@ pub fn init() -> Telemetry {
         tracing::warn!(%error, "not exporting traces");
     }
     EXPORTING.store(provider.is_some(), Ordering::Relaxed);
+    LOGS_SHOW_SPANS.store(logs_show_spans, Ordering::Relaxed);
     Telemetry { provider }
+}
+
+/// What the OpenTelemetry layer sees: the service's info-or-above events, spans that name
+/// their OpenTelemetry kind (server and client spans), and the handlers' spans.
+fn exported(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.target().starts_with("cart_service")
+        && *metadata.level() <= tracing::Level::INFO
+        && (metadata.is_event()
+            || metadata.fields().field("otel.kind").is_some()
+            || metadata.target() == "cart_service::grpc::service")
 }
 
 fn tracer_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
@@ -160,21 +178,25 @@ pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
 }
 
 /// Makes a request's server `span` a child of the caller's, and records its `trace_id` and
-/// `span_id` fields for the logs. Without an exporter there is no span of ours to name: the
-/// caller's trace id still tags the logs.
+/// `span_id` fields for the logs (unless the logs never show request spans). Without an
+/// exporter there is no span of ours to name: the caller's trace id still tags the logs.
 pub fn adopt(span: &Span, parent: opentelemetry::Context) {
     if span.is_disabled() {
         return;
     }
+    let logged = LOGS_SHOW_SPANS.load(Ordering::Relaxed);
     if EXPORTING.load(Ordering::Relaxed) {
         let _ = span.set_parent(parent);
+        if !logged {
+            return;
+        }
         let context = span.context();
         let ids = context.span().span_context().clone();
         if ids.is_valid() {
             span.record("trace_id", tracing::field::display(ids.trace_id()));
             span.record("span_id", tracing::field::display(ids.span_id()));
         }
-    } else {
+    } else if logged {
         let ids = parent.span().span_context().clone();
         if ids.is_valid() {
             span.record("trace_id", tracing::field::display(ids.trace_id()));
