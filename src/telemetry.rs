@@ -99,8 +99,8 @@ pub fn init() -> Telemetry {
         (None, None)
     };
     // The service's own spans go to the exporter whatever RUST_LOG says about logging: the
-    // server and client spans and the handlers' (not the store's inner spans, which would only
-    // repeat the client span), and events (as span events).
+    // server and client spans (not the handlers' and the store's inner spans, which would only
+    // repeat them at the cost of every request), and events (as span events).
     let otel = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("cart-service"))
@@ -129,14 +129,12 @@ pub fn init() -> Telemetry {
     Telemetry { provider }
 }
 
-/// What the OpenTelemetry layer sees: the service's info-or-above events, spans that name
-/// their OpenTelemetry kind (server and client spans), and the handlers' spans.
+/// What the OpenTelemetry layer sees: the service's info-or-above events, and the spans that
+/// name their OpenTelemetry kind (the server and client spans).
 fn exported(metadata: &tracing::Metadata<'_>) -> bool {
     metadata.target().starts_with("cart_service")
         && *metadata.level() <= tracing::Level::INFO
-        && (metadata.is_event()
-            || metadata.fields().field("otel.kind").is_some()
-            || metadata.target() == "cart_service::grpc::service")
+        && (metadata.is_event() || metadata.fields().field("otel.kind").is_some())
 }
 
 fn tracer_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
@@ -204,12 +202,13 @@ pub fn adopt(span: &Span, parent: opentelemetry::Context) {
     }
 }
 
-/// The trace id of the current span when its trace is sampled (exported), for exemplars.
+/// The trace id of the current request's server span when its trace is sampled (exported),
+/// for exemplars.
 pub fn sampled_trace_id() -> Option<String> {
     if !EXPORTING.load(Ordering::Relaxed) {
         return None;
     }
-    let context = Span::current().context();
+    let context = REQUEST_SPAN.try_with(OpenTelemetrySpanExt::context).ok()?;
     let ids = context.span().span_context().clone();
     (ids.is_valid() && ids.is_sampled()).then(|| ids.trace_id().to_string())
 }
