@@ -111,7 +111,8 @@ pub fn init() -> Telemetry {
             // Spans are found through `OpenTelemetrySpanExt`, never `Context::current()`:
             // no context switch on every poll.
             .with_context_activation(false)
-            .with_filter(filter_fn(exported))
+            // The hint keeps other crates' debug and trace callsites off at the level check.
+            .with_filter(filter_fn(exported).with_max_level_hint(LevelFilter::INFO))
     });
     let installed = tracing_subscriber::registry()
         .with(fmt)
