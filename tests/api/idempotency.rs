@@ -62,6 +62,14 @@ async fn clear(
         .map(tonic::Response::into_inner)
 }
 
+async fn create(app: &TestApp, request: pb::CreateRequest) -> Result<pb::Cart, tonic::Status> {
+    app.client
+        .clone()
+        .create(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// The lines of a cart as (sku, quantity).
 fn lines(cart: &pb::Cart) -> Vec<(String, i64)> {
     cart.items
@@ -125,43 +133,25 @@ async fn a_retried_create_without_id_returns_the_same_cart(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut request = create_request("", &[("A", 1, 100)]);
     request.request_id = "create-3f9a".into();
-    let first = app
-        .client
-        .clone()
-        .create(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let again = app
-        .client
-        .clone()
-        .create(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = create(&app, request.clone()).await.unwrap();
+    let again = create(&app, request.clone()).await.unwrap();
     assert_eq!(again, first);
     assert_eq!(first.id.len(), 24);
     // Once the cart has moved on, the retry still answers as the Create did.
     add(&app, add_request(&first.id, "", &[("B", 1, 1)]))
         .await
         .unwrap();
-    let late = app
-        .client
-        .clone()
-        .create(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let late = create(&app, request.clone()).await.unwrap();
     assert_eq!(late, first);
     assert_eq!(app.get(&first.id).await.unwrap().version, 2);
     // Another request id makes another cart; the same id with another payload is refused.
     let mut other = request.clone();
     other.request_id = "create-other".into();
-    let second = app.client.clone().create(other).await.unwrap().into_inner();
+    let second = create(&app, other).await.unwrap();
     assert_ne!(second.id, first.id);
     request.currency = "EUR".into();
     assert_error(
-        app.client.clone().create(request).await,
+        create(&app, request).await,
         Code::InvalidArgument,
         "REQUEST_ID_REUSED",
     );

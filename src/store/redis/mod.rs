@@ -110,14 +110,9 @@ struct Call<'a> {
 impl<'a> Call<'a> {
     fn read(script: &'a Script, key: &'a CartKey, now: UnixMillis) -> Self {
         Self {
-            script,
-            key,
-            now,
-            expected_version: 0,
-            request: None,
-            args: Vec::new(),
             retry: Retry::Safe,
             mutation: false,
+            ..Self::mutation(script, key, now, 0, None, Vec::new())
         }
     }
 

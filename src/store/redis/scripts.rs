@@ -5,17 +5,53 @@ use redis::Script;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
-/// The Lua source of a script: the header field list the codec decodes, the prelude, and the
-/// body as a function that the prelude's `once` runs at most once per request id.
+/// Marks the start of a helper section in the prelude: `--- helper: NAME`.
+const HELPER_MARK: &str = "--- helper: ";
+
+/// Whether Lua `code` calls or names `name` (not as the tail of a longer identifier).
+fn mentions(code: &str, name: &str) -> bool {
+    code.match_indices(name).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = code[at + name.len()..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !ident(before) && !ident(after)
+    })
+}
+
+/// The Lua source of a script: the prelude's always-included part, the helpers the body needs
+/// (and the helpers those need; a helper only calls helpers defined above it), the header
+/// field list when something reads it, and the body as a function that the prelude's `once`
+/// runs at most once per request id.
 pub fn source(body: &str) -> String {
-    let fields: Vec<String> = super::codec::META_FIELDS
-        .iter()
-        .map(|f| format!("'{f}'"))
+    let mut sections = PRELUDE.split(HELPER_MARK);
+    let core = sections.next().unwrap_or_default();
+    let helpers: Vec<(&str, &str)> = sections
+        .map(|section| section.split_once('\n').unwrap_or((section, "")))
         .collect();
-    format!(
-        "local META_FIELDS = {{{}}}\n{PRELUDE}\nreturn once(function()\n{body}\nend)\n",
-        fields.join(", ")
-    )
+    let mut needed = body.to_owned();
+    let mut chosen = vec![false; helpers.len()];
+    for (i, (name, code)) in helpers.iter().enumerate().rev() {
+        if mentions(&needed, name.trim()) {
+            chosen[i] = true;
+            needed.push_str(code);
+        }
+    }
+    let mut source = String::new();
+    if mentions(&needed, "META_FIELDS") {
+        let fields: Vec<String> = super::codec::META_FIELDS
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect();
+        source.push_str(&format!("local META_FIELDS = {{{}}}\n", fields.join(", ")));
+    }
+    source.push_str(core);
+    for ((_, code), chosen) in helpers.iter().zip(chosen) {
+        if chosen {
+            source.push_str(code);
+        }
+    }
+    source.push_str(&format!("return once(function()\n{body}\nend)\n"));
+    source
 }
 
 fn script(body: &str) -> Script {
@@ -90,5 +126,54 @@ impl Scripts {
             &self.remove,
             &self.delete,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_carries_only_the_helpers_it_calls() {
+        let clear = source(include_str!("lua/clear.lua"));
+        assert!(clear.contains("local function fail("));
+        assert!(clear.contains("local function once("));
+        assert!(clear.contains("local META_FIELDS = {'customer_id'"));
+        assert!(!clear.contains("local function plan_add("));
+        assert!(!clear.contains("local function snapshot("));
+        // AddItems needs plan_add, which needs parse_line; snapshot needs header.
+        let add = source(include_str!("lua/add_items.lua"));
+        for helper in [
+            "plan_add",
+            "parse_line",
+            "apply_add",
+            "snapshot",
+            "header",
+            "live",
+        ] {
+            assert!(
+                add.contains(&format!("local function {helper}(")),
+                "{helper}"
+            );
+        }
+        let remove = source(include_str!("lua/remove.lua"));
+        assert!(!remove.contains("META_FIELDS"));
+        assert!(mentions("x = header()", "header") && !mentions("x = header_of()", "header"));
+    }
+
+    #[test]
+    fn clear_names_the_header_positions_it_patches() {
+        let body = include_str!("lua/clear.lua");
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("local STATUS, "))
+            .expect("the positions line");
+        let (names, positions) = line["local ".len()..].split_once(" = ").unwrap();
+        for (name, position) in names.split(", ").zip(positions.split(", ")) {
+            // `values` holds item_count first, then META_FIELDS.
+            let index: usize = position.trim().parse().unwrap();
+            let field = super::super::codec::META_FIELDS[index - 2];
+            assert_eq!(field, name.to_ascii_lowercase(), "{name} = {index}");
+        }
     }
 }

@@ -2,20 +2,37 @@
 -- line, so only freeing the lines hash grows with the cart. (DEL, not UNLINK: freeing 250
 -- lines inline costs less than waking the lazy-free thread on a busy machine.) Replies the
 -- units removed.
-local state, refused = live('item_count')
-if refused then return refused end
+--
+-- One HMGET reads what the guard needs and the whole header at once (item_count, then
+-- META_FIELDS); the reply is that header with the fields Clear changed, not a second read.
+local values = redis.call('HMGET', META, 'item_count', unpack(META_FIELDS))
+-- Positions in `values`: 1 item_count, then 1 + the position in META_FIELDS.
+local STATUS, UPDATED_AT, LAST_ACTIVITY_AT, CLEARED_AT, CLEAR_REASON, VERSION = 8, 10, 11, 12, 13, 16
+if not values[STATUS] then return fail('CART_NOT_FOUND') end
+if values[STATUS] == 'deleted' then return fail('CART_DELETED') end
+if EXPECTED ~= '0' and EXPECTED ~= values[VERSION] then
+  return fail('VERSION_MISMATCH', values[VERSION])
+end
 local preserve = ARGV[10] == '1'
 if preserve then
   redis.call('DEL', LINES)
 else
   redis.call('DEL', LINES, COUPONS)
 end
-commit(state, {'item_count', 0, 'cleared_at', NOW, 'clear_reason', ARGV[11]})
+local version = tonumber(values[VERSION]) + 1
+redis.call('HSET', META, 'version', version, 'updated_at', NOW, 'last_activity_at', NOW,
+  'item_count', 0, 'cleared_at', NOW, 'clear_reason', ARGV[11])
 redis.call('PEXPIRE', META, CART_TTL)
 local coupons = {}
 if preserve then
   redis.call('PEXPIRE', COUPONS, CART_TTL)
   coupons = redis.call('HGETALL', COUPONS)
 end
+values[VERSION], values[UPDATED_AT], values[LAST_ACTIVITY_AT] = version, NOW, NOW
+values[CLEARED_AT], values[CLEAR_REASON] = NOW, ARGV[11]
+for i = 2, #META_FIELDS + 1 do
+  if not values[i] then values[i] = '' end
+end
 -- The lines were just deleted: the reply names none.
-return {'OK', header(), {}, coupons, tonumber(state[3] or '0')}
+return {'OK', table.concat(values, '\31', 2, #META_FIELDS + 1), {}, coupons,
+  tonumber(values[1] or '0')}

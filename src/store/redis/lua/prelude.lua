@@ -1,4 +1,6 @@
--- Prepended to every cart script.
+-- Prepended to every cart script: this part always, each `--- helper:` section only to the
+-- scripts that call it (Lua builds every closure of a script on every call, so unused ones
+-- would cost each call).
 --
 -- KEYS[1] cart:{tenant:id}          hash: header fields, status, timestamps, version,
 --                                   item_count (units, so Clear/Remove need not scan lines),
@@ -31,6 +33,23 @@ local function fail(reason, detail)
   return {'ERR', reason, detail or ''}
 end
 
+-- Runs the script's body at most once per request id. A remembered reply (success or refusal)
+-- is returned as it was, changing nothing; the same id with another fingerprint is refused.
+-- A new reply is remembered by the same script that made the change, so the change and its
+-- record are one atomic step (and replicate together).
+local function once(body)
+  if not REQUEST then return body() end
+  local seen = redis.call('GET', REQUEST)
+  if seen then
+    if string.sub(seen, 1, #FINGERPRINT) ~= FINGERPRINT then return fail('REQUEST_ID_REUSED') end
+    return cmsgpack.unpack(string.sub(seen, #FINGERPRINT + 1))
+  end
+  local reply = body()
+  redis.call('SET', REQUEST, FINGERPRINT .. cmsgpack.pack(reply), 'PX', REQUEST_TTL)
+  return reply
+end
+
+--- helper: header
 -- The header as one string: the values of META_FIELDS (defined by the Rust side, which
 -- decodes them in the same order) joined by the unit separator, which no stored value can
 -- contain. One string instead of a field/value array keeps the reply cheap to parse.
@@ -42,17 +61,20 @@ local function header()
   return table.concat(values, '\31')
 end
 
+--- helper: snapshot
 -- The whole cart: the reply of every script that returns one.
 local function snapshot(extra)
   return {'OK', header(), redis.call('HGETALL', LINES), redis.call('HGETALL', COUPONS), extra or 0}
 end
 
+--- helper: expire_all
 local function expire_all(ttl)
   redis.call('PEXPIRE', META, ttl)
   redis.call('PEXPIRE', LINES, ttl)
   redis.call('PEXPIRE', COUPONS, ttl)
 end
 
+--- helper: live
 -- The guard of every mutation of a live cart: it exists, is not deleted, is at the expected
 -- version. Returns the HMGET of status, version and the `...` fields, or nil and a refusal.
 local function live(...)
@@ -63,6 +85,7 @@ local function live(...)
   return state
 end
 
+--- helper: commit
 -- Records a successful mutation in one HSET: the next version, activity now, and the
 -- script's own `fields` (name, value, ...).
 local function commit(state, fields)
@@ -70,12 +93,14 @@ local function commit(state, fields)
     unpack(fields))
 end
 
+--- helper: parse_line
 local function parse_line(record)
   local quantity, updated_at, position, description =
     string.match(record, '^(%d+)|(%d+)|(%d+)|(.*)$')
   return tonumber(quantity), updated_at, position, description
 end
 
+--- helper: plan_add
 -- Items start at ARGV[first]: their count, then per item: line_id, quantity,
 -- currency ('' = unchecked), description json. Checks them in CartState::check_add's order and
 -- returns the writes without making them (nil and a refusal when an item is refused).
@@ -117,25 +142,10 @@ local function plan_add(first, currency, next_position)
   return plan
 end
 
+--- helper: apply_add
 -- Writes the lines of a plan; the header fields it changes go into the caller's commit.
 local function apply_add(plan)
   if #plan.writes > 0 then
     redis.call('HSET', LINES, unpack(plan.writes))
   end
-end
-
--- Runs the script's body at most once per request id. A remembered reply (success or refusal)
--- is returned as it was, changing nothing; the same id with another fingerprint is refused.
--- A new reply is remembered by the same script that made the change, so the change and its
--- record are one atomic step (and replicate together).
-local function once(body)
-  if not REQUEST then return body() end
-  local seen = redis.call('GET', REQUEST)
-  if seen then
-    if string.sub(seen, 1, #FINGERPRINT) ~= FINGERPRINT then return fail('REQUEST_ID_REUSED') end
-    return cmsgpack.unpack(string.sub(seen, #FINGERPRINT + 1))
-  end
-  local reply = body()
-  redis.call('SET', REQUEST, FINGERPRINT .. cmsgpack.pack(reply), 'PX', REQUEST_TTL)
-  return reply
 end
