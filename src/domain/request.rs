@@ -28,10 +28,12 @@ impl RequestTag {
         digest.update(rpc.as_bytes());
         digest.update([0]);
         digest.update(payload);
-        let fingerprint = digest.finalize()[..FINGERPRINT_LEN / 2]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut fingerprint = String::with_capacity(FINGERPRINT_LEN);
+        for b in &digest.finalize()[..FINGERPRINT_LEN / 2] {
+            fingerprint.push(char::from(HEX[usize::from(b >> 4)]));
+            fingerprint.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
         Self { id, fingerprint }
     }
 }
