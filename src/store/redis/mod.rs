@@ -29,9 +29,10 @@ use crate::domain::{
 };
 use crate::error::CartError;
 
-/// The Lua source of the Clear script, as the store loads it (for benchmarking it alone).
+/// The Lua source of the Clear script, as a store with the default policy loads it (for
+/// benchmarking it alone).
 pub fn clear_script_source() -> String {
-    scripts::source(include_str!("lua/clear.lua"))
+    scripts::source(include_str!("lua/clear.lua"), &CartPolicy::default())
 }
 
 /// How long Redis may take before a call fails with UNAVAILABLE.
@@ -100,7 +101,7 @@ struct Call<'a> {
     now: UnixMillis,
     expected_version: i64,
     request: Option<&'a RequestTag>,
-    /// ARGV[10..]: the script's own arguments.
+    /// ARGV[4..]: the script's own arguments.
     args: Vec<Vec<u8>>,
     retry: Retry,
     /// Whether it changes the cart, and so waits for replicas per [`Durability`].
@@ -161,7 +162,7 @@ impl RedisStore {
         let metrics = crate::metrics::global();
         Ok(Self {
             connection: Connection::open(url, timeouts, ca_cert)?,
-            scripts: Scripts::new(),
+            scripts: Scripts::new(&policy),
             policy,
             timeouts,
             durability,
@@ -198,25 +199,16 @@ impl RedisStore {
         keys
     }
 
-    /// The EVALSHA of `call`: its keys, the prelude's ARGV[1..=9], then its own arguments.
+    /// The EVALSHA of `call`: its keys, the prelude's ARGV[1..=3], then its own arguments.
     fn command(&self, call: &mut Call<'_>) -> Cmd {
-        let limits = &self.policy.limits;
         let keys = Self::keys(call.key, call.request);
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(call.script.get_hash()).arg(keys.len()).arg(keys);
-        for n in [
-            call.now,
-            self.policy.cart_ttl_ms(),
-            self.policy.tombstone_ttl_ms(),
-            call.expected_version,
-            i64::from(limits.max_lines),
-            i64::from(limits.max_quantity),
-            i64::from(limits.max_coupons),
-        ] {
-            cmd.arg(n);
-        }
-        cmd.arg(call.request.map_or("", |tag| tag.fingerprint.as_str()))
-            .arg(self.policy.request_id_ttl_ms());
+        cmd.arg(call.script.get_hash())
+            .arg(keys.len())
+            .arg(keys)
+            .arg(call.now)
+            .arg(call.expected_version)
+            .arg(call.request.map_or("", |tag| tag.fingerprint.as_str()));
         for arg in std::mem::take(&mut call.args) {
             cmd.arg(arg);
         }

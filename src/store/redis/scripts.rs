@@ -3,6 +3,8 @@
 
 use redis::Script;
 
+use crate::domain::CartPolicy;
+
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
 /// Marks the start of a helper section in the prelude: `--- helper: NAME`.
@@ -18,11 +20,12 @@ fn mentions(code: &str, name: &str) -> bool {
     })
 }
 
-/// The Lua source of a script: the prelude's always-included part, the helpers the body needs
-/// (and the helpers those need; a helper only calls helpers defined above it), the header
-/// field list when something reads it, and the body as a function that the prelude's `once`
-/// runs at most once per request id.
-pub fn source(body: &str) -> String {
+/// The Lua source of a script for a store with `policy`: the prelude's always-included part
+/// (with the policy's values written in), the helpers the body needs (and the helpers those
+/// need; a helper only calls helpers defined above it), the header field list when something
+/// reads it, and the body as a function that the prelude's `once` runs at most once per
+/// request id.
+pub fn source(body: &str, policy: &CartPolicy) -> String {
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
     let helpers: Vec<(&str, &str)> = sections
@@ -44,7 +47,19 @@ pub fn source(body: &str) -> String {
             .collect();
         source.push_str(&format!("local META_FIELDS = {{{}}}\n", fields.join(", ")));
     }
-    source.push_str(core);
+    let limits = &policy.limits;
+    let mut core = core.to_owned();
+    for (name, value) in [
+        ("@CART_TTL_MS@", policy.cart_ttl_ms()),
+        ("@TOMBSTONE_TTL_MS@", policy.tombstone_ttl_ms()),
+        ("@REQUEST_ID_TTL_MS@", policy.request_id_ttl_ms()),
+        ("@MAX_LINES@", i64::from(limits.max_lines)),
+        ("@MAX_QUANTITY@", i64::from(limits.max_quantity)),
+        ("@MAX_COUPONS@", i64::from(limits.max_coupons)),
+    ] {
+        core = core.replace(name, &value.to_string());
+    }
+    source.push_str(&core);
     for ((_, code), chosen) in helpers.iter().zip(chosen) {
         if chosen {
             source.push_str(code);
@@ -54,8 +69,8 @@ pub fn source(body: &str) -> String {
     source
 }
 
-fn script(body: &str) -> Script {
-    Script::new(&source(body))
+fn script(body: &str, policy: &CartPolicy) -> Script {
+    Script::new(&source(body, policy))
 }
 
 pub struct Scripts {
@@ -70,16 +85,16 @@ pub struct Scripts {
 }
 
 impl Scripts {
-    pub fn new() -> Self {
+    pub fn new(policy: &CartPolicy) -> Self {
         Self {
-            create: script(include_str!("lua/create.lua")),
-            get: script(include_str!("lua/get.lua")),
-            add_items: script(include_str!("lua/add_items.lua")),
-            update_items: script(include_str!("lua/update_items.lua")),
-            apply_coupon: script(include_str!("lua/apply_coupon.lua")),
-            clear: script(include_str!("lua/clear.lua")),
-            remove: script(include_str!("lua/remove.lua")),
-            delete: script(include_str!("lua/delete.lua")),
+            create: script(include_str!("lua/create.lua"), policy),
+            get: script(include_str!("lua/get.lua"), policy),
+            add_items: script(include_str!("lua/add_items.lua"), policy),
+            update_items: script(include_str!("lua/update_items.lua"), policy),
+            apply_coupon: script(include_str!("lua/apply_coupon.lua"), policy),
+            clear: script(include_str!("lua/clear.lua"), policy),
+            remove: script(include_str!("lua/remove.lua"), policy),
+            delete: script(include_str!("lua/delete.lua"), policy),
         }
     }
 
@@ -135,14 +150,21 @@ mod tests {
 
     #[test]
     fn a_script_carries_only_the_helpers_it_calls() {
-        let clear = source(include_str!("lua/clear.lua"));
+        let policy = CartPolicy::default();
+        let clear = source(include_str!("lua/clear.lua"), &policy);
+        assert!(clear.contains("local CART_TTL, TOMBSTONE_TTL = '7776000000', '2592000000'"));
+        let mut code = clear.lines().filter(|l| !l.trim_start().starts_with("--"));
+        assert!(
+            code.all(|l| !l.contains('@')),
+            "every policy value is written in"
+        );
         assert!(clear.contains("local function fail("));
         assert!(clear.contains("local function once("));
         assert!(clear.contains("local META_FIELDS = {'customer_id'"));
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function snapshot("));
         // AddItems needs plan_add, which needs parse_line; snapshot needs header.
-        let add = source(include_str!("lua/add_items.lua"));
+        let add = source(include_str!("lua/add_items.lua"), &policy);
         for helper in [
             "plan_add",
             "parse_line",
@@ -156,7 +178,7 @@ mod tests {
                 "{helper}"
             );
         }
-        let remove = source(include_str!("lua/remove.lua"));
+        let remove = source(include_str!("lua/remove.lua"), &policy);
         assert!(!remove.contains("META_FIELDS"));
         assert!(mentions("x = header()", "header") && !mentions("x = header_of()", "header"));
     }

@@ -1,8 +1,8 @@
--- AddItems: ARGV[10..] the items (see plan_add); a sku already in the cart adds to its line.
+-- AddItems: ARGV[4..] the items (see plan_add); a sku already in the cart adds to its line.
 local state, refused = live('currency', 'next_position', 'item_count')
 if refused then return refused end
 local plan
-plan, refused = plan_add(10, state[3], tonumber(state[4]))
+plan, refused = plan_add(4, state[3], tonumber(state[4]))
 if refused then return refused end
 apply_add(plan)
 commit(state, {'item_count', tonumber(state[5]) + plan.units, 'next_position', plan.next_position})

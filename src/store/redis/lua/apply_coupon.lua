@@ -1,7 +1,7 @@
--- ApplyCoupon: ARGV[10] code, ARGV[11] amount. The same code again replaces its amount.
+-- ApplyCoupon: ARGV[4] code, ARGV[5] amount. The same code again replaces its amount.
 local state, refused = live('next_position')
 if refused then return refused end
-local code, amount = ARGV[10], ARGV[11]
+local code, amount = ARGV[4], ARGV[5]
 local existing = redis.call('HGET', COUPONS, code)
 local fields = {}
 if existing then

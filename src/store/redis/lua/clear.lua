@@ -1,4 +1,4 @@
--- Clear: ARGV[10] preserve coupons ('1' or '0'), ARGV[11] reason. Keeps the header and reads no
+-- Clear: ARGV[4] preserve coupons ('1' or '0'), ARGV[5] reason. Keeps the header and reads no
 -- line, so only freeing the lines hash grows with the cart. (DEL, not UNLINK: freeing 250
 -- lines inline costs less than waking the lazy-free thread on a busy machine.) Replies the
 -- units removed.
@@ -13,7 +13,7 @@ if values[STATUS] == 'deleted' then return fail('CART_DELETED') end
 if EXPECTED ~= '0' and EXPECTED ~= values[VERSION] then
   return fail('VERSION_MISMATCH', values[VERSION])
 end
-local preserve = ARGV[10] == '1'
+local preserve = ARGV[4] == '1'
 if preserve then
   redis.call('DEL', LINES)
 else
@@ -21,7 +21,7 @@ else
 end
 local version = tonumber(values[VERSION]) + 1
 redis.call('HSET', META, 'version', version, 'updated_at', NOW, 'last_activity_at', NOW,
-  'item_count', 0, 'cleared_at', NOW, 'clear_reason', ARGV[11])
+  'item_count', 0, 'cleared_at', NOW, 'clear_reason', ARGV[5])
 redis.call('PEXPIRE', META, CART_TTL)
 local coupons = {}
 if preserve then
@@ -29,7 +29,7 @@ if preserve then
   coupons = redis.call('HGETALL', COUPONS)
 end
 values[VERSION], values[UPDATED_AT], values[LAST_ACTIVITY_AT] = version, NOW, NOW
-values[CLEARED_AT], values[CLEAR_REASON] = NOW, ARGV[11]
+values[CLEARED_AT], values[CLEAR_REASON] = NOW, ARGV[5]
 for i = 2, #META_FIELDS + 1 do
   if not values[i] then values[i] = '' end
 end

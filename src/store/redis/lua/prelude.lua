@@ -16,18 +16,17 @@
 -- mutation atomic and linearizable. Redis does not roll back a script that fails halfway,
 -- so every script checks everything before its first write (mirroring CartState::apply).
 --
--- ARGV[1] now (unix ms)      ARGV[2] cart ttl (ms)   ARGV[3] tombstone ttl (ms)
--- ARGV[4] expected version (0 = any)
--- ARGV[5] max lines          ARGV[6] max quantity    ARGV[7] max coupons
--- ARGV[8] fingerprint of the request ('' without a request id)
--- ARGV[9] request-id ttl (ms)
--- ARGV[10..] the script's own arguments.
+-- ARGV[1] now (unix ms)   ARGV[2] expected version (0 = any)
+-- ARGV[3] fingerprint of the request ('' without a request id)
+-- ARGV[4..] the script's own arguments.
+-- The store's policy (lifetimes and limits) is written into the source by the Rust side
+-- (the @NAME@ values below) rather than passed on every call: each argument costs Redis a Lua
+-- string per call, and the policy only changes with the config.
 local META, LINES, COUPONS = KEYS[1], KEYS[2], KEYS[3]
-local NOW = ARGV[1]
-local CART_TTL, TOMBSTONE_TTL = ARGV[2], ARGV[3]
-local EXPECTED = ARGV[4]
-local MAX_LINES, MAX_QUANTITY, MAX_COUPONS = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local REQUEST, FINGERPRINT, REQUEST_TTL = KEYS[4], ARGV[8], ARGV[9]
+local NOW, EXPECTED = ARGV[1], ARGV[2]
+local CART_TTL, TOMBSTONE_TTL = '@CART_TTL_MS@', '@TOMBSTONE_TTL_MS@'
+local MAX_LINES, MAX_QUANTITY, MAX_COUPONS = @MAX_LINES@, @MAX_QUANTITY@, @MAX_COUPONS@
+local REQUEST, FINGERPRINT, REQUEST_TTL = KEYS[4], ARGV[3], '@REQUEST_ID_TTL_MS@'
 
 local function fail(reason, detail)
   return {'ERR', reason, detail or ''}

@@ -1,18 +1,18 @@
--- UpdateItems: ARGV[10] the count, then per update: line_id, quantity (0 removes the line).
+-- UpdateItems: ARGV[4] the count, then per update: line_id, quantity (0 removes the line).
 -- Line ids are distinct (the caller merges duplicates).
 local state, refused = live('item_count')
 if refused then return refused end
-local count = tonumber(ARGV[10])
+local count = tonumber(ARGV[4])
 local ids = {}
-for i = 1, count do ids[i] = ARGV[9 + i * 2] end
+for i = 1, count do ids[i] = ARGV[3 + i * 2] end
 local records = redis.call('HMGET', LINES, unpack(ids))
 for i = 1, count do
   if not records[i] then return fail('LINE_ITEM_NOT_FOUND', ids[i]) end
-  if tonumber(ARGV[10 + i * 2]) > MAX_QUANTITY then return fail('QUANTITY_LIMIT_EXCEEDED', ids[i]) end
+  if tonumber(ARGV[4 + i * 2]) > MAX_QUANTITY then return fail('QUANTITY_LIMIT_EXCEEDED', ids[i]) end
 end
 local delta, removed, writes = 0, {}, {}
 for i = 1, count do
-  local quantity = tonumber(ARGV[10 + i * 2])
+  local quantity = tonumber(ARGV[4 + i * 2])
   local current, _, position, description = parse_line(records[i])
   delta = delta + quantity - current
   if quantity == 0 then
