@@ -138,6 +138,15 @@ impl CartError {
         }
     }
 
+    /// Whether the store failed the call (unreachable, too slow, too few replicas, or a bug),
+    /// as opposed to refusing the request: counted as a store error and marked on spans.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::ReplicationTimeout { .. } | Self::Internal(_)
+        )
+    }
+
     /// A copy of a refusal that is the outcome of a request (the cart's state refused it), which
     /// a store remembers under the request's id; `None` for anything else (bad input never
     /// reaches a store, and store trouble or a deadline is no outcome).

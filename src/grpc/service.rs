@@ -147,12 +147,7 @@ async fn observed<T>(
     let outcome = match &result {
         Ok(_) => "OK",
         Err(error) => {
-            if matches!(
-                error,
-                CartError::Unavailable(_)
-                    | CartError::ReplicationTimeout { .. }
-                    | CartError::Internal(_)
-            ) {
+            if error.is_store_failure() {
                 metrics.record_store_error(error.reason());
             }
             telemetry::record_on_request("error.type", error.reason());

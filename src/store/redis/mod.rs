@@ -191,12 +191,10 @@ impl RedisStore {
     /// KEYS of a script: the cart's three keys, and its request record when there is one.
     fn keys(key: &CartKey, request: Option<&RequestTag>) -> Vec<String> {
         let meta = format!("cart:{{{}:{}}}", key.tenant, key.cart_id);
-        let mut keys = vec![format!("{meta}:lines"), format!("{meta}:coupons")];
-        if let Some(tag) = request {
-            keys.push(format!("{meta}:request:{}", tag.id));
-        }
-        keys.insert(0, meta);
-        keys
+        let lines = format!("{meta}:lines");
+        let coupons = format!("{meta}:coupons");
+        let record = request.map(|tag| format!("{meta}:request:{}", tag.id));
+        [meta, lines, coupons].into_iter().chain(record).collect()
     }
 
     /// The EVALSHA of `call`: its keys, the prelude's ARGV[1..=3], then its own arguments.
@@ -280,13 +278,9 @@ impl RedisStore {
         let started = std::time::Instant::now();
         let result = self.run(call).instrument(span.clone()).await;
         self.script_latency[index].observe(started.elapsed().as_secs_f64());
-        let failed = matches!(
-            &result,
-            Err(CartError::Unavailable(_)
-                | CartError::Internal(_)
-                | CartError::ReplicationTimeout { .. })
-        );
-        if let (true, Err(error)) = (failed, &result) {
+        if let Err(error) = &result
+            && error.is_store_failure()
+        {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", error.reason());
         }
