@@ -12,7 +12,8 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::auth::CartTokens;
 use crate::config::Settings;
-use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES, ServerSpanLayer};
+use crate::core::Core;
+use crate::grpc::{AuthInterceptor, GrpcCarts, MAX_MESSAGE_BYTES, ServerSpanLayer};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
 use crate::store::{MemoryStore, RedisStore, SharedStore};
@@ -48,7 +49,7 @@ pub enum ServeError {
 pub struct Application {
     settings: Settings,
     store: SharedStore,
-    service: CartService,
+    core: Core,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
 }
@@ -104,7 +105,7 @@ impl Application {
         settings: Settings,
         store: SharedStore,
     ) -> Result<Self, StartupError> {
-        let service = CartService::new(
+        let core = Core::new(
             store.clone(),
             CartTokens::new(settings.hmac_secret.as_bytes()),
             settings.policy.clone(),
@@ -119,7 +120,7 @@ impl Application {
         Ok(Self {
             settings,
             store,
-            service,
+            core,
             grpc_listener,
             http_listener,
         })
@@ -137,9 +138,9 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// The handlers, for callers that embed the service.
-    pub fn service(&self) -> &CartService {
-        &self.service
+    /// The core, for callers that embed the service.
+    pub fn core(&self) -> &Core {
+        &self.core
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -181,7 +182,7 @@ impl Application {
             .build_v1alpha()
             .expect("descriptor sets are valid");
 
-        let cart_server = CartServiceServer::new(self.service.clone())
+        let cart_server = CartServiceServer::new(GrpcCarts::new(self.core.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let interceptor = AuthInterceptor::new(Arc::new(self.settings.authenticator.clone()));
 
@@ -214,7 +215,7 @@ impl Application {
 
         let http_app = crate::http::router(crate::http::HttpState {
             readiness,
-            service: self.service.clone(),
+            core: self.core.clone(),
             tenancy: Arc::new(Tenancy::new(
                 self.settings.authenticator.clone(),
                 &self.settings.tenants,

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{CartId, RequestId, TenantId};
+use crate::domain::{CartId, IdempotencyKey, TenantId};
 use crate::error::CartError;
 
 /// The secret of dev mode (no config file): fixed, so dev hmacs survive restarts. Never used
@@ -146,7 +146,7 @@ impl CartTokens {
     /// The id of a cart created without `cart_id` under `request_id`: the same on every retry,
     /// and as unguessable as a generated id to whoever lacks the secret (VTEX treats the id as
     /// a capability). Domain-separated from [`CartTokens::sign`]: ids never contain ':'.
-    pub fn derive_cart_id(&self, tenant: &TenantId, request_id: &RequestId) -> CartId {
+    pub fn derive_cart_id(&self, tenant: &TenantId, request_id: &IdempotencyKey) -> CartId {
         let mut mac = self.mac.clone();
         mac.update(b"request:");
         mac.update(tenant.as_str().as_bytes());

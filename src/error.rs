@@ -1,15 +1,11 @@
-//! The one error type of the service, mapped once to a gRPC status.
+//! The one error type of the service.
 //!
-//! Every layer (domain, stores, handlers) returns [`CartError`]. The gRPC mapping lives here;
-//! each HTTP dialect maps the same `reason` strings into its own error body.
+//! Every layer (domain, stores, core) returns [`CartError`]. Each edge maps it once, with an
+//! exhaustive `match` over the variants: gRPC into a `Status` (`grpc::status`), each HTTP
+//! dialect into its own error body. [`CartError::reason`] is the stable name of a variant on
+//! the wire (`ErrorInfo.reason`) and in metrics; no edge reads it back.
 
 use std::fmt;
-
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
-
-/// Domain of every `google.rpc.ErrorInfo` the service emits.
-pub const ERROR_DOMAIN: &str = "cart.v1";
 
 /// A boxed internal cause, logged but never sent to a client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -66,7 +62,7 @@ pub enum CartError {
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     #[error("this request_id was used for another request (another payload or RPC)")]
-    RequestIdReused,
+    IdempotencyKeyReused,
     #[error("cart store unavailable")]
     Unavailable(#[source] BoxError),
     #[error(
@@ -93,7 +89,8 @@ impl CartError {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
-    /// Stable UPPER_SNAKE reason, the `ErrorInfo.reason` and the key each dialect maps from.
+    /// Stable UPPER_SNAKE reason: the `ErrorInfo.reason` of gRPC, and the `outcome` label of
+    /// metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
@@ -109,32 +106,11 @@ impl CartError {
             Self::VersionMismatch { .. } => "VERSION_MISMATCH",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
-            Self::RequestIdReused => "REQUEST_ID_REUSED",
+            Self::IdempotencyKeyReused => "REQUEST_ID_REUSED",
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
             Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Internal(_) => "INTERNAL",
-        }
-    }
-
-    /// The gRPC code of SPEC §3.
-    pub fn code(&self) -> Code {
-        match self {
-            Self::InvalidArgument(_) | Self::RequestIdReused => Code::InvalidArgument,
-            Self::CartNotFound | Self::LineNotFound(_) => Code::NotFound,
-            Self::CartAlreadyExists => Code::AlreadyExists,
-            Self::CartDeleted
-            | Self::OrderNumberMismatch
-            | Self::CurrencyMismatch(_)
-            | Self::LineLimit(_)
-            | Self::QuantityLimit { .. }
-            | Self::CouponLimit(_) => Code::FailedPrecondition,
-            Self::VersionMismatch { .. } => Code::Aborted,
-            Self::Unauthenticated => Code::Unauthenticated,
-            Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::Unavailable(_) | Self::ReplicationTimeout { .. } => Code::Unavailable,
-            Self::DeadlineExceeded => Code::DeadlineExceeded,
-            Self::Internal(_) => Code::Internal,
         }
     }
 
@@ -172,16 +148,17 @@ impl CartError {
         })
     }
 
-    /// Whether the message may be shown to a client (internal causes never are).
-    fn client_message(&self) -> String {
+    /// The message a client may be shown (internal causes never are).
+    pub fn client_message(&self) -> String {
         match self {
             Self::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         }
     }
 
-    /// Logs causes that a client never sees, with their chain.
-    fn log(&self) {
+    /// Logs causes that a client never sees, with their chain (once per request, by
+    /// `core::observe`).
+    pub fn log(&self) {
         match self {
             Self::Internal(cause) => {
                 tracing::error!(error = %chain(cause.as_ref()), "internal error")
@@ -210,104 +187,4 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-impl From<CartError> for Status {
-    fn from(error: CartError) -> Self {
-        error.log();
-        let mut details = ErrorDetails::with_error_info(
-            error.reason(),
-            ERROR_DOMAIN,
-            std::collections::HashMap::<String, String>::new(),
-        );
-        match &error {
-            CartError::InvalidArgument(violations) => {
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
-                }
-            }
-            CartError::RequestIdReused => {
-                details.add_bad_request_violation(
-                    "request_id",
-                    "already used for a request with another payload or RPC",
-                );
-            }
-            CartError::VersionMismatch { actual, .. } => {
-                details.set_error_info(
-                    error.reason(),
-                    ERROR_DOMAIN,
-                    std::collections::HashMap::from([(
-                        "current_version".to_owned(),
-                        actual.to_string(),
-                    )]),
-                );
-            }
-            CartError::ReplicationTimeout { acked, wanted } => {
-                details.set_error_info(
-                    error.reason(),
-                    ERROR_DOMAIN,
-                    std::collections::HashMap::from([
-                        ("acknowledged_replicas".to_owned(), acked.to_string()),
-                        ("min_replicas".to_owned(), wanted.to_string()),
-                    ]),
-                );
-            }
-            _ => {}
-        }
-        Status::with_error_details(error.code(), error.client_message(), details)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn internal_errors_do_not_leak_their_cause() {
-        let status: Status = CartError::Internal("redis said: WRONGTYPE at key x".into()).into();
-        assert_eq!(status.code(), Code::Internal);
-        assert_eq!(status.message(), "internal error");
-        assert_eq!(
-            status.get_error_details().error_info().unwrap().reason,
-            "INTERNAL"
-        );
-    }
-
-    #[test]
-    fn invalid_argument_carries_field_violations() {
-        let status: Status = CartError::InvalidArgument(vec![
-            FieldViolation::new("currency", "required"),
-            FieldViolation::new("items[0].sku", "too long"),
-        ])
-        .into();
-        let details = status.get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect();
-        assert_eq!(fields, ["currency", "items[0].sku"]);
-        let info = details.error_info().unwrap();
-        assert_eq!(
-            (info.reason.as_str(), info.domain.as_str()),
-            ("INVALID_ARGUMENT", ERROR_DOMAIN)
-        );
-    }
-
-    #[test]
-    fn version_mismatch_tells_the_current_version() {
-        let status: Status = CartError::VersionMismatch {
-            expected: 3,
-            actual: 5,
-        }
-        .into();
-        assert_eq!(status.code(), Code::Aborted);
-        let info = status.get_error_details().error_info().unwrap().clone();
-        assert_eq!(
-            info.metadata.get("current_version").map(String::as_str),
-            Some("5")
-        );
-    }
 }

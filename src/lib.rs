@@ -1,9 +1,10 @@
 //! cart-service: shopping carts over gRPC (`cart.v1.CartService`), stored in Redis or in
-//! memory, with HTTP shims for legacy cart APIs that call the same handlers.
+//! memory, with HTTP shims for legacy cart APIs; both are adapters over one core.
 
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod core;
 pub mod domain;
 pub mod error;
 pub mod grpc;

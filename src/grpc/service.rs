@@ -1,106 +1,62 @@
-//! `cart.v1.CartService`: the handlers that gRPC and every HTTP shim call.
+//! The gRPC adapter: the generated `cart.v1.CartService` trait implemented over the
+//! [`Core`], one generic [`GrpcCarts::handle`] for every RPC.
 //!
-//! A handler authorizes the caller (the [`Principal`] an interceptor or a shim put into the
-//! request's extensions), decodes the request into domain values, makes one store call and
-//! renders the result. No other code decides anything about carts.
+//! A handler reads the caller (the [`Principal`] the interceptor put into the request's
+//! extensions) and the client's deadline (`grpc-timeout`), decodes the message into its
+//! command ([`convert`]), runs it in the core and encodes the outcome; the error becomes a
+//! `Status` in one place ([`super::status`]). No cart logic lives here.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
-use crate::auth::{CartTokens, Principal, Scope};
-use crate::domain::{CartKey, CartPolicy, CartState, Mutation, RequestTag, now_millis};
-use crate::error::CartError;
-use crate::metrics::{self, Interface};
+use super::convert::{self, Decode};
+use crate::auth::Principal;
+use crate::core::{self, Caller, Command, Core};
+use crate::metrics::Interface;
 use crate::pb;
-use crate::pb::cart_service_server::CartService as CartServiceApi;
-use crate::store::SharedStore;
-use crate::telemetry;
+use crate::pb::cart_service_server::CartService;
 
-/// The one implementation of `cart.v1.CartService`.
+/// The core, served as `cart.v1.CartService`.
 #[derive(Clone)]
-pub struct CartService {
-    store: SharedStore,
-    tokens: CartTokens,
-    policy: CartPolicy,
+pub struct GrpcCarts {
+    core: Core,
 }
 
-impl CartService {
-    pub fn new(store: SharedStore, tokens: CartTokens, policy: CartPolicy) -> Self {
-        Self {
-            store,
-            tokens,
-            policy,
-        }
+impl GrpcCarts {
+    pub fn new(core: Core) -> Self {
+        Self { core }
     }
 
-    pub fn tokens(&self) -> &CartTokens {
-        &self.tokens
-    }
-
-    fn view(&self, key: &CartKey, state: &CartState) -> pb::Cart {
-        convert::cart_view(key, state, &self.tokens, &self.policy)
-    }
-
-    async fn mutate(
+    /// Observes the RPC (see [`core::observe`]), admits the caller, decodes the message, runs
+    /// the command and encodes its outcome.
+    async fn handle<M, C: Command, R>(
         &self,
-        key: &CartKey,
-        mutation: Mutation,
-        expected_version: i64,
-        request: Option<&RequestTag>,
-    ) -> Result<(pb::Cart, i64), CartError> {
-        let mutated = self
-            .store
-            .mutate(key, mutation, expected_version, now_millis(), request)
-            .await?;
-        Ok((
-            self.view(key, &mutated.state),
-            mutated.outcome.items_cleared,
-        ))
-    }
-}
-
-/// The caller of a request, checked for `scope`.
-fn authorize<T>(request: &Request<T>, scope: Scope) -> Result<Principal, CartError> {
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or(CartError::Unauthenticated)?;
-    principal.require(scope)?;
-    tracing::Span::current().record("tenant", principal.tenant.as_str());
-    telemetry::record_on_request("tenant", principal.tenant.as_str());
-    Ok(principal)
-}
-
-fn record_cart(key: &CartKey) {
-    tracing::Span::current().record("cart_id", key.cart_id.as_str());
-    telemetry::record_on_request("cart_id", key.cart_id.as_str());
-}
-
-/// What a handler knows of its call besides the message.
-#[derive(Debug, Clone, Copy)]
-struct Call {
-    interface: Interface,
-    /// The client's deadline (`grpc-timeout`), from when the request arrived.
-    budget: Option<Duration>,
-}
-
-/// The interface a request came through (gRPC unless a shim says otherwise) and its deadline.
-fn call<T>(request: &Request<T>) -> Call {
-    Call {
-        interface: request
-            .extensions()
-            .get::<Interface>()
-            .copied()
-            .unwrap_or(Interface::Grpc),
-        budget: request
+        request: Request<M>,
+        decode: Decode<M, C>,
+        encode: fn(C::Outcome) -> R,
+    ) -> Result<Response<R>, Status> {
+        let deadline = request
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout),
+            .and_then(parse_grpc_timeout)
+            .map(|budget| core::deadline(Instant::now(), budget));
+        let principal = request.extensions().get::<Principal>().cloned();
+        core::observe(C::OPERATION, Interface::Grpc, deadline, async {
+            let principal = principal.ok_or(crate::error::CartError::Unauthenticated)?;
+            core::admit(&principal, C::OPERATION)?;
+            let decoded = decode(request.into_inner(), &self.core.policy().limits)?;
+            let caller = Caller {
+                idempotency_key: decoded.idempotency_key,
+                deadline,
+                ..Caller::new(principal, Interface::Grpc)
+            };
+            self.core.run(&caller, decoded.command).await
+        })
+        .await
+        .map(|outcome| Response::new(encode(outcome)))
+        .map_err(Status::from)
     }
 }
 
@@ -122,223 +78,66 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-/// Runs one handler body within the client's deadline, records its metrics, and turns its
-/// error into a status.
-async fn observed<T>(
-    method: &'static str,
-    call: Call,
-    body: impl Future<Output = Result<T, CartError>>,
-) -> Result<Response<T>, Status> {
-    let metrics = metrics::global();
-    let _in_flight = metrics.in_flight();
-    let started = Instant::now();
-    let result = match call.budget {
-        // Answer a little before the deadline, so the client reads DEADLINE_EXCEEDED rather
-        // than the transport's own CANCELLED when both timers fire.
-        Some(budget) => {
-            let margin = (budget / 10).min(Duration::from_millis(10));
-            tokio::time::timeout(budget - margin, body)
-                .await
-                .unwrap_or(Err(CartError::DeadlineExceeded))
-        }
-        None => body.await,
-    };
-    let interface = call.interface;
-    let outcome = match &result {
-        Ok(_) => "OK",
-        Err(error) => {
-            if error.is_store_failure() {
-                metrics.record_store_error(error.reason());
-            }
-            telemetry::record_on_request("error.type", error.reason());
-            error.reason()
-        }
-    };
-    let elapsed = started.elapsed();
-    metrics.record_rpc(
-        interface,
-        method,
-        outcome,
-        elapsed,
-        telemetry::sampled_trace_id(),
-    );
-    result.map(Response::new).map_err(Status::from)
-}
-
 #[tonic::async_trait]
-impl CartServiceApi for CartService {
-    #[tracing::instrument(name = "Create", skip_all, fields(tenant, cart_id))]
+impl CartService for GrpcCarts {
     async fn create(
         &self,
         request: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("Create", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let command = convert::create(
-                &principal.tenant,
-                request.into_inner(),
-                &self.policy.limits,
-                &self.tokens,
-            )?;
-            record_cart(&command.key);
-            let state = self
-                .store
-                .create(
-                    &command.key,
-                    command.cart,
-                    now_millis(),
-                    command.request.as_ref(),
-                )
-                .await?;
-            Ok(self.view(&command.key, &state))
-        })
-        .await
+        self.handle(request, convert::create, convert::cart_reply)
+            .await
     }
 
-    #[tracing::instrument(name = "Get", skip_all, fields(tenant, cart_id))]
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Cart>, Status> {
-        observed("Get", call(&request), async {
-            let principal = authorize(&request, Scope::Read)?;
-            let key = convert::get(&principal.tenant, request.get_ref())?;
-            record_cart(&key);
-            let state = self.store.get(&key, now_millis()).await?;
-            Ok(self.view(&key, &state))
-        })
-        .await
+        self.handle(request, convert::get, convert::cart_reply)
+            .await
     }
 
-    #[tracing::instrument(name = "AddItems", skip_all, fields(tenant, cart_id))]
     async fn add_items(
         &self,
         request: Request<pb::AddItemsRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("AddItems", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c =
-                convert::add_items(&principal.tenant, request.into_inner(), &self.policy.limits)?;
-            record_cart(&c.key);
-            let (cart, _) = self
-                .mutate(
-                    &c.key,
-                    Mutation::AddItems(c.change),
-                    c.expected_version,
-                    c.request.as_ref(),
-                )
-                .await?;
-            Ok(cart)
-        })
-        .await
+        self.handle(request, convert::add_items, convert::cart_reply)
+            .await
     }
 
-    #[tracing::instrument(name = "UpdateItems", skip_all, fields(tenant, cart_id))]
     async fn update_items(
         &self,
         request: Request<pb::UpdateItemsRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("UpdateItems", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::update_items(
-                &principal.tenant,
-                request.into_inner(),
-                &self.policy.limits,
-            )?;
-            record_cart(&c.key);
-            let (cart, _) = self
-                .mutate(
-                    &c.key,
-                    Mutation::UpdateItems(c.change),
-                    c.expected_version,
-                    c.request.as_ref(),
-                )
-                .await?;
-            Ok(cart)
-        })
-        .await
+        self.handle(request, convert::update_items, convert::cart_reply)
+            .await
     }
 
-    #[tracing::instrument(name = "ApplyCoupon", skip_all, fields(tenant, cart_id))]
     async fn apply_coupon(
         &self,
         request: Request<pb::ApplyCouponRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("ApplyCoupon", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::apply_coupon(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let (code, amount) = c.change;
-            let mutation = Mutation::ApplyCoupon { code, amount };
-            let (cart, _) = self
-                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
-                .await?;
-            Ok(cart)
-        })
-        .await
+        self.handle(request, convert::apply_coupon, convert::cart_reply)
+            .await
     }
 
-    #[tracing::instrument(name = "Clear", skip_all, fields(tenant, cart_id))]
     async fn clear(
         &self,
         request: Request<pb::ClearRequest>,
     ) -> Result<Response<pb::ClearResponse>, Status> {
-        observed("Clear", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::clear(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let (preserve_coupons, reason) = c.change;
-            let mutation = Mutation::Clear {
-                preserve_coupons,
-                reason,
-            };
-            let (cart, items_cleared) = self
-                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
-                .await?;
-            Ok(pb::ClearResponse {
-                cart: Some(cart),
-                items_cleared,
-            })
-        })
-        .await
+        self.handle(request, convert::clear, convert::cleared).await
     }
 
-    #[tracing::instrument(name = "Remove", skip_all, fields(tenant, cart_id))]
     async fn remove(
         &self,
         request: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::RemoveResponse>, Status> {
-        observed("Remove", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::remove(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let items_removed = self
-                .store
-                .remove(&c.key, c.expected_version, now_millis(), c.request.as_ref())
-                .await?;
-            Ok(pb::RemoveResponse {
-                cart_id: c.key.cart_id.to_string(),
-                items_removed,
-            })
-        })
-        .await
+        self.handle(request, convert::remove, convert::removed)
+            .await
     }
 
-    #[tracing::instrument(name = "Delete", skip_all, fields(tenant, cart_id))]
     async fn delete(
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        observed("Delete", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::delete(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let mutation = Mutation::Delete {
-                order_number: c.change,
-            };
-            let (cart, _) = self
-                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
-                .await?;
-            Ok(pb::DeleteResponse { cart: Some(cart) })
-        })
-        .await
+        self.handle(request, convert::delete, convert::deleted)
+            .await
     }
 }
 

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use super::{CartStore, Mutated};
 use crate::domain::{
-    CartKey, CartPolicy, CartState, Mutation, NewCart, RequestId, RequestTag, UnixMillis,
+    CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, Mutation, NewCart, UnixMillis,
     now_millis,
 };
 use crate::error::CartError;
@@ -56,7 +56,7 @@ impl Remembered {
 #[derive(Default)]
 struct Shard {
     carts: HashMap<CartKey, Entry>,
-    requests: HashMap<(CartKey, RequestId), Remembered>,
+    requests: HashMap<(CartKey, IdempotencyKey), Remembered>,
 }
 
 pub struct MemoryStore {
@@ -126,17 +126,17 @@ impl MemoryStore {
         &self,
         shard: &mut Shard,
         key: &CartKey,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
         now: UnixMillis,
         apply: impl FnOnce(&mut HashMap<CartKey, Entry>) -> Result<Reply, CartError>,
     ) -> Result<Reply, CartError> {
         let Some(tag) = request else {
             return apply(&mut shard.carts);
         };
-        let slot = (key.clone(), tag.id.clone());
+        let slot = (key.clone(), tag.key.clone());
         if let Some(seen) = shard.requests.get(&slot).filter(|s| s.expires_at > now) {
             if seen.fingerprint != tag.fingerprint {
-                return Err(CartError::RequestIdReused);
+                return Err(CartError::IdempotencyKeyReused);
             }
             return seen.replay();
         }
@@ -162,7 +162,7 @@ impl MemoryStore {
 /// A replay under a request id that another kind of call made (its fingerprint differed, so
 /// this is only reachable by a corrupt record).
 fn other_rpc<T>() -> Result<T, CartError> {
-    Err(CartError::RequestIdReused)
+    Err(CartError::IdempotencyKeyReused)
 }
 
 async fn janitor(store: Weak<MemoryStore>) {
@@ -184,7 +184,7 @@ impl CartStore for MemoryStore {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |carts| {
@@ -222,7 +222,7 @@ impl CartStore for MemoryStore {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<Mutated, CartError> {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |carts| {
@@ -248,7 +248,7 @@ impl CartStore for MemoryStore {
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<i64, CartError> {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |carts| {
@@ -354,8 +354,8 @@ mod tests {
         block_on(store.get(&other, TTL_MS + 1)).expect("the younger cart stays");
     }
 
-    fn tag(id: &str, payload: &[u8]) -> RequestTag {
-        RequestTag::new(RequestId::parse(id).unwrap(), "Clear", payload)
+    fn tag(id: &str, payload: &[u8]) -> IdempotencyTag {
+        IdempotencyTag::new(IdempotencyKey::parse(id).unwrap(), "Clear", payload)
     }
 
     fn clear() -> Mutation {
@@ -381,7 +381,7 @@ mod tests {
         );
         assert!(matches!(
             block_on(store.mutate(&key(), clear(), 0, 50, Some(&tag("r1", b"y")))),
-            Err(CartError::RequestIdReused)
+            Err(CartError::IdempotencyKeyReused)
         ));
         // Past the retention the id is new again: the mutation applies (version 3).
         let later =

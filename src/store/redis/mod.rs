@@ -25,7 +25,7 @@ use self::connection::Connection;
 use self::scripts::Scripts;
 use super::{CartStore, Mutated};
 use crate::domain::{
-    CartKey, CartPolicy, CartState, Mutation, MutationOutcome, NewCart, RequestTag, UnixMillis,
+    CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart, UnixMillis,
 };
 use crate::error::CartError;
 
@@ -100,7 +100,7 @@ struct Call<'a> {
     key: &'a CartKey,
     now: UnixMillis,
     expected_version: i64,
-    request: Option<&'a RequestTag>,
+    request: Option<&'a IdempotencyTag>,
     /// ARGV[4..]: the script's own arguments.
     args: Vec<Vec<u8>>,
     retry: Retry,
@@ -123,7 +123,7 @@ impl<'a> Call<'a> {
         key: &'a CartKey,
         now: UnixMillis,
         expected_version: i64,
-        request: Option<&'a RequestTag>,
+        request: Option<&'a IdempotencyTag>,
         args: Vec<Vec<u8>>,
     ) -> Self {
         let retry = if expected_version != 0 || request.is_some() {
@@ -189,11 +189,11 @@ impl RedisStore {
     }
 
     /// KEYS of a script: the cart's three keys, and its request record when there is one.
-    fn keys(key: &CartKey, request: Option<&RequestTag>) -> Vec<String> {
+    fn keys(key: &CartKey, request: Option<&IdempotencyTag>) -> Vec<String> {
         let meta = format!("cart:{{{}:{}}}", key.tenant, key.cart_id);
         let lines = format!("{meta}:lines");
         let coupons = format!("{meta}:coupons");
-        let record = request.map(|tag| format!("{meta}:request:{}", tag.id));
+        let record = request.map(|tag| format!("{meta}:request:{}", tag.key));
         [meta, lines, coupons].into_iter().chain(record).collect()
     }
 
@@ -443,7 +443,7 @@ impl CartStore for RedisStore {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
         let header = &cart.header;
         let mut args: Vec<Vec<u8>> = [
@@ -478,7 +478,7 @@ impl CartStore for RedisStore {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<Mutated, CartError> {
         let mut args = Vec::new();
         let script = match &mutation {
@@ -534,7 +534,7 @@ impl CartStore for RedisStore {
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<i64, CartError> {
         let call = Call::mutation(
             &self.scripts.remove,

@@ -1,0 +1,80 @@
+//! The one place that observes an operation on every interface: its span (named after the
+//! operation, with `tenant` and `cart_id`), the in-flight gauge, the caller's deadline, the
+//! `cart_requests_total` / latency metrics and the `error.type` of the request's server span.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::Operation;
+use crate::error::CartError;
+use crate::metrics::{self, Interface};
+use crate::telemetry;
+
+/// The span of one operation; a child of the request's server span, seen in logs.
+fn span(operation: Operation) -> tracing::Span {
+    // A span's name is static: one macro call per operation.
+    match operation {
+        Operation::Create => tracing::info_span!("Create", tenant = Empty, cart_id = Empty),
+        Operation::Get => tracing::info_span!("Get", tenant = Empty, cart_id = Empty),
+        Operation::AddItems => tracing::info_span!("AddItems", tenant = Empty, cart_id = Empty),
+        Operation::UpdateItems => {
+            tracing::info_span!("UpdateItems", tenant = Empty, cart_id = Empty)
+        }
+        Operation::ApplyCoupon => {
+            tracing::info_span!("ApplyCoupon", tenant = Empty, cart_id = Empty)
+        }
+        Operation::Clear => tracing::info_span!("Clear", tenant = Empty, cart_id = Empty),
+        Operation::Remove => tracing::info_span!("Remove", tenant = Empty, cart_id = Empty),
+        Operation::Delete => tracing::info_span!("Delete", tenant = Empty, cart_id = Empty),
+    }
+}
+
+/// Runs `body` (an adapter's decoding of the command and the core's call) as `operation`
+/// from `interface`, answering DEADLINE_EXCEEDED at `deadline`, and records its outcome.
+pub async fn observe<T>(
+    operation: Operation,
+    interface: Interface,
+    deadline: Option<Instant>,
+    body: impl Future<Output = Result<T, CartError>>,
+) -> Result<T, CartError> {
+    let metrics = metrics::global();
+    let _in_flight = metrics.in_flight();
+    let started = Instant::now();
+    let body = body.instrument(span(operation));
+    let result = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), body)
+            .await
+            .unwrap_or(Err(CartError::DeadlineExceeded)),
+        None => body.await,
+    };
+    let outcome = match &result {
+        Ok(_) => "OK",
+        Err(error) => {
+            error.log();
+            if error.is_store_failure() {
+                metrics.record_store_error(error.reason());
+            }
+            telemetry::record_on_request("error.type", error.reason());
+            error.reason()
+        }
+    };
+    metrics.record_rpc(
+        interface,
+        operation.name(),
+        outcome,
+        started.elapsed(),
+        telemetry::sampled_trace_id(),
+    );
+    result
+}
+
+/// The deadline of a client's budget (`grpc-timeout`), from `now`: a little before it, so
+/// the client reads DEADLINE_EXCEEDED rather than its transport's own CANCELLED when both
+/// timers fire.
+pub fn deadline(now: Instant, budget: Duration) -> Instant {
+    let margin = (budget / 10).min(Duration::from_millis(10));
+    now + (budget - margin)
+}
