@@ -60,10 +60,18 @@ local function header()
   return table.concat(values, '\31')
 end
 
+--- helper: cart_reply
+-- The reply of every script that returns a cart: the joined header (see `header`), the
+-- HGETALL of the lines and of the coupons, and one number (Clear's units cleared). The Rust
+-- side (codec::decode_snapshot) reads these positions.
+local function cart_reply(joined_header, lines, coupons, extra)
+  return {'OK', joined_header, lines, coupons, extra or 0}
+end
+
 --- helper: snapshot
--- The whole cart: the reply of every script that returns one.
+-- The whole cart as it is now.
 local function snapshot(extra)
-  return {'OK', header(), redis.call('HGETALL', LINES), redis.call('HGETALL', COUPONS), extra or 0}
+  return cart_reply(header(), redis.call('HGETALL', LINES), redis.call('HGETALL', COUPONS), extra)
 end
 
 --- helper: expire_all
