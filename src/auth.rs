@@ -143,15 +143,15 @@ impl CartTokens {
         BASE64.encode(self.mac(tenant, cart_id).finalize().into_bytes())
     }
 
-    /// The id of a cart created without `cart_id` under `request_id`: the same on every retry,
+    /// The id of a cart created without `cart_id` under an idempotency key: the same on every retry,
     /// and as unguessable as a generated id to whoever lacks the secret (VTEX treats the id as
     /// a capability). Domain-separated from [`CartTokens::sign`]: ids never contain ':'.
-    pub fn derive_cart_id(&self, tenant: &TenantId, request_id: &IdempotencyKey) -> CartId {
+    pub fn derive_cart_id(&self, tenant: &TenantId, key: &IdempotencyKey) -> CartId {
         let mut mac = self.mac.clone();
         mac.update(b"request:");
         mac.update(tenant.as_str().as_bytes());
         mac.update(b":");
-        mac.update(request_id.as_str().as_bytes());
+        mac.update(key.as_str().as_bytes());
         CartId::from_digest(&mac.finalize().into_bytes().into())
     }
 

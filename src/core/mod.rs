@@ -3,7 +3,7 @@
 //!
 //! No type of tonic or axum reaches this module, and no cart logic lives outside it (and the
 //! stores it calls). [`observe`] is the one place that times, counts and names every
-//! operation; [`Core::store_call`] the one place a store is called from, where the caller's
+//! operation; `Core::store_call` the one place a store is called from, where the caller's
 //! deadline is checked.
 
 pub mod command;

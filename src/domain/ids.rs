@@ -99,7 +99,7 @@ impl CartId {
     }
 
     /// The same shape as [`CartId::generate`], from the first 96 bits of a keyed digest: a
-    /// Create retried with its request id must land on the same id.
+    /// Create retried with its idempotency key must land on the same id.
     pub fn from_digest(digest: &[u8; 32]) -> Self {
         Self(hex(&digest[..12]))
     }

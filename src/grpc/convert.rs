@@ -1,4 +1,4 @@
-//! `cart.v1` messages ↔ the core: each request into its validated [`Command`] (and the
+//! `cart.v1` messages ↔ the core: each request into its validated [`crate::core::Command`] (and the
 //! idempotency key of its `request_id`), each outcome into its reply. At the edge and nowhere
 //! else.
 //!

@@ -1,5 +1,5 @@
 //! The gRPC adapter: the generated `cart.v1.CartService` trait implemented over the
-//! [`Core`], one generic [`GrpcCarts::handle`] for every RPC.
+//! [`Core`], one generic `GrpcCarts::handle` for every RPC.
 //!
 //! A handler reads the caller (the [`Principal`] the interceptor put into the request's
 //! extensions) and the client's deadline (`grpc-timeout`), decodes the message into its

@@ -1,5 +1,5 @@
 //! Fabric XM (seed 001): `PATCH /api-cart/cart/{cartId}/orderNumber` with `{"orderNumber"}`,
-//! mapped to `Delete`. An `Idempotency-Key` header is the request id.
+//! mapped to `Delete`. An `Idempotency-Key` header is the idempotency key.
 //!
 //! The tenant comes from the `x-site-context` header's `account`; the caller also presents a
 //! `Bearer` API key of that tenant. Answers the deleted cart in XM's shape, or

@@ -38,7 +38,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The correlation id's header.
 const CORRELATION_ID: &str = "x-request-id";
 
-/// State shared by the HTTP handlers.
+/// State shared by the HTTP routes.
 #[derive(Clone)]
 pub struct HttpState {
     pub readiness: Readiness,

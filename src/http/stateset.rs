@@ -1,6 +1,6 @@
 //! Stateset (seed 002): `POST /v1/carts/{id}/clear` with `{preserve_coupons, reason}`, mapped
 //! to `Clear`. Needs a `Bearer` API key with `carts:write`. An `Idempotency-Key` header is the
-//! request id: a retry with the same key replays the first clear.
+//! idempotency key: a retry with the same key replays the first clear.
 //!
 //! Answers Stateset's cart object (amounts in minor units, `metadata.clear_reason`,
 //! `metadata.items_cleared`, an info message), or `{"error": {type, code, message}}`.

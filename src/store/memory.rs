@@ -3,7 +3,7 @@
 //! Carts live in shards of `HashMap`s behind `std` mutexes; each call takes its shard's lock
 //! once and runs the domain mutation inside it, so every call is atomic and linearizable.
 //! Expiry matches Redis: an expired cart is invisible at once, and a janitor frees it later.
-//! Outcomes remembered under request ids sit in the cart's shard, beside the carts, so the
+//! Outcomes remembered under idempotency keys sit in the cart's shard, beside the carts, so the
 //! mutation and its record happen under one lock; they outlive the cart (a replayed Remove).
 
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ enum Reply {
     Removed(i64),
 }
 
-/// The outcome of a mutation, kept under its request id until `expires_at`.
+/// The outcome of a mutation, kept under its idempotency key until `expires_at`.
 struct Remembered {
     fingerprint: String,
     /// A success, or a refusal (see [`CartError::remembered`]).
@@ -119,7 +119,7 @@ impl MemoryStore {
         carts.get_mut(key)
     }
 
-    /// Runs `apply` at most once per request id, under the caller's shard lock: a remembered
+    /// Runs `apply` at most once per idempotency key, under the caller's shard lock: a remembered
     /// outcome is replayed (changing nothing), another payload under the same id is refused, and
     /// a new outcome is remembered together with the mutation.
     fn once(
@@ -159,7 +159,7 @@ impl MemoryStore {
     }
 }
 
-/// A replay under a request id that another kind of call made (its fingerprint differed, so
+/// A replay under an idempotency key that another kind of call made (its fingerprint differed, so
 /// this is only reachable by a corrupt record).
 fn other_rpc<T>() -> Result<T, CartError> {
     Err(CartError::IdempotencyKeyReused)

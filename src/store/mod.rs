@@ -2,9 +2,9 @@
 //!
 //! [`memory::MemoryStore`] is the embedded default; [`redis::RedisStore`] is production. Both
 //! apply the semantics of [`crate::domain::cart`] atomically per call, and both remember a
-//! mutation's outcome under its request id in that same atomic step (see
-//! [`crate::domain::request`]): with the same [`IdempotencyTag`] again, a mutation returns the
-//! remembered outcome and changes nothing; with the same id and another fingerprint it fails with
+//! mutation's outcome under its idempotency key in that same atomic step (see
+//! [`crate::domain::idempotency`]): with the same [`IdempotencyTag`] again, a mutation returns the
+//! remembered outcome and changes nothing; with the same key and another fingerprint it fails with
 //! [`CartError::IdempotencyKeyReused`].
 
 pub mod memory;
@@ -67,5 +67,5 @@ pub trait CartStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), CartError>;
 }
 
-/// How handlers hold the store.
+/// How the core holds the store.
 pub type SharedStore = Arc<dyn CartStore>;

@@ -2,10 +2,13 @@
 //!
 //! Keys (SPEC §7): `cart:{tenant:id}`, `cart:{tenant:id}:lines`, `cart:{tenant:id}:coupons`,
 //! all carrying the cart's TTL and one hash tag, so each script touches one Cluster slot.
-//! A call with a request id also names `cart:{tenant:id}:request:<id>`, where its script keeps
-//! the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a failed
-//! call is sent again only when that cannot apply it twice (see [`Retry`]). With
+//! A call with an idempotency key also names `cart:{tenant:id}:request:<key>`, where its script
+//! keeps the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a
+//! failed call is sent again only when that cannot apply it twice (see `Call::retry`). With
 //! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`.
+//!
+//! One call ([`RedisStore::run`]) is three steps: send with retry, the durability check, and
+//! the decoding of the reply (whose layout `codec` names once).
 
 mod codec;
 pub mod connection;

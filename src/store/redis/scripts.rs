@@ -24,7 +24,7 @@ fn mentions(code: &str, name: &str) -> bool {
 /// (with the policy's values written in), the helpers the body needs (and the helpers those
 /// need; a helper only calls helpers defined above it), the header field list when something
 /// reads it, and the body as a function that the prelude's `once` runs at most once per
-/// request id.
+/// idempotency key.
 pub fn source(body: &str, policy: &CartPolicy) -> String {
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
