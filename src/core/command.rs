@@ -10,7 +10,7 @@ use std::future::Future;
 
 use super::{Caller, ClearOutcome, Core, RemoveOutcome, view::CartView};
 use crate::auth::Scope;
-use crate::domain::{CartId, CouponCode, LineUpdate, NewCart, NewLine, OrderNumber};
+use crate::domain::{CartId, CouponCode, LineUpdate, Mutation, NewCart, NewLine, OrderNumber};
 use crate::error::{CartError, FieldViolation};
 
 /// Largest accepted length of a short free text (reason, ids of the customer, ...).
@@ -311,164 +311,128 @@ fn lines(out: &mut Fingerprint, items: &[NewLine]) {
     }
 }
 
-impl Command for Create {
-    const OPERATION: Operation = Operation::Create;
-    type Outcome = CartView;
+/// Implements [`Command`] for each command: its operation (of the same name), its outcome, the
+/// core method that runs it, and its fingerprint.
+macro_rules! commands {
+    ($($command:ident => $outcome:ty, $method:ident, |$c:ident, $out:ident| $fingerprint:block)*) => {
+        $(
+            impl Command for $command {
+                const OPERATION: Operation = Operation::$command;
+                type Outcome = $outcome;
 
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        let header = &self.cart.header;
-        out.text(self.cart_id.as_ref().map_or("", |id| id.as_str()))
+                fn fingerprint(&self, $out: &mut Fingerprint) {
+                    let $c = self;
+                    $fingerprint
+                }
+
+                fn execute(
+                    self,
+                    core: &Core,
+                    caller: &Caller,
+                ) -> impl Future<Output = Result<$outcome, CartError>> + Send {
+                    core.$method(caller, self)
+                }
+            }
+        )*
+    };
+}
+
+commands! {
+    Create => CartView, create, |c, out| {
+        let header = &c.cart.header;
+        out.text(c.cart_id.as_ref().map_or("", |id| id.as_str()))
             .text(&header.customer_id)
             .text(&header.session_id)
             .text(&header.channel)
             .text(header.currency.as_str())
             .text(&header.locale)
             .map(&header.metadata);
-        lines(out, &self.cart.items);
+        lines(out, &c.cart.items);
     }
-
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<CartView, CartError>> + Send {
-        core.create(caller, self)
+    Get => CartView, get, |c, out| {
+        out.text(c.cart_id.as_str());
     }
-}
-
-impl Command for Get {
-    const OPERATION: Operation = Operation::Get;
-    type Outcome = CartView;
-
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        out.text(self.cart_id.as_str());
+    AddItems => CartView, add_items, |c, out| {
+        out.text(c.cart_id.as_str()).number(c.expected_version);
+        lines(out, &c.items);
     }
-
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<CartView, CartError>> + Send {
-        core.get(caller, self)
-    }
-}
-
-impl Command for AddItems {
-    const OPERATION: Operation = Operation::AddItems;
-    type Outcome = CartView;
-
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        out.text(self.cart_id.as_str())
-            .number(self.expected_version);
-        lines(out, &self.items);
-    }
-
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<CartView, CartError>> + Send {
-        core.add_items(caller, self)
-    }
-}
-
-impl Command for UpdateItems {
-    const OPERATION: Operation = Operation::UpdateItems;
-    type Outcome = CartView;
-
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        out.text(self.cart_id.as_str())
-            .number(self.expected_version)
-            .number(self.updates.len() as i64);
-        for update in &self.updates {
+    UpdateItems => CartView, update_items, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .number(c.updates.len() as i64);
+        for update in &c.updates {
             out.text(update.line_id.as_str())
                 .number(i64::from(update.quantity));
         }
     }
-
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<CartView, CartError>> + Send {
-        core.update_items(caller, self)
+    ApplyCoupon => CartView, apply_coupon, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .text(c.code.as_str())
+            .number(c.amount);
+    }
+    Clear => ClearOutcome, clear, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .number(i64::from(c.preserve_coupons))
+            .text(&c.reason);
+    }
+    Remove => RemoveOutcome, remove, |c, out| {
+        out.text(c.cart_id.as_str()).number(c.expected_version);
+    }
+    Delete => CartView, delete, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .text(c.order_number.as_str());
     }
 }
 
-impl Command for ApplyCoupon {
-    const OPERATION: Operation = Operation::ApplyCoupon;
-    type Outcome = CartView;
+/// A command that is one [`Mutation`] of a live cart.
+pub(crate) trait IntoMutation {
+    /// The cart, the version it must be at (0: any), and the change.
+    fn into_mutation(self) -> (CartId, i64, Mutation);
+}
 
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        out.text(self.cart_id.as_str())
-            .number(self.expected_version)
-            .text(self.code.as_str())
-            .number(self.amount);
-    }
-
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<CartView, CartError>> + Send {
-        core.apply_coupon(caller, self)
+impl IntoMutation for AddItems {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::AddItems(self.items);
+        (self.cart_id, self.expected_version, mutation)
     }
 }
 
-impl Command for Clear {
-    const OPERATION: Operation = Operation::Clear;
-    type Outcome = ClearOutcome;
-
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        out.text(self.cart_id.as_str())
-            .number(self.expected_version)
-            .number(i64::from(self.preserve_coupons))
-            .text(&self.reason);
-    }
-
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<ClearOutcome, CartError>> + Send {
-        core.clear(caller, self)
+impl IntoMutation for UpdateItems {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::UpdateItems(self.updates);
+        (self.cart_id, self.expected_version, mutation)
     }
 }
 
-impl Command for Remove {
-    const OPERATION: Operation = Operation::Remove;
-    type Outcome = RemoveOutcome;
-
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        out.text(self.cart_id.as_str())
-            .number(self.expected_version);
-    }
-
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<RemoveOutcome, CartError>> + Send {
-        core.remove(caller, self)
+impl IntoMutation for ApplyCoupon {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::ApplyCoupon {
+            code: self.code,
+            amount: self.amount,
+        };
+        (self.cart_id, self.expected_version, mutation)
     }
 }
 
-impl Command for Delete {
-    const OPERATION: Operation = Operation::Delete;
-    type Outcome = CartView;
-
-    fn fingerprint(&self, out: &mut Fingerprint) {
-        out.text(self.cart_id.as_str())
-            .number(self.expected_version)
-            .text(self.order_number.as_str());
+impl IntoMutation for Clear {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::Clear {
+            preserve_coupons: self.preserve_coupons,
+            reason: self.reason,
+        };
+        (self.cart_id, self.expected_version, mutation)
     }
+}
 
-    fn execute(
-        self,
-        core: &Core,
-        caller: &Caller,
-    ) -> impl Future<Output = Result<CartView, CartError>> + Send {
-        core.delete(caller, self)
+impl IntoMutation for Delete {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::Delete {
+            order_number: self.order_number,
+        };
+        (self.cart_id, self.expected_version, mutation)
     }
 }
 

@@ -14,13 +14,14 @@ use std::time::Instant;
 
 use crate::auth::{CartTokens, Principal, Scope};
 use crate::domain::{
-    CartId, CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, Mutation, now_millis,
+    CartId, CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, now_millis,
 };
 use crate::error::CartError;
 use crate::metrics::Interface;
 use crate::store::SharedStore;
 use crate::telemetry;
 
+use command::IntoMutation;
 pub use command::{
     AddItems, ApplyCoupon, Clear, Command, Create, Delete, Fingerprint, Get, Operation, Remove,
     UpdateItems,
@@ -165,14 +166,15 @@ impl Core {
         CartView::new(key, state, &self.policy, &self.tokens)
     }
 
-    async fn mutate(
+    /// Runs a mutation of a live cart; the new view and the units it cleared.
+    async fn mutate<C: Command + IntoMutation>(
         &self,
         caller: &Caller,
-        key: CartKey,
-        mutation: Mutation,
-        expected_version: i64,
-        tag: Option<IdempotencyTag>,
+        command: C,
     ) -> Result<(CartView, i64), CartError> {
+        let tag = caller.tag(&command);
+        let (cart_id, expected_version, mutation) = command.into_mutation();
+        let key = self.authorize(caller, Scope::Write, cart_id)?;
         let mutated = self
             .store_call(
                 caller,
@@ -215,13 +217,7 @@ impl Core {
         caller: &Caller,
         command: AddItems,
     ) -> Result<CartView, CartError> {
-        let tag = caller.tag(&command);
-        let key = self.authorize(caller, Scope::Write, command.cart_id)?;
-        let mutation = Mutation::AddItems(command.items);
-        let (cart, _) = self
-            .mutate(caller, key, mutation, command.expected_version, tag)
-            .await?;
-        Ok(cart)
+        Ok(self.mutate(caller, command).await?.0)
     }
 
     pub async fn update_items(
@@ -229,13 +225,7 @@ impl Core {
         caller: &Caller,
         command: UpdateItems,
     ) -> Result<CartView, CartError> {
-        let tag = caller.tag(&command);
-        let key = self.authorize(caller, Scope::Write, command.cart_id)?;
-        let mutation = Mutation::UpdateItems(command.updates);
-        let (cart, _) = self
-            .mutate(caller, key, mutation, command.expected_version, tag)
-            .await?;
-        Ok(cart)
+        Ok(self.mutate(caller, command).await?.0)
     }
 
     pub async fn apply_coupon(
@@ -243,28 +233,11 @@ impl Core {
         caller: &Caller,
         command: ApplyCoupon,
     ) -> Result<CartView, CartError> {
-        let tag = caller.tag(&command);
-        let key = self.authorize(caller, Scope::Write, command.cart_id)?;
-        let mutation = Mutation::ApplyCoupon {
-            code: command.code,
-            amount: command.amount,
-        };
-        let (cart, _) = self
-            .mutate(caller, key, mutation, command.expected_version, tag)
-            .await?;
-        Ok(cart)
+        Ok(self.mutate(caller, command).await?.0)
     }
 
     pub async fn clear(&self, caller: &Caller, command: Clear) -> Result<ClearOutcome, CartError> {
-        let tag = caller.tag(&command);
-        let key = self.authorize(caller, Scope::Write, command.cart_id)?;
-        let mutation = Mutation::Clear {
-            preserve_coupons: command.preserve_coupons,
-            reason: command.reason,
-        };
-        let (cart, items_cleared) = self
-            .mutate(caller, key, mutation, command.expected_version, tag)
-            .await?;
+        let (cart, items_cleared) = self.mutate(caller, command).await?;
         Ok(ClearOutcome {
             cart,
             items_cleared,
@@ -292,15 +265,7 @@ impl Core {
     }
 
     pub async fn delete(&self, caller: &Caller, command: Delete) -> Result<CartView, CartError> {
-        let tag = caller.tag(&command);
-        let key = self.authorize(caller, Scope::Write, command.cart_id)?;
-        let mutation = Mutation::Delete {
-            order_number: command.order_number,
-        };
-        let (cart, _) = self
-            .mutate(caller, key, mutation, command.expected_version, tag)
-            .await?;
-        Ok(cart)
+        Ok(self.mutate(caller, command).await?.0)
     }
 }
 

@@ -14,8 +14,8 @@ use crate::core::{
     RemoveOutcome, UpdateItems,
 };
 use crate::domain::{
-    CartHeader, CartStatus, CouponCode, Currency, IdempotencyKey, Limits, LineId, LineUpdate,
-    NewCart, NewLine, Sku, UnixMillis,
+    CartHeader, CartId, CartStatus, CouponCode, Currency, IdempotencyKey, Limits, LineId,
+    LineUpdate, NewCart, NewLine, Sku, UnixMillis,
 };
 use crate::error::CartError;
 use crate::pb;
@@ -75,6 +75,20 @@ fn idempotency_key(v: &mut Violations, request_id: &str) -> Option<IdempotencyKe
     v.check(
         || "request_id".to_owned(),
         IdempotencyKey::parse(request_id),
+    )
+}
+
+/// The fields every mutation request has, in the order they are reported.
+fn common(
+    v: &mut Violations,
+    cart_id: &str,
+    expected_version: i64,
+    request_id: &str,
+) -> (Option<CartId>, Option<i64>, Option<IdempotencyKey>) {
+    (
+        command::cart_id(v, cart_id),
+        command::expected_version(v, expected_version),
+        idempotency_key(v, request_id),
     )
 }
 
@@ -220,9 +234,8 @@ pub fn add_items(
     limits: &Limits,
 ) -> Result<Decoded<AddItems>, CartError> {
     let mut v = Violations::default();
-    let cart_id = command::cart_id(&mut v, &req.cart_id);
-    let expected_version = command::expected_version(&mut v, req.expected_version);
-    let key = idempotency_key(&mut v, &req.request_id);
+    let (cart_id, expected_version, key) =
+        common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     if req.items.is_empty() {
         v.push("items", "at least one item is required");
     }
@@ -242,9 +255,8 @@ pub fn update_items(
     limits: &Limits,
 ) -> Result<Decoded<UpdateItems>, CartError> {
     let mut v = Violations::default();
-    let cart_id = command::cart_id(&mut v, &req.cart_id);
-    let expected_version = command::expected_version(&mut v, req.expected_version);
-    let key = idempotency_key(&mut v, &req.request_id);
+    let (cart_id, expected_version, key) =
+        common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     if req.updates.is_empty() {
         v.push("updates", "at least one update is required");
     }
@@ -286,9 +298,8 @@ pub fn apply_coupon(
     _: &Limits,
 ) -> Result<Decoded<ApplyCoupon>, CartError> {
     let mut v = Violations::default();
-    let cart_id = command::cart_id(&mut v, &req.cart_id);
-    let expected_version = command::expected_version(&mut v, req.expected_version);
-    let key = idempotency_key(&mut v, &req.request_id);
+    let (cart_id, expected_version, key) =
+        common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     let code = v.check(|| "code".to_owned(), CouponCode::parse(&req.code));
     let amount = v.check(
         || "amount".to_owned(),

@@ -78,67 +78,32 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-#[tonic::async_trait]
-impl CartService for GrpcCarts {
-    async fn create(
-        &self,
-        request: Request<pb::CreateRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.handle(request, convert::create, convert::cart_reply)
-            .await
-    }
+/// The generated trait's methods, each one `GrpcCarts::handle` of its decoder and encoder.
+macro_rules! rpcs {
+    ($($method:ident($message:ty) -> $reply:ty = $decode:path, $encode:path;)*) => {
+        #[tonic::async_trait]
+        impl CartService for GrpcCarts {
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<$message>,
+                ) -> Result<Response<$reply>, Status> {
+                    self.handle(request, $decode, $encode).await
+                }
+            )*
+        }
+    };
+}
 
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Cart>, Status> {
-        self.handle(request, convert::get, convert::cart_reply)
-            .await
-    }
-
-    async fn add_items(
-        &self,
-        request: Request<pb::AddItemsRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.handle(request, convert::add_items, convert::cart_reply)
-            .await
-    }
-
-    async fn update_items(
-        &self,
-        request: Request<pb::UpdateItemsRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.handle(request, convert::update_items, convert::cart_reply)
-            .await
-    }
-
-    async fn apply_coupon(
-        &self,
-        request: Request<pb::ApplyCouponRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.handle(request, convert::apply_coupon, convert::cart_reply)
-            .await
-    }
-
-    async fn clear(
-        &self,
-        request: Request<pb::ClearRequest>,
-    ) -> Result<Response<pb::ClearResponse>, Status> {
-        self.handle(request, convert::clear, convert::cleared).await
-    }
-
-    async fn remove(
-        &self,
-        request: Request<pb::RemoveRequest>,
-    ) -> Result<Response<pb::RemoveResponse>, Status> {
-        self.handle(request, convert::remove, convert::removed)
-            .await
-    }
-
-    async fn delete(
-        &self,
-        request: Request<pb::DeleteRequest>,
-    ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.handle(request, convert::delete, convert::deleted)
-            .await
-    }
+rpcs! {
+    create(pb::CreateRequest) -> pb::Cart = convert::create, convert::cart_reply;
+    get(pb::GetRequest) -> pb::Cart = convert::get, convert::cart_reply;
+    add_items(pb::AddItemsRequest) -> pb::Cart = convert::add_items, convert::cart_reply;
+    update_items(pb::UpdateItemsRequest) -> pb::Cart = convert::update_items, convert::cart_reply;
+    apply_coupon(pb::ApplyCouponRequest) -> pb::Cart = convert::apply_coupon, convert::cart_reply;
+    clear(pb::ClearRequest) -> pb::ClearResponse = convert::clear, convert::cleared;
+    remove(pb::RemoveRequest) -> pb::RemoveResponse = convert::remove, convert::removed;
+    delete(pb::DeleteRequest) -> pb::DeleteResponse = convert::delete, convert::deleted;
 }
 
 #[cfg(test)]

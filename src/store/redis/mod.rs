@@ -7,7 +7,7 @@
 //! failed call is sent again only when that cannot apply it twice (see `Call::retry`). With
 //! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`.
 //!
-//! One call ([`RedisStore::run`]) is three steps: send with retry, the durability check, and
+//! One call (`RedisStore::run`) is three steps: send with retry, the durability check, and
 //! the decoding of the reply (whose layout `codec` names once).
 
 mod codec;
