@@ -19,7 +19,7 @@ pub use service::GrpcCarts;
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Resolves the `authorization: Bearer` metadata into a [`crate::auth::Principal`] that the
-/// handlers find in the request's extensions.
+/// gRPC adapter finds in the request's extensions.
 #[derive(Clone)]
 pub struct AuthInterceptor {
     authenticator: std::sync::Arc<Authenticator>,
