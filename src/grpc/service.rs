@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, Decode};
 use crate::auth::Principal;
-use crate::core::{self, Caller, Command, Core};
+use crate::core::{self, Caller, Command, Core, CorrelationId};
 use crate::metrics::Interface;
 use crate::pb;
 use crate::pb::cart_service_server::CartService;
@@ -43,6 +43,12 @@ impl GrpcCarts {
             .and_then(parse_grpc_timeout)
             .map(|budget| core::deadline(Instant::now(), budget));
         let principal = request.extensions().get::<Principal>().cloned();
+        // A client's `x-request-id`, when it sends one (gRPC has no correlation id of its own).
+        let correlation_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(CorrelationId::new);
         core::observe(C::OPERATION, Interface::Grpc, deadline, async {
             let principal = principal.ok_or(crate::error::CartError::Unauthenticated)?;
             core::admit(&principal, C::OPERATION)?;
@@ -50,6 +56,7 @@ impl GrpcCarts {
             let caller = Caller {
                 idempotency_key: decoded.idempotency_key,
                 deadline,
+                correlation_id,
                 ..Caller::new(principal, Interface::Grpc)
             };
             self.core.run(&caller, decoded.command).await
