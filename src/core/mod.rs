@@ -130,7 +130,8 @@ impl Core {
 
     /// The caller's key of `cart_id`, after checking that the caller holds `scope` (again:
     /// an adapter [`admit`]s a caller before it decodes). Names the cart on the operation's
-    /// span and on the request's server span.
+    /// span and on the request's server span, and the correlation id on the operation's span
+    /// (so every log line of the operation carries it).
     fn authorize(
         &self,
         caller: &Caller,
@@ -138,7 +139,11 @@ impl Core {
         cart_id: CartId,
     ) -> Result<CartKey, CartError> {
         caller.principal.require(scope)?;
-        tracing::Span::current().record("cart_id", cart_id.as_str());
+        let span = tracing::Span::current();
+        span.record("cart_id", cart_id.as_str());
+        if let Some(correlation_id) = &caller.correlation_id {
+            span.record("correlation_id", correlation_id.as_str());
+        }
         telemetry::record_on_request("cart_id", cart_id.as_str());
         Ok(CartKey {
             tenant: caller.principal.tenant.clone(),

@@ -1,5 +1,5 @@
 //! The one place that observes an operation on every interface: its span (named after the
-//! operation, with `tenant` and `cart_id`), the in-flight gauge, the caller's deadline, the
+//! operation, with `tenant`, `cart_id` and `correlation_id`), the in-flight gauge, the caller's deadline, the
 //! `cart_requests_total` / latency metrics and the `error.type` of the request's server span.
 
 use std::future::Future;
@@ -16,19 +16,25 @@ use crate::telemetry;
 /// The span of one operation; a child of the request's server span, seen in logs.
 fn span(operation: Operation) -> tracing::Span {
     // A span's name is static: one macro call per operation.
+    macro_rules! span {
+        ($name:literal) => {
+            tracing::info_span!(
+                $name,
+                tenant = Empty,
+                cart_id = Empty,
+                correlation_id = Empty
+            )
+        };
+    }
     match operation {
-        Operation::Create => tracing::info_span!("Create", tenant = Empty, cart_id = Empty),
-        Operation::Get => tracing::info_span!("Get", tenant = Empty, cart_id = Empty),
-        Operation::AddItems => tracing::info_span!("AddItems", tenant = Empty, cart_id = Empty),
-        Operation::UpdateItems => {
-            tracing::info_span!("UpdateItems", tenant = Empty, cart_id = Empty)
-        }
-        Operation::ApplyCoupon => {
-            tracing::info_span!("ApplyCoupon", tenant = Empty, cart_id = Empty)
-        }
-        Operation::Clear => tracing::info_span!("Clear", tenant = Empty, cart_id = Empty),
-        Operation::Remove => tracing::info_span!("Remove", tenant = Empty, cart_id = Empty),
-        Operation::Delete => tracing::info_span!("Delete", tenant = Empty, cart_id = Empty),
+        Operation::Create => span!("Create"),
+        Operation::Get => span!("Get"),
+        Operation::AddItems => span!("AddItems"),
+        Operation::UpdateItems => span!("UpdateItems"),
+        Operation::ApplyCoupon => span!("ApplyCoupon"),
+        Operation::Clear => span!("Clear"),
+        Operation::Remove => span!("Remove"),
+        Operation::Delete => span!("Delete"),
     }
 }
 
@@ -43,7 +49,8 @@ pub async fn observe<T>(
     let metrics = metrics::global();
     let _in_flight = metrics.in_flight();
     let started = Instant::now();
-    let body = body.instrument(span(operation));
+    let span = span(operation);
+    let body = body.instrument(span.clone());
     let result = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline.into(), body)
             .await
@@ -53,7 +60,8 @@ pub async fn observe<T>(
     let outcome = match &result {
         Ok(_) => "OK",
         Err(error) => {
-            error.log();
+            // In the operation's span: the line names the tenant, cart and correlation id.
+            span.in_scope(|| error.log());
             if error.is_store_failure() {
                 metrics.record_store_error(error.reason());
             }
