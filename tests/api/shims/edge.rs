@@ -1,4 +1,4 @@
-//! What every shim shares: correlation ids, the order of the pipeline, metrics, probes, and dev mode.
+//! What every shim shares: correlation ids, the pipeline's order, metrics, probes, dev mode.
 
 use crate::helpers::{ACME_KEY, Backend, http, spawn_app, spawn_shim_app};
 
@@ -101,7 +101,9 @@ async fn every_dialect_authenticates_before_it_reads_the_body() {
     let app = spawn_shim_app(Backend::Memory).await;
     let oversized = vec![b' '; 70 * 1024];
     let site = r#"{"account": "5f493c9f30ec2a0007a94fc8"}"#;
-    let cases: [(&str, &str, &[(&str, &str)], u16); 5] = [
+    // (method, path, headers, the status of the refusal)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: [Case; 5] = [
         (
             "POST",
             "/v1/carts/c1/clear",
