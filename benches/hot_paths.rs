@@ -58,7 +58,11 @@ fn cart(lines: usize) -> (CartKey, CartState) {
         metadata: [("campaign".to_owned(), "spring".to_owned())].into(),
     };
     let state = CartState::create(
-        NewCart { header, items },
+        NewCart {
+            header,
+            items,
+            id_generated: true,
+        },
         1_700_000_000_000,
         &Limits::default(),
     )

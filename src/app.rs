@@ -69,7 +69,7 @@ impl Application {
                     None => None,
                 };
                 let store = RedisStore::new(
-                    url,
+                    url.expose(),
                     settings.policy.clone(),
                     settings.redis_timeouts,
                     settings.durability,
@@ -106,7 +106,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let service = CartService::new(
             store.clone(),
-            CartTokens::new(settings.hmac_secret.as_bytes()),
+            CartTokens::new(settings.hmac_secret.expose().as_bytes()),
             settings.policy.clone(),
         );
         let bind = |addr: SocketAddr| async move {
