@@ -37,6 +37,7 @@ mod contract;
 mod faults;
 mod helpers;
 mod history;
+mod hostile;
 mod idempotency;
 mod outage;
 mod redis_store;
