@@ -134,6 +134,18 @@ pub enum ConfigError {
     DevModeNotLoopback(SocketAddr),
 }
 
+/// A TOML error without the quoted source line that `toml` adds: the line may hold a secret.
+fn toml_error(error: &toml::de::Error, text: &str) -> String {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
 /// Everything the application needs to start. Its secrets (the hmac secret, the Redis URL,
 /// which may hold a password, and the tenants' keys and tokens) are [`Secret`]s: `{:?}` of
 /// the settings shows none of them.
@@ -195,7 +207,7 @@ impl Settings {
             path: path.to_owned(),
             message,
         };
-        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(toml_error(&e, text)))?;
         if file.hmac_secret.expose().len() < 16 {
             return Err(invalid("hmac_secret must be at least 16 characters".into()));
         }
@@ -374,6 +386,15 @@ vtex   = { account = "cosmetics2" }
             .apply_file(too_slow, Path::new("c.toml"))
             .unwrap_err();
         assert!(err.to_string().contains("durability.timeout"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_not_its_text() {
+        let text = "hmac_secret = \"0123456789abcdef-SECRET\" trailing";
+        let err = local().apply_file(text, Path::new("c.toml")).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("line 1"), "{shown}");
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 
     #[test]

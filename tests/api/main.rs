@@ -42,6 +42,7 @@ mod idempotency;
 mod outage;
 mod redis_store;
 mod retries;
+mod secrets;
 mod server;
 mod shims;
 mod telemetry;
