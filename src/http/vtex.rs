@@ -101,6 +101,22 @@ pub fn account<'a>(
     }
 }
 
+/// The store account of a request: [`account`] over its `Host` header and the `an` argument
+/// of its query string (a query that does not decode has none).
+pub fn store_account(
+    host: Option<&str>,
+    query: Option<&str>,
+    known: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let arguments: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    let an = arguments
+        .iter()
+        .find(|(k, _)| k == "an")
+        .map(|(_, v)| v.as_str());
+    account(host, an, known).map(str::to_owned)
+}
+
 /// The orderForm after removeAll.
 pub fn order_form(cart: &pb::Cart) -> Value {
     let mut totalizers = Vec::new();
@@ -179,15 +195,11 @@ async fn handle(
             error.body(&operation_id),
         )
     };
-    let arguments: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
-    let an = arguments
-        .iter()
-        .find(|(k, _)| k == "an")
-        .map(|(_, v)| v.as_str());
     let host = header_str(&headers, header::HOST);
-    let principal = account(host, an, |label| state.tenancy.vtex(label).is_some())
-        .and_then(|account| state.tenancy.vtex(account));
+    let principal = store_account(host, query.as_deref(), |label| {
+        state.tenancy.vtex(label).is_some()
+    })
+    .and_then(|account| state.tenancy.vtex(&account));
     let Some(principal) = principal else {
         return not_found_page();
     };

@@ -35,6 +35,7 @@ mod cluster;
 mod concurrency;
 mod contract;
 mod faults;
+mod fuzzing;
 mod helpers;
 mod history;
 mod hostile;
