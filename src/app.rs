@@ -83,7 +83,8 @@ impl Application {
                 } else {
                     "redis"
                 };
-                tracing::info!("cart store: {kind}");
+                let url = crate::secret::redact_url(url.expose());
+                tracing::info!(%url, "cart store: {kind}");
                 Arc::new(store)
             }
             None if settings.durability.min_replicas > 0 => {

@@ -191,6 +191,11 @@ async fn the_binary_logs_no_secret() {
         log.iter().any(|l| l.contains("cart store unavailable")),
         "the outage was logged"
     );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("cart store: redis") && l.contains(":[redacted]@127.0.0.1")),
+        "the store's URL is logged without its password"
+    );
     assert_no_secret(&log, "serving");
     let _ = std::fs::remove_dir_all(dir);
 }
