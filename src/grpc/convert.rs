@@ -5,7 +5,7 @@
 //! a repeated field longer than its limit is refused before any entry is looked at, and
 //! duplicates are found with a set.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use prost::Message;
 use prost_types::Timestamp;
@@ -187,6 +187,8 @@ fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Ve
         return Vec::new();
     }
     let mut lines: Vec<NewLine> = Vec::with_capacity(items.len());
+    // Where each line id sits in `lines`: repeated skus are found with a map, not a scan.
+    let mut index: HashMap<LineId, usize> = HashMap::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let field = |name: &'static str| move || format!("items[{i}].{name}");
         let sku = v.check(field("sku"), Sku::parse(&item.sku, limits.max_sku_bytes));
@@ -231,19 +233,22 @@ fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Ve
             continue;
         };
         let line_id = LineId::for_sku(&sku);
-        match lines.iter_mut().find(|l| l.line_id == line_id) {
+        match index.get(&line_id) {
             // The store enforces the quantity limit on the merged line.
-            Some(line) => line.quantity = line.quantity.saturating_add(quantity),
-            None => lines.push(NewLine {
-                line_id,
-                sku,
-                product_id,
-                title,
-                quantity,
-                unit_price,
-                attributes,
-                currency,
-            }),
+            Some(&at) => lines[at].quantity = lines[at].quantity.saturating_add(quantity),
+            None => {
+                index.insert(line_id.clone(), lines.len());
+                lines.push(NewLine {
+                    line_id,
+                    sku,
+                    product_id,
+                    title,
+                    quantity,
+                    unit_price,
+                    attributes,
+                    currency,
+                });
+            }
         }
     }
     lines

@@ -69,6 +69,10 @@ async fn refused(
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(reason(&status), "INVALID_ARGUMENT");
     let size = trailer_bytes(&status);
+    println!(
+        "refused: {} violations listed, {size} bytes of trailers",
+        listed(&status)
+    );
     assert!(size <= MAX_TRAILER_BYTES, "{size} bytes of trailers");
     let violations = status
         .get_error_details()
@@ -80,6 +84,14 @@ async fn refused(
         .collect::<Vec<_>>();
     assert!(violations.len() <= MAX_FIELD_VIOLATIONS + 1);
     (violations, took)
+}
+
+/// How many field violations a refusal lists (a `(more)` count included).
+fn listed(status: &tonic::Status) -> usize {
+    let details = status.get_error_details();
+    details
+        .bad_request()
+        .map_or(0, |b| b.field_violations.len())
 }
 
 async fn assert_unchanged(app: &TestApp, cart: &pb::Cart) {

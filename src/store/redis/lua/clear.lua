@@ -1,6 +1,6 @@
 -- Clear: ARGV[4] preserve coupons ('1' or '0'), ARGV[5] reason, ARGV[6] '1' to clear only a
--- cart whose id the service generated (any other answers CART_NOT_FOUND). Keeps the header and reads no
--- line, so only freeing the lines hash grows with the cart. (DEL, not UNLINK: freeing 250
+-- cart whose id the service generated (any other answers CART_NOT_FOUND: VTEX's public route).
+-- Keeps the header and reads no line, so only freeing the lines hash grows with the cart. (DEL, not UNLINK: freeing 250
 -- lines inline costs less than waking the lazy-free thread on a busy machine.) Replies the
 -- units removed.
 --
