@@ -69,7 +69,7 @@ impl Application {
                     None => None,
                 };
                 let store = RedisStore::new(
-                    url,
+                    url.expose(),
                     settings.policy.clone(),
                     settings.redis_timeouts,
                     settings.durability,
@@ -83,7 +83,8 @@ impl Application {
                 } else {
                     "redis"
                 };
-                tracing::info!("cart store: {kind}");
+                let url = crate::secret::redact_url(url.expose());
+                tracing::info!(%url, "cart store: {kind}");
                 Arc::new(store)
             }
             None if settings.durability.min_replicas > 0 => {
@@ -106,7 +107,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let service = CartService::new(
             store.clone(),
-            CartTokens::new(settings.hmac_secret.as_bytes()),
+            CartTokens::new(settings.hmac_secret.expose().as_bytes()),
             settings.policy.clone(),
         );
         let bind = |addr: SocketAddr| async move {

@@ -419,6 +419,11 @@ fn failure(error: &RedisError) -> Failure {
     }
 }
 
+/// A boolean script argument.
+fn flag(value: bool) -> Vec<u8> {
+    if value { b"1".to_vec() } else { b"0".to_vec() }
+}
+
 /// Connection trouble and refused credentials are UNAVAILABLE (the store cannot be used right
 /// now; health says so); anything else is a bug (INTERNAL).
 fn store_error(error: RedisError) -> CartError {
@@ -457,6 +462,7 @@ impl CartStore for RedisStore {
         .map(|field| field.as_bytes().to_vec())
         .collect();
         args.push(codec::encode_metadata(&header.metadata));
+        args.push(flag(cart.id_generated));
         codec::push_items(&mut args, &cart.items, now);
         let call = Call::mutation(&self.scripts.create, key, now, 0, request, args);
         let (state, _) = self.snapshot(call).await?;
@@ -502,13 +508,11 @@ impl CartStore for RedisStore {
             Mutation::Clear {
                 preserve_coupons,
                 reason,
+                only_generated_id,
             } => {
-                args.push(if *preserve_coupons {
-                    b"1".to_vec()
-                } else {
-                    b"0".to_vec()
-                });
+                args.push(flag(*preserve_coupons));
                 args.push(reason.as_bytes().to_vec());
+                args.push(flag(*only_generated_id));
                 &self.scripts.clear
             }
             Mutation::Delete { order_number } => {
