@@ -1,6 +1,14 @@
-//! Redis Cluster specifics: carts land on every master, each cart's keys in one slot.
+//! Redis Cluster specifics: carts land on every master, each cart's keys in one slot; a
+//! Cluster that grows and shrinks while it serves strands no cart.
 
-use crate::helpers::{Backend, shared_cluster, spawn_app};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cart_service::pb;
+use tonic::Code;
+
+use crate::faults::{Clients, load_through};
+use crate::helpers::{Backend, RedisCluster, shared_cluster, spawn_app, spawn_with, test_settings};
 
 /// Carts spread over the whole cluster, and each cart's keys live together on its master.
 #[tokio::test]
@@ -44,4 +52,216 @@ async fn carts_spread_over_every_master_with_their_keys_together() {
         *owners.entry(owner[0]).or_default() += 1;
     }
     assert_eq!(owners.len(), 3, "48 carts all landed on {owners:?}");
+}
+
+/// Carts made before the cluster grows, read back after it shrank: they cover many slots, so
+/// some sit on slots that moved to the fourth master and back.
+const REFERENCE_CARTS: usize = 256;
+/// How soon after `del-node` every cart must be readable.
+const READABLE_WITHIN: Duration = Duration::from_secs(5);
+
+/// What the resharding took.
+#[derive(Debug, Default)]
+struct Moves {
+    grow: Duration,
+    shrink: Duration,
+    /// From the end of `del-node` until every reference cart answered.
+    readable_after: Duration,
+    /// Keys the fourth master held before it was emptied (proof the slots moved).
+    keys_on_fourth: usize,
+    /// Reference carts that failed a read after `del-node` before they answered.
+    unreadable_reads: usize,
+}
+
+/// The heavy scenarios run when `CART_HEAVY_TESTS=1` (CI sets it; see the README).
+fn heavy() -> bool {
+    let on = std::env::var("CART_HEAVY_TESTS").is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("skipped: set CART_HEAVY_TESTS=1 to run it");
+    }
+    on
+}
+
+/// A 3+3 Cluster grows to 4+3 (`add-node`, `rebalance --cluster-use-empty-masters`) and
+/// shrinks back (the fourth master emptied by `rebalance`, then `del-node`, which leaves it
+/// running with its state wiped) while 16 clients add items with request ids: MOVED, ASK and
+/// TRYAGAIN are followed within the deadline, no acknowledged add is lost or doubled, nothing
+/// is INTERNAL, and the client's slot map heals by itself so every cart reads back within
+/// seconds of the shrink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_grows_and_shrinks_under_load_without_stranding_carts() {
+    if !heavy() {
+        return;
+    }
+    let cluster = Arc::new(std::sync::Mutex::new(
+        RedisCluster::start_with_node_timeout(3, 5000),
+    ));
+    let url = cluster.lock().unwrap().url();
+    let app = spawn_with(test_settings(&Backend::Redis(url))).await;
+    let mut reference = Vec::new();
+    for _ in 0..REFERENCE_CARTS {
+        reference.push(app.create_cart(&[("R", 1, 100)]).await.id);
+    }
+    let reader = app.new_client().await;
+    let moves = Arc::new(std::sync::Mutex::new(Moves::default()));
+    let (nodes, figures) = (cluster.clone(), moves.clone());
+    let report = load_through(app, Clients::Retrying, || async move {
+        let started = Instant::now();
+        let grown = nodes.clone();
+        let fourth = tokio::task::spawn_blocking(move || grown.lock().unwrap().add_master(None))
+            .await
+            .unwrap();
+        let grow = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let keys_on_fourth = {
+            let cluster = nodes.lock().unwrap();
+            let node = cluster.nodes.iter().find(|n| n.port() == fourth).unwrap();
+            let reply = node.command(&["DBSIZE"]);
+            reply.trim_start_matches(':').trim().parse().unwrap_or(0)
+        };
+        let started = Instant::now();
+        let shrunk = nodes.clone();
+        tokio::task::spawn_blocking(move || shrunk.lock().unwrap().remove_master(fourth))
+            .await
+            .unwrap();
+        let shrink = started.elapsed();
+        let deleted = Instant::now();
+        // Every reference cart read at once (a sequential read would wait behind the load),
+        // each until it answers.
+        let reads: Vec<_> = reference
+            .iter()
+            .map(|cart_id| {
+                let (mut reader, cart_id) = (reader.clone(), cart_id.clone());
+                tokio::spawn(async move {
+                    let mut failed = 0;
+                    while deleted.elapsed() < READABLE_WITHIN * 3 {
+                        let mut request = tonic::Request::new(pb::GetRequest {
+                            cart_id: cart_id.clone(),
+                        });
+                        request.set_timeout(Duration::from_secs(3));
+                        match reader.get(request).await {
+                            Ok(cart) => {
+                                assert_eq!(cart.into_inner().item_count, 1, "{cart_id}");
+                                return Ok((deleted.elapsed(), failed));
+                            }
+                            Err(status) => {
+                                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                                failed += 1;
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                    Err(cart_id)
+                })
+            })
+            .collect();
+        let (mut readable_after, mut unreadable_reads) = (Duration::ZERO, 0);
+        let mut pending = Vec::new();
+        for read in reads {
+            match read.await.unwrap() {
+                Ok((after, failed)) => {
+                    readable_after = readable_after.max(after);
+                    unreadable_reads += failed;
+                }
+                Err(cart_id) => pending.push(cart_id),
+            }
+        }
+        assert!(
+            pending.is_empty(),
+            "{} carts unreadable: {pending:?}",
+            pending.len()
+        );
+        *figures.lock().unwrap() = Moves {
+            grow,
+            shrink,
+            readable_after,
+            keys_on_fourth,
+            unreadable_reads,
+        };
+    })
+    .await;
+    let moves = moves.lock().unwrap();
+    let count = |code: &str| report.failures.get(code).copied().unwrap_or(0);
+    println!(
+        "cluster 3+3 -> 4+3 -> 3+3 under load: {} acknowledged adds on {} carts, lost {}, \
+         doubled 0, INTERNAL {}, UNAVAILABLE {}, DEADLINE_EXCEEDED {}; grow (add-node + \
+         rebalance) {:.1?}, shrink (rebalance to weight 0 + del-node) {:.1?}, {} keys had moved \
+         to the fourth master; every one of {REFERENCE_CARTS} reference carts readable {:.2?} \
+         after del-node ({} failed reads before)",
+        report.acknowledged,
+        report.carts,
+        report.lost,
+        count("Internal"),
+        count("Unavailable"),
+        count("DeadlineExceeded"),
+        moves.grow,
+        moves.shrink,
+        moves.keys_on_fourth,
+        moves.readable_after,
+        moves.unreadable_reads,
+    );
+    assert_eq!(report.lost, 0, "acknowledged adds were lost");
+    assert_eq!(count("Internal"), 0);
+    assert!(
+        moves.keys_on_fourth > 0,
+        "no key moved to the fourth master: the test proves nothing"
+    );
+    assert!(
+        moves.readable_after <= READABLE_WITHIN,
+        "carts were readable only {:?} after del-node",
+        moves.readable_after
+    );
+    drop(cluster);
+}
+
+/// The carts of a removed master read back within seconds even when nothing touched them while
+/// their slots moved (so no MOVED told the client): once with the periodic probe of the health
+/// check, once with only the failed call itself (a health interval too long to help) making
+/// the client learn the slots anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_carts_of_a_removed_master_read_back_within_seconds() {
+    let mut cluster = RedisCluster::start_with_node_timeout(3, 5000);
+    for health_interval in [Duration::from_millis(200), Duration::from_secs(600)] {
+        let fourth = cluster.add_master(Some(512));
+        let mut settings = test_settings(&Backend::Redis(cluster.url()));
+        settings.health_interval = health_interval;
+        let app = spawn_with(settings).await;
+        // Carts whose slot the fourth master serves: it answers 0 for their key, MOVED for others.
+        let owner = cluster.nodes.iter().find(|n| n.port() == fourth).unwrap();
+        let ids: Vec<String> = (0..)
+            .map(|i| format!("strand-{}-{i}", health_interval.as_millis()))
+            .filter(|id| owner.command(&["EXISTS", &format!("cart:{{default:{id}}}")]) == ":0\r\n")
+            .take(12)
+            .collect();
+        for id in &ids {
+            let request = crate::helpers::create_request(id, &[("S", 3, 100)]);
+            app.client.clone().create(request).await.unwrap();
+        }
+        cluster.remove_master(fourth);
+        let deleted = Instant::now();
+        for id in &ids {
+            loop {
+                match app.get(id).await {
+                    Ok(cart) => {
+                        assert_eq!(cart.item_count, 3);
+                        break;
+                    }
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                        assert!(
+                            deleted.elapsed() < READABLE_WITHIN,
+                            "cart {id} unreadable {:?} after del-node (health every {health_interval:?})",
+                            deleted.elapsed()
+                        );
+                    }
+                }
+            }
+        }
+        println!(
+            "health every {health_interval:?}: the removed master's {} idle carts readable {:.2?} after del-node",
+            ids.len(),
+            deleted.elapsed()
+        );
+        app.stop().await;
+    }
 }
