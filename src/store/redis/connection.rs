@@ -657,6 +657,67 @@ mod tests {
         );
     }
 
+    fn node(host: &str, port: i64) -> Value {
+        Value::Array(vec![
+            Value::BulkString(host.as_bytes().to_vec()),
+            Value::Int(port),
+            Value::BulkString(b"id".to_vec()),
+        ])
+    }
+
+    fn range(start: i64, end: i64, nodes: Vec<Value>) -> Value {
+        let mut fields = vec![Value::Int(start), Value::Int(end)];
+        fields.extend(nodes);
+        Value::Array(fields)
+    }
+
+    #[test]
+    fn a_slot_view_needs_every_slot_and_ignores_order() {
+        let a = range(
+            0,
+            8191,
+            vec![node("10.0.0.1", 7000), node("10.0.0.4", 7003)],
+        );
+        let b = range(8192, 16383, vec![node("", 7001)]);
+        let view = SlotView::parse(&Value::Array(vec![b.clone(), a.clone()]), "10.0.0.2").unwrap();
+        assert_eq!(
+            view,
+            SlotView::parse(&Value::Array(vec![a.clone(), b]), "10.0.0.2").unwrap()
+        );
+        // An empty host is the answering node's.
+        assert_eq!(
+            view.masters(),
+            vec![("10.0.0.1".into(), 7000), ("10.0.0.2".into(), 7001)]
+        );
+        assert_eq!(view.nodes().len(), 3);
+        // A node that del-node reset serves nothing; a half map is no view either.
+        assert_eq!(SlotView::parse(&Value::Array(vec![]), "h"), None);
+        assert_eq!(SlotView::parse(&Value::Array(vec![a]), "h"), None);
+    }
+
+    #[test]
+    fn probe_urls_keep_the_seeds_scheme_and_credentials() {
+        let cluster = match Connection::open(
+            "rediss+cluster://u:p@a:7000,b:7001",
+            RedisTimeouts::default(),
+            None,
+        )
+        .unwrap()
+        {
+            Connection::Cluster(cluster) => cluster,
+            Connection::Single { .. } => panic!("a cluster url"),
+        };
+        assert_eq!(
+            cluster.node_url(&("10.0.0.9".into(), 7005)),
+            "rediss://u:p@10.0.0.9:7005"
+        );
+        assert_eq!(
+            cluster.node_url(&("::1".into(), 7005)),
+            "rediss://u:p@[::1]:7005"
+        );
+        assert_eq!(seed_addr("redis://[::1]:7000/"), Some(("::1".into(), 7000)));
+    }
+
     #[test]
     fn urls_select_the_topology() {
         assert_eq!(
