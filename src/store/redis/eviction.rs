@@ -5,13 +5,14 @@
 //! without their header. So the store reads `maxmemory_policy` from `INFO memory` (which needs
 //! no CONFIG permission, as on managed Redis) on the server, or on every master of a Cluster:
 //! before the first call, again before the next call after any connection failure (a
-//! reconnect may reach another server), and at every health check (so a `CONFIG SET` at run
+//! reconnect may reach another server) or a new Cluster connection (the Cluster changed
+//! shape: a new master is surveyed before it serves), and at every health check (so a `CONFIG SET` at run
 //! time is noticed within the health-check interval, both ways). While any of them evicts, the
 //! store refuses calls (`UNAVAILABLE`) and health says NOT_SERVING, naming the policy, unless
 //! the config says `[redis] allow_eviction = true`. A server that reports no policy, or
 //! refuses INFO, is a warning and a metric, not a refusal: some managed Redis hide it.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use redis::{RedisError, RedisResult};
 
@@ -81,6 +82,9 @@ pub struct EvictionGuard {
     /// `[redis] allow_eviction`.
     allow: bool,
     state: AtomicU8,
+    /// The connection generation the last survey ran on: a new cluster connection (the
+    /// cluster changed shape) is surveyed before the next call, as a reconnect is.
+    generation: AtomicU64,
     /// The refusal while refusing.
     refusal: std::sync::RwLock<String>,
     /// The last survey, so that each change is logged once.
@@ -94,6 +98,7 @@ impl EvictionGuard {
         Self {
             allow,
             state: AtomicU8::new(UNVERIFIED),
+            generation: AtomicU64::new(0),
             refusal: Default::default(),
             last: Default::default(),
             checking: Default::default(),
@@ -107,8 +112,10 @@ impl EvictionGuard {
                 .compare_exchange(SERVING, UNVERIFIED, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    pub fn needs_survey(&self) -> bool {
+    /// Whether a call on the connection of `generation` must wait for a survey first.
+    pub fn needs_survey(&self, generation: u64) -> bool {
         self.state.load(Ordering::Relaxed) == UNVERIFIED
+            || self.generation.load(Ordering::Relaxed) != generation
     }
 
     /// Refuses a call while an evicting Redis is refused.
@@ -120,8 +127,10 @@ impl EvictionGuard {
         Ok(())
     }
 
-    /// Takes a survey's outcome: logs and counts what changed, then admits or refuses.
-    pub fn record(&self, survey: Survey) -> Result<(), CartError> {
+    /// Takes the outcome of a survey that began on the connection of `generation`: logs and
+    /// counts what changed, then admits or refuses.
+    pub fn record(&self, survey: Survey, generation: u64) -> Result<(), CartError> {
+        self.generation.store(generation, Ordering::Relaxed);
         let metrics = crate::metrics::global();
         metrics.set_eviction_survey(survey.evicting.len(), survey.unknown.len());
         let refusal = survey.refusal();
@@ -207,23 +216,26 @@ mod tests {
             unknown: vec![],
         };
         let guard = EvictionGuard::new(false);
-        assert!(guard.needs_survey());
-        assert!(guard.record(evicting.clone()).is_err());
+        assert!(guard.needs_survey(0));
+        assert!(guard.record(evicting.clone(), 0).is_err());
         assert!(guard.admit().is_err());
         // A connection failure does not lift a refusal.
         guard.invalidate();
         assert!(guard.admit().is_err());
-        assert!(guard.record(Survey::default()).is_ok());
+        assert!(guard.record(Survey::default(), 0).is_ok());
         assert!(guard.admit().is_ok());
+        assert!(!guard.needs_survey(0));
+        // A new cluster connection, or a connection failure, is surveyed again.
+        assert!(guard.needs_survey(1));
         guard.invalidate();
-        assert!(guard.needs_survey());
+        assert!(guard.needs_survey(0));
 
         let lenient = EvictionGuard::new(true);
-        assert!(lenient.record(evicting).is_ok());
+        assert!(lenient.record(evicting, 0).is_ok());
         let silent = Survey {
             evicting: vec![],
             unknown: vec!["a:1".into()],
         };
-        assert!(EvictionGuard::new(false).record(silent).is_ok());
+        assert!(EvictionGuard::new(false).record(silent, 0).is_ok());
     }
 }

@@ -185,15 +185,16 @@ impl RedisStore {
     /// Reads every server's `maxmemory_policy` and admits or refuses calls by it (and, on a
     /// Cluster, probes its slot map, which replaces a stale connection).
     async fn survey(&self) -> Result<(), CartError> {
+        let generation = self.connection.generation();
         let replies = self.connection.memory_info().await.map_err(store_error)?;
-        self.eviction.record(Survey::of(replies))
+        self.eviction.record(Survey::of(replies), generation)
     }
 
     /// Surveys unless a survey since the last connection failure already did, sharing one
     /// survey among the calls that wait for it.
     async fn survey_if_needed(&self) -> Result<(), CartError> {
         let _one = self.eviction.checking.lock().await;
-        if self.eviction.needs_survey() {
+        if self.eviction.needs_survey(self.connection.generation()) {
             self.survey().await?;
         }
         Ok(())
@@ -334,7 +335,7 @@ impl RedisStore {
         };
         let retry = call.retry;
         let deadline = Instant::now() + self.timeouts.response;
-        if self.eviction.needs_survey() {
+        if self.eviction.needs_survey(self.connection.generation()) {
             // Unreachable Redis shows in the call itself.
             let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
         }
