@@ -182,6 +182,20 @@ async fn a_cluster_grows_and_shrinks_under_load_without_stranding_carts() {
     .await;
     let moves = moves.lock().unwrap();
     let count = |code: &str| report.failures.get(code).copied().unwrap_or(0);
+    // What the clients were told to follow (the service's clients are the only ones).
+    let redirects = cluster.lock().unwrap().error_replies();
+    let replies = |name: &str| redirects.get(name).copied().unwrap_or(0);
+    println!(
+        "error replies of the nodes during the run: MOVED {}, ASK {}, TRYAGAIN {}, CLUSTERDOWN {}",
+        replies("MOVED"),
+        replies("ASK"),
+        replies("TRYAGAIN"),
+        replies("CLUSTERDOWN"),
+    );
+    assert!(
+        replies("MOVED") > 0,
+        "no redirect during the moves: the test proves nothing ({redirects:?})"
+    );
     println!(
         "cluster 3+3 -> 4+3 -> 3+3 under load: {} acknowledged adds on {} carts, lost {}, \
          doubled 0, INTERNAL {}, UNAVAILABLE {}, DEADLINE_EXCEEDED {}; grow (add-node + \
@@ -264,4 +278,127 @@ async fn idle_carts_of_a_removed_master_read_back_within_seconds() {
         );
         app.stop().await;
     }
+}
+
+/// Redis Cluster's key slot (CRC16/XMODEM of the hash tag, mod 16384).
+fn key_slot(tag: &str) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in tag.as_bytes() {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// The bulk strings of a raw RESP array reply.
+fn bulk_strings(reply: &str) -> Vec<String> {
+    reply
+        .split("\r\n")
+        .filter(|line| !line.is_empty() && !line.starts_with(['*', '$']))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A slot in mid-migration, moved by hand as `redis-cli --cluster reshard` does: a cart whose
+/// keys are half moved gets TRYAGAIN, a new cart in that slot gets ASK (then TRYAGAIN from the
+/// importing node); both calls are resent until the move completes and succeed within their
+/// deadline, each applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_a_migrating_slot_follow_ask_and_tryagain() {
+    let cluster = RedisCluster::start(3);
+    let app = spawn_with(test_settings(&Backend::Redis(cluster.url()))).await;
+    let half_moved = "migrating-cart";
+    let slot = key_slot(&format!("default:{half_moved}"));
+    let meta = format!("cart:{{default:{half_moved}}}");
+    assert_eq!(
+        cluster.nodes[0].command(&["CLUSTER", "KEYSLOT", &meta]),
+        format!(":{slot}\r\n")
+    );
+    app.client
+        .clone()
+        .create(crate::helpers::create_request(half_moved, &[("A", 1, 100)]))
+        .await
+        .unwrap();
+    let masters = cluster.masters(cluster.nodes[0].port());
+    let node = |port: u16| cluster.nodes.iter().find(|n| n.port() == port).unwrap();
+    let source = *masters
+        .iter()
+        .find(|&&port| node(port).command(&["EXISTS", &meta]) == ":1\r\n")
+        .unwrap();
+    let target = *masters.iter().find(|&&port| port != source).unwrap();
+    let (source_id, target_id) = (cluster.node_id(source), cluster.node_id(target));
+    let slot_arg = slot.to_string();
+    node(target).command(&["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &source_id]);
+    node(source).command(&["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &target_id]);
+    let target_port = target.to_string();
+    let migrate = |key: &str| {
+        let reply = node(source).command(&["MIGRATE", "127.0.0.1", &target_port, key, "0", "5000"]);
+        assert_eq!(reply, "+OK\r\n", "MIGRATE {key}");
+    };
+    // Half moved: the header is on the target, the lines still on the source.
+    migrate(&meta);
+
+    let new_cart = (0..)
+        .map(|i| format!("ask-{i}"))
+        .find(|id| key_slot(&format!("default:{id}")) == slot)
+        .unwrap();
+    let started = Instant::now();
+    let mut add = tonic::Request::new(pb::AddItemsRequest {
+        cart_id: half_moved.into(),
+        items: vec![crate::helpers::item("B", 2, 100)],
+        expected_version: 0,
+        request_id: "add-while-migrating".into(),
+    });
+    add.set_timeout(Duration::from_secs(3));
+    let mut create =
+        tonic::Request::new(crate::helpers::create_request(&new_cart, &[("C", 1, 100)]));
+    create.set_timeout(Duration::from_secs(3));
+    let (mut adder, mut creator) = (app.client.clone(), app.client.clone());
+    let added = tokio::spawn(async move { adder.add_items(add).await });
+    let created = tokio::spawn(async move { creator.create(create).await });
+
+    // The rest of the slot moves 500 ms later, and every master learns its new owner.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for key in bulk_strings(&node(source).command(&["CLUSTER", "GETKEYSINSLOT", &slot_arg, "100"]))
+    {
+        migrate(&key);
+    }
+    for &port in &masters {
+        node(port).command(&["CLUSTER", "SETSLOT", &slot_arg, "NODE", &target_id]);
+    }
+    let added = added
+        .await
+        .unwrap()
+        .expect("the add on a half-moved cart succeeds");
+    let created = created
+        .await
+        .unwrap()
+        .expect("the create in a migrating slot succeeds");
+    let waited = started.elapsed();
+    assert_eq!(added.into_inner().item_count, 3);
+    assert_eq!(created.into_inner().item_count, 1);
+    let cart = app.get(half_moved).await.unwrap();
+    assert_eq!(
+        cart.items.iter().map(|l| l.quantity).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(app.get(&new_cart).await.unwrap().item_count, 1);
+    assert_eq!(
+        node(target).command(&["EXISTS", &meta, &format!("{meta}:lines")]),
+        ":2\r\n"
+    );
+    let replies = cluster.error_replies();
+    println!("a migrating slot: both calls answered after {waited:.2?}; error replies {replies:?}");
+    assert!(replies.get("ASK").copied().unwrap_or(0) > 0, "{replies:?}");
+    assert!(
+        replies.get("TRYAGAIN").copied().unwrap_or(0) > 0,
+        "{replies:?}"
+    );
+    app.stop().await;
 }

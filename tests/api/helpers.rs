@@ -402,6 +402,29 @@ impl RedisCluster {
         format!("redis+cluster://{}", hosts.join(","))
     }
 
+    /// Error replies of every node so far, by their first word (`MOVED`, `ASK`, `TRYAGAIN`,
+    /// `CLUSTERDOWN`, …), from `INFO errorstats`.
+    pub fn error_replies(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for node in &self.nodes {
+            for line in node.command(&["INFO", "errorstats"]).lines() {
+                let Some((name, stats)) = line
+                    .strip_prefix("errorstat_")
+                    .and_then(|l| l.split_once(':'))
+                else {
+                    continue;
+                };
+                let count = stats
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("count="))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                *counts.entry(name.to_owned()).or_default() += count;
+            }
+        }
+        counts
+    }
+
     /// Ports of the nodes that are masters now, as `live` sees the cluster.
     pub fn masters(&self, live: u16) -> Vec<u16> {
         let node = self.nodes.iter().find(|n| n.port() == live).unwrap();

@@ -433,7 +433,7 @@ impl Cluster {
         reply
     }
 
-    /// Asks the nodes of the last slot map probed (at first, the seeds) for the slot map, and
+    /// Asks the nodes of the last slot map probed, and the seeds, for the slot map, and
     /// returns the one most of them report in full (a node that `del-node` reset reports none).
     /// When it is not the one the connection was made under, the connection is replaced.
     async fn probe(self: &Arc<Self>) -> Result<SlotView, RedisError> {
@@ -441,16 +441,24 @@ impl Cluster {
         self.active().await?;
         let (nodes, generation) = {
             let state = self.state.lock().expect("not poisoned");
-            let nodes = match &state.probed {
-                Some(view) => view.nodes(),
-                None => self
-                    .seeds
-                    .iter()
-                    .filter_map(|seed| seed_addr(seed))
-                    .collect(),
-            };
+            let mut nodes = state
+                .probed
+                .as_ref()
+                .map(SlotView::nodes)
+                .unwrap_or_default();
+            // The seeds too, in case every node of the last view has gone.
+            for seed in self.seeds.iter().filter_map(|seed| seed_addr(seed)) {
+                if !nodes.contains(&seed) {
+                    nodes.push(seed);
+                }
+            }
             (nodes, state.generation)
         };
+        // Probe connections to nodes that left (neither in the view nor seeds) are closed.
+        self.probes
+            .lock()
+            .await
+            .retain(|node, _| nodes.contains(node));
         let mut slots = redis::cmd("CLUSTER");
         slots.arg("SLOTS");
         let mut views: Vec<(SlotView, usize)> = Vec::new();
