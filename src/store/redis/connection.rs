@@ -1,5 +1,7 @@
 //! The connection to Redis: one server or a Cluster, chosen by the URL, both established
-//! lazily so the service starts while Redis is down and reconnects by itself.
+//! lazily so the service starts while Redis is down and reconnects by itself. A Cluster's
+//! connection also learns the slots anew when they move (see [`Cluster`]), and the health
+//! check reads `INFO memory` from every master of the slot map it probes.
 //!
 //! URLs: `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, and for Cluster
 //! `redis+cluster://[user:password@]host:port,host:port,…` (or `rediss+cluster://`), or a

@@ -5,7 +5,9 @@
 //! A call with a request id also names `cart:{tenant:id}:request:<id>`, where its script keeps
 //! the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a failed
 //! call is sent again only when that cannot apply it twice (see [`Retry`]). With
-//! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`.
+//! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
+//! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and
+//! a Cluster connection whose slot map went stale is replaced (`connection.rs`).
 
 mod codec;
 pub mod connection;
