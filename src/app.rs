@@ -74,7 +74,8 @@ impl Application {
                     settings.redis_timeouts,
                     settings.durability,
                     ca_cert,
-                )?;
+                )?
+                .allow_eviction(settings.allow_eviction);
                 if let Err(error) = store.load_scripts().await {
                     tracing::warn!(%error, "redis not reachable yet; serving NOT_SERVING until it is");
                 }

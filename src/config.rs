@@ -97,6 +97,15 @@ pub struct DurabilityConfig {
     pub timeout: Option<String>,
 }
 
+/// `[redis]`: how the Redis store may be used.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Serve even when Redis's `maxmemory-policy` evicts keys (carts can be torn).
+    #[serde(default)]
+    pub allow_eviction: bool,
+}
+
 /// The TOML file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +119,8 @@ pub struct ConfigFile {
     pub request_id_ttl: Option<String>,
     #[serde(default)]
     pub durability: DurabilityConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -157,6 +168,8 @@ pub struct Settings {
     pub redis_ca_cert: Option<PathBuf>,
     pub redis_timeouts: RedisTimeouts,
     pub durability: Durability,
+    /// `[redis] allow_eviction`: serve an evicting Redis anyway.
+    pub allow_eviction: bool,
     pub policy: CartPolicy,
     pub hmac_secret: Secret<String>,
     pub authenticator: Authenticator,
@@ -178,6 +191,7 @@ impl Settings {
             redis_ca_cert: None,
             redis_timeouts: RedisTimeouts::default(),
             durability: Durability::default(),
+            allow_eviction: false,
             policy: CartPolicy::default(),
             hmac_secret: Secret::new(DEV_HMAC_SECRET.to_owned()),
             authenticator: Authenticator::Dev,
@@ -255,6 +269,7 @@ impl Settings {
                 self.durability.timeout, self.redis_timeouts.response
             )));
         }
+        self.allow_eviction = file.redis.allow_eviction;
         let mut keys = Vec::new();
         let mut seen_tenants = std::collections::HashSet::new();
         for tenant in &file.tenants {
@@ -380,6 +395,7 @@ vtex   = { account = "cosmetics2" }
         settings.apply_file(text, Path::new("c.toml")).unwrap();
         assert_eq!(settings.policy.request_id_ttl, Duration::from_secs(7200));
         assert_eq!(settings.durability.min_replicas, 1);
+        assert!(!settings.allow_eviction);
         assert_eq!(settings.durability.timeout, Duration::from_millis(20));
         let too_slow = "hmac_secret = \"0123456789abcdef\"\nredis_timeout = \"1s\"\n[durability]\nmin_replicas = 1\ntimeout = \"2s\"";
         let err = local()
@@ -434,6 +450,21 @@ vtex   = { account = "cosmetics2" }
             settings.tenants[0].zaui.as_ref().unwrap().token.expose(),
             "zaui-token-XYZ"
         );
+    }
+
+    #[test]
+    fn eviction_is_refused_unless_the_redis_table_allows_it() {
+        let mut settings = local();
+        settings
+            .apply_file(
+                "hmac_secret = \"0123456789abcdef\"\n[redis]\nallow_eviction = true\n",
+                Path::new("c.toml"),
+            )
+            .unwrap();
+        assert!(settings.allow_eviction);
+        let typo = "hmac_secret = \"0123456789abcdef\"\n[redis]\nallow_evictions = true\n";
+        let err = local().apply_file(typo, Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("allow_evictions"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ macro_rules! on_every_store {
 mod cluster;
 mod concurrency;
 mod contract;
+mod eviction;
 mod faults;
 mod fuzzing;
 mod helpers;
