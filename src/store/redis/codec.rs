@@ -140,6 +140,7 @@ pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply
         "COUPON_LIMIT_EXCEEDED" => CartError::CouponLimit(limits.max_coupons),
         "LINE_ITEM_NOT_FOUND" => CartError::LineNotFound(detail),
         "REQUEST_ID_REUSED" => CartError::RequestIdReused,
+        "STORE_FULL" => CartError::StoreFull,
         "VERSION_MISMATCH" => CartError::VersionMismatch {
             expected: 0,
             actual: detail.parse().map_err(|_| corrupt("version"))?,
