@@ -43,4 +43,5 @@ mod redis_store;
 mod retries;
 mod server;
 mod shims;
+mod store_full;
 mod telemetry;
