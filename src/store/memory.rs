@@ -74,7 +74,7 @@ impl Remembered {
 /// refused whole.
 enum Change {
     Keep,
-    Put(Entry),
+    Put(Box<Entry>),
     Remove,
 }
 
@@ -290,7 +290,7 @@ impl MemoryStore {
         match change {
             Change::Keep => {}
             Change::Put(entry) => {
-                shard.carts.insert(key.clone(), entry);
+                shard.carts.insert(key.clone(), *entry);
             }
             Change::Remove => {
                 shard.carts.remove(key);
@@ -421,7 +421,7 @@ impl CartStore for MemoryStore {
             }
             let state = CartState::create(cart, now, &self.policy.limits)?;
             Ok(Planned {
-                change: Change::Put(self.entry(state.clone(), key)),
+                change: Change::Put(Box::new(self.entry(state.clone(), key))),
                 reply: Reply::Created(state),
             })
         })?;
@@ -457,7 +457,7 @@ impl CartStore for MemoryStore {
             let mut state = entry.state.clone();
             let outcome = state.apply(&mutation, expected_version, now, &self.policy.limits)?;
             Ok(Planned {
-                change: Change::Put(self.entry(state.clone(), key)),
+                change: Change::Put(Box::new(self.entry(state.clone(), key))),
                 reply: Reply::Mutated(Mutated { state, outcome }),
             })
         })?;

@@ -247,8 +247,8 @@ async fn a_full_redis_refuses_growth_whole_and_keeps_reading_and_removing() {
         t.seconds * 1000 + i64::from(t.nanos / 1_000_000)
     };
     assert!(
-        millis(read.last_activity_at.clone()) > millis(cart.last_activity_at.clone())
-            && millis(read.expires_at.clone()) > millis(cart.expires_at.clone()),
+        millis(read.last_activity_at) > millis(cart.last_activity_at)
+            && millis(read.expires_at) > millis(cart.expires_at),
         "Get refreshed the lifetime while Redis is full"
     );
 
