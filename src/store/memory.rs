@@ -87,6 +87,31 @@ struct Planned {
 struct Shard {
     carts: HashMap<CartKey, Entry>,
     requests: HashMap<(CartKey, RequestId), Remembered>,
+    /// The bytes of both maps' tables as last counted in [`Budget`] (tables only grow).
+    counted_tables: usize,
+}
+
+impl Shard {
+    /// The bytes of both maps' tables now.
+    fn tables(&self) -> usize {
+        table_bytes::<(CartKey, Entry)>(self.carts.capacity())
+            + table_bytes::<((CartKey, RequestId), Remembered)>(self.requests.capacity())
+    }
+
+    /// The bytes of both maps' tables once `new_cart` and `new_record` (keys not in them yet)
+    /// are inserted: a full table doubles.
+    fn tables_after(&self, new_cart: bool, new_record: bool) -> usize {
+        fn after<T, K, V>(map: &HashMap<K, V>, inserting: bool) -> usize {
+            let buckets = buckets(map.capacity());
+            if inserting && map.len() == map.capacity() {
+                table_of::<T>((buckets * 2).max(4))
+            } else {
+                table_of::<T>(buckets)
+            }
+        }
+        after::<(CartKey, Entry), _, _>(&self.carts, new_cart)
+            + after::<((CartKey, RequestId), Remembered), _, _>(&self.requests, new_record)
+    }
 }
 
 /// The bytes held by every shard, against the cap: a call reserves its growth before it
@@ -98,6 +123,15 @@ struct Budget {
 }
 
 impl Budget {
+    /// Counts what a change already made costs (a table that grew otherwise than foreseen).
+    fn force(&self, before: usize, after: usize) {
+        if after >= before {
+            self.held.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+
     /// Moves the count from `before` to `after` bytes, or refuses the growth with STORE_FULL.
     fn settle(&self, before: usize, after: usize) -> Result<(), CartError> {
         if after <= before {
@@ -285,8 +319,15 @@ impl MemoryStore {
             _ => None,
         };
         let recorded = record.as_ref().map_or(0, |(_, r)| r.bytes);
-        self.budget
-            .settle(before + replaced_record, after + recorded)?;
+        let new_cart = matches!(change, Change::Put(_)) && !shard.carts.contains_key(key);
+        let new_record = record
+            .as_ref()
+            .is_some_and(|(slot, _)| !shard.requests.contains_key(slot));
+        let tables = shard.tables_after(new_cart, new_record);
+        self.budget.settle(
+            before + replaced_record + shard.counted_tables,
+            after + recorded + tables,
+        )?;
         match change {
             Change::Keep => {}
             Change::Put(entry) => {
@@ -299,6 +340,9 @@ impl MemoryStore {
         if let Some((slot, remembered)) = record {
             shard.requests.insert(slot, remembered);
         }
+        let actual = shard.tables();
+        self.budget.force(tables, actual);
+        shard.counted_tables = actual;
         outcome
     }
 }
@@ -317,10 +361,25 @@ fn text(s: &str) -> usize {
     heap(s.len())
 }
 
-/// A `HashMap` slot of `T`: the entry, its control byte, and the spare capacity the table
-/// keeps (it is at most 7/8 full, and doubles).
-fn table_slot<T>() -> usize {
-    (size_of::<T>() + 1) * 8 / 7 * 3 / 2
+/// The buckets of a `HashMap` table that holds `capacity` entries (hashbrown: a power of
+/// two, at most 7/8 of it used; small tables one less than their size).
+fn buckets(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        1..7 => (capacity + 1).next_power_of_two(),
+        _ => capacity / 7 * 8,
+    }
+}
+
+/// The bytes of a `HashMap` table of `T` entries that holds `capacity`: a `T` and a control
+/// byte per bucket. Counted by shard, as the table grows, not per entry: a table just doubled
+/// costs twice what one about to double does per entry.
+fn table_bytes<T>(capacity: usize) -> usize {
+    table_of::<T>(buckets(capacity))
+}
+
+fn table_of<T>(buckets: usize) -> usize {
+    heap(buckets * (size_of::<T>() + 1))
 }
 
 /// A `BTreeMap<String, String>`: its nodes (11 entries each, about 2/3 full) and the strings.
@@ -330,8 +389,8 @@ fn string_map(map: &BTreeMap<String, String>) -> usize {
     nodes * heap(NODE) + map.iter().map(|(k, v)| text(k) + text(v)).sum::<usize>()
 }
 
-/// The estimated bytes one cart costs the store: its slot in the shard's map with its key and
-/// state inline, and every heap block of the key and state.
+/// The estimated bytes one cart costs the store beyond its slot in the shard's table (counted
+/// with the table, see [`table_bytes`]): every heap block of its key and state.
 fn cart_bytes(key: &CartKey, state: &CartState) -> usize {
     let header = &state.header;
     let lines = heap(state.lines.capacity() * size_of::<crate::domain::Line>())
@@ -352,8 +411,7 @@ fn cart_bytes(key: &CartKey, state: &CartState) -> usize {
             .iter()
             .map(|c| text(c.code.as_str()))
             .sum::<usize>();
-    table_slot::<(CartKey, Entry)>()
-        + text(key.tenant.as_str())
+    text(key.tenant.as_str())
         + text(key.cart_id.as_str())
         + text(&state.clear_reason)
         + text(&state.order_number)
@@ -367,8 +425,8 @@ fn cart_bytes(key: &CartKey, state: &CartState) -> usize {
         + string_map(&header.metadata)
 }
 
-/// The estimated bytes of one remembered outcome: its slot, key, fingerprint and reply (a
-/// snapshot of the cart for Create and the mutations).
+/// The estimated bytes of one remembered outcome beyond its table slot: its key, fingerprint
+/// and reply (a snapshot of the cart for Create and the mutations).
 fn record_bytes(
     slot: &(CartKey, RequestId),
     fingerprint: &str,
@@ -377,14 +435,11 @@ fn record_bytes(
     let (key, id) = slot;
     let snapshot = match outcome {
         Ok(Reply::Created(state)) | Ok(Reply::Mutated(Mutated { state, .. })) => {
-            cart_bytes(key, state) - table_slot::<(CartKey, Entry)>()
+            cart_bytes(key, state)
         }
         _ => text(key.tenant.as_str()) + text(key.cart_id.as_str()),
     };
-    table_slot::<((CartKey, RequestId), Remembered)>()
-        + snapshot
-        + text(id.as_str())
-        + text(fingerprint)
+    snapshot + text(id.as_str()) + text(fingerprint)
 }
 
 /// A replay under a request id that another kind of call made (its fingerprint differed, so
@@ -594,41 +649,59 @@ mod tests {
             block_on(store.remove(&cart(0), 0, 2, Some(&tag("r2", b"x")))),
             Err(CartError::CartNotFound)
         ));
-        assert!(store.held_bytes() < ten + 2_000);
+        // Two records and, in their shards, the tables that hold them.
+        assert!(store.held_bytes() < ten + 16 * 1024);
         // The records expire after the request-id ttl (24 h), the carts after theirs.
         store.purge_expired(100 * 86_400_000);
-        assert_eq!((store.cart_count(), store.held_bytes()), (0, 0));
+        // What stays is the tables, which keep their size.
+        let tables: usize = store
+            .shards
+            .iter()
+            .map(|s| {
+                let shard = s.lock().unwrap();
+                assert_eq!(shard.counted_tables, shard.tables());
+                shard.counted_tables
+            })
+            .sum();
+        assert_eq!((store.cart_count(), store.held_bytes()), (0, tables));
     }
 
     #[test]
     fn a_full_store_refuses_growth_whole_and_keeps_reading_and_removing() {
-        let one = empty_cart_bytes();
-        let store = MemoryStore::with_max_bytes(CartPolicy::default(), 3 * one + one / 2);
-        for n in 0..3 {
-            block_on(store.create(&cart(n), new_cart(), 0, None)).unwrap();
+        let store = MemoryStore::with_max_bytes(CartPolicy::default(), 1024 * 1024);
+        let mut made = 0;
+        while block_on(store.create(&cart(made), new_cart(), 0, None)).is_ok() {
+            assert!(store.held_bytes() <= store.max_bytes());
+            made += 1;
         }
+        assert!(made > 3, "{made} carts in 1 MiB");
         let held = store.held_bytes();
         assert!(matches!(
-            block_on(store.create(&cart(3), new_cart(), 0, None)),
+            block_on(store.create(&cart(made), new_cart(), 0, None)),
             Err(CartError::StoreFull)
         ));
         // A refusal of the memory kind is not remembered: the same request id runs later.
         assert!(matches!(
-            block_on(store.create(&cart(3), new_cart(), 0, Some(&tag("r1", b"c")))),
+            block_on(store.create(&cart(made), new_cart(), 0, Some(&tag("r1", b"c")))),
             Err(CartError::StoreFull)
         ));
         assert_eq!(store.held_bytes(), held, "a refused call changes nothing");
         assert!(matches!(
-            block_on(store.get(&cart(3), 1)),
+            block_on(store.get(&cart(made), 1)),
             Err(CartError::CartNotFound)
         ));
         assert_eq!(block_on(store.get(&cart(0), 1)).unwrap().version, 1);
         assert_eq!(store.held_bytes(), held, "a read does not grow");
         block_on(store.remove(&cart(0), 0, 2, None)).unwrap();
         assert!(store.held_bytes() < held);
-        // A Create under a request id needs room for the cart and the remembered snapshot.
-        block_on(store.remove(&cart(1), 0, 2, None)).unwrap();
-        block_on(store.create(&cart(3), new_cart(), 3, Some(&tag("r1", b"c")))).unwrap();
+        // A Create under a request id needs room for the cart, the remembered snapshot, and
+        // maybe a first table for records in its shard: more Removes make it.
+        let mut removed = 1;
+        while block_on(store.create(&cart(made), new_cart(), 3, Some(&tag("r1", b"c")))).is_err() {
+            assert!(removed < made, "room after removing every cart");
+            block_on(store.remove(&cart(removed), 0, 2, None)).unwrap();
+            removed += 1;
+        }
         assert!(store.held_bytes() <= store.max_bytes());
     }
 

@@ -570,7 +570,7 @@ async fn over_http_a_full_redis_is_answered_like_an_unavailable_one() {
 /// room again, and every cart stays consistent.
 #[tokio::test]
 async fn a_full_memory_store_refuses_growth_and_keeps_serving() {
-    let store = MemoryStore::with_max_bytes(CartPolicy::default(), 256 * 1024);
+    let store = MemoryStore::with_max_bytes(CartPolicy::default(), 1024 * 1024);
     let app = crate::helpers::spawn_with_store(store.clone()).await;
     let mut client = app.client.clone();
     let mut carts = fill(&app, 20_000).await;
