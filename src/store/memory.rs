@@ -32,8 +32,8 @@ use crate::error::CartError;
 const SHARDS: usize = 32;
 const JANITOR_PERIOD: Duration = Duration::from_secs(30);
 
-/// The default cap on the bytes of carts (and remembered outcomes) the store holds: about
-/// 190,000 one-line carts.
+/// The default cap on the bytes of carts (and remembered outcomes) the store holds: 200,000
+/// to 300,000 one-line carts (see `examples/memory-footprint.rs`).
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 struct Entry {
