@@ -275,7 +275,6 @@ impl MemoryStore {
         plan: impl FnOnce(Option<&Entry>) -> Result<Planned, CartError>,
     ) -> Result<Reply, CartError> {
         let slot = request.map(|tag| (key.clone(), tag.id.clone()));
-        let mut replaced_record = 0;
         if let (Some(tag), Some(slot)) = (request, &slot)
             && let Some(seen) = shard.requests.get(slot)
         {
@@ -285,7 +284,10 @@ impl MemoryStore {
                 }
                 return seen.replay();
             }
-            replaced_record = seen.bytes;
+            // Expired: the id is new again.
+            let bytes = seen.bytes;
+            shard.requests.remove(slot);
+            self.budget.release(bytes);
         }
         let before = self
             .live_entry(&mut shard.carts, key, now)
@@ -324,10 +326,8 @@ impl MemoryStore {
             .as_ref()
             .is_some_and(|(slot, _)| !shard.requests.contains_key(slot));
         let tables = shard.tables_after(new_cart, new_record);
-        self.budget.settle(
-            before + replaced_record + shard.counted_tables,
-            after + recorded + tables,
-        )?;
+        self.budget
+            .settle(before + shard.counted_tables, after + recorded + tables)?;
         match change {
             Change::Keep => {}
             Change::Put(entry) => {
