@@ -87,30 +87,43 @@ struct Planned {
 struct Shard {
     carts: HashMap<CartKey, Entry>,
     requests: HashMap<(CartKey, RequestId), Remembered>,
-    /// The bytes of both maps' tables as last counted in [`Budget`] (tables only grow).
-    counted_tables: usize,
+    /// The buckets of each map's table as last counted in [`Budget`]: the most ever seen (a
+    /// `HashMap` never shrinks, and removed entries leave markers that hide part of its
+    /// capacity, so `capacity()` alone may under-report it).
+    cart_buckets: usize,
+    request_buckets: usize,
 }
 
 impl Shard {
-    /// The bytes of both maps' tables now.
-    fn tables(&self) -> usize {
-        table_bytes::<(CartKey, Entry)>(self.carts.capacity())
-            + table_bytes::<((CartKey, RequestId), Remembered)>(self.requests.capacity())
+    /// The bytes of both maps' tables as counted.
+    fn counted_tables(&self) -> usize {
+        table_of::<(CartKey, Entry)>(self.cart_buckets)
+            + table_of::<((CartKey, RequestId), Remembered)>(self.request_buckets)
     }
 
     /// The bytes of both maps' tables once `new_cart` and `new_record` (keys not in them yet)
-    /// are inserted: a full table doubles.
+    /// are inserted: a table with no room left doubles.
     fn tables_after(&self, new_cart: bool, new_record: bool) -> usize {
-        fn after<T, K, V>(map: &HashMap<K, V>, inserting: bool) -> usize {
-            let buckets = buckets(map.capacity());
+        fn after<K, V>(map: &HashMap<K, V>, buckets: usize, inserting: bool) -> usize {
             if inserting && map.len() == map.capacity() {
-                table_of::<T>((buckets * 2).max(4))
+                (buckets * 2).max(4)
             } else {
-                table_of::<T>(buckets)
+                buckets
             }
         }
-        after::<(CartKey, Entry), _, _>(&self.carts, new_cart)
-            + after::<((CartKey, RequestId), Remembered), _, _>(&self.requests, new_record)
+        table_of::<(CartKey, Entry)>(after(&self.carts, self.cart_buckets, new_cart))
+            + table_of::<((CartKey, RequestId), Remembered)>(after(
+                &self.requests,
+                self.request_buckets,
+                new_record,
+            ))
+    }
+
+    /// Takes in the tables' sizes after a change; returns their bytes.
+    fn observe_tables(&mut self) -> usize {
+        self.cart_buckets = self.cart_buckets.max(buckets(self.carts.capacity()));
+        self.request_buckets = self.request_buckets.max(buckets(self.requests.capacity()));
+        self.counted_tables()
     }
 }
 
@@ -327,12 +340,17 @@ impl MemoryStore {
             .is_some_and(|(slot, _)| !shard.requests.contains_key(slot));
         let tables = shard.tables_after(new_cart, new_record);
         self.budget
-            .settle(before + shard.counted_tables, after + recorded + tables)?;
+            .settle(before + shard.counted_tables(), after + recorded + tables)?;
         match change {
             Change::Keep => {}
-            Change::Put(entry) => {
-                shard.carts.insert(key.clone(), *entry);
-            }
+            // In place when the key is there: `insert` makes room for a new entry first, which
+            // would double a full table for nothing.
+            Change::Put(entry) => match shard.carts.get_mut(key) {
+                Some(slot) => *slot = *entry,
+                None => {
+                    shard.carts.insert(key.clone(), *entry);
+                }
+            },
             Change::Remove => {
                 shard.carts.remove(key);
             }
@@ -340,9 +358,10 @@ impl MemoryStore {
         if let Some((slot, remembered)) = record {
             shard.requests.insert(slot, remembered);
         }
-        let actual = shard.tables();
+        // A table may double earlier than foreseen (removed entries' markers use up its room):
+        // that is counted now, past the cap if need be, by at most one table of one shard.
+        let actual = shard.observe_tables();
         self.budget.force(tables, actual);
-        shard.counted_tables = actual;
         outcome
     }
 }
@@ -367,17 +386,13 @@ fn buckets(capacity: usize) -> usize {
     match capacity {
         0 => 0,
         1..7 => (capacity + 1).next_power_of_two(),
-        _ => capacity / 7 * 8,
+        _ => (capacity * 8).div_ceil(7).next_power_of_two(),
     }
 }
 
-/// The bytes of a `HashMap` table of `T` entries that holds `capacity`: a `T` and a control
-/// byte per bucket. Counted by shard, as the table grows, not per entry: a table just doubled
-/// costs twice what one about to double does per entry.
-fn table_bytes<T>(capacity: usize) -> usize {
-    table_of::<T>(buckets(capacity))
-}
-
+/// The bytes of a `HashMap` table of `T` entries with `buckets`: a `T` and a control byte per
+/// bucket. Counted by shard, as the table grows, not per entry: a table just doubled costs
+/// twice what one about to double does per entry.
 fn table_of<T>(buckets: usize) -> usize {
     heap(buckets * (size_of::<T>() + 1))
 }
@@ -657,11 +672,7 @@ mod tests {
         let tables: usize = store
             .shards
             .iter()
-            .map(|s| {
-                let shard = s.lock().unwrap();
-                assert_eq!(shard.counted_tables, shard.tables());
-                shard.counted_tables
-            })
+            .map(|s| s.lock().unwrap().counted_tables())
             .sum();
         assert_eq!((store.cart_count(), store.held_bytes()), (0, tables));
     }
