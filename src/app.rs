@@ -95,7 +95,7 @@ impl Application {
                 tracing::info!(
                     "cart store: in-memory; carts are not persisted (set CART_REDIS_URL for Redis)"
                 );
-                MemoryStore::new(settings.policy.clone())
+                MemoryStore::with_max_bytes(settings.policy.clone(), settings.memory_max_bytes)
             }
         };
         Self::build_with_store(settings, store).await

@@ -106,6 +106,35 @@ pub struct RedisConfig {
     pub allow_eviction: bool,
 }
 
+/// `[memory]`: the embedded in-memory store (used when no Redis is configured).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// The most bytes of carts and remembered outcomes it holds, e.g. "256MiB".
+    pub max_bytes: Option<String>,
+}
+
+/// Reads a byte size: a number of bytes, or a number with `KiB`, `MiB`, `GiB` (powers of
+/// 1024) or `KB`, `MB`, `GB` (powers of 1000), e.g. "256MiB".
+pub fn parse_bytes(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let multiplier: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    number.parse::<usize>().ok()?.checked_mul(multiplier)
+}
+
 /// The TOML file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +152,8 @@ pub struct ConfigFile {
     pub redis: RedisConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub memory: MemoryConfig,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
     /// Browsers calling the gRPC port (gRPC-Web): CORS.
@@ -170,6 +201,8 @@ pub struct Settings {
     pub durability: Durability,
     /// `[redis] allow_eviction`: serve an evicting Redis anyway.
     pub allow_eviction: bool,
+    /// The in-memory store's cap on the bytes it holds.
+    pub memory_max_bytes: usize,
     pub policy: CartPolicy,
     pub hmac_secret: Secret<String>,
     pub authenticator: Authenticator,
@@ -192,6 +225,7 @@ impl Settings {
             redis_timeouts: RedisTimeouts::default(),
             durability: Durability::default(),
             allow_eviction: false,
+            memory_max_bytes: crate::store::memory::DEFAULT_MAX_BYTES,
             policy: CartPolicy::default(),
             hmac_secret: Secret::new(DEV_HMAC_SECRET.to_owned()),
             authenticator: Authenticator::Dev,
@@ -270,6 +304,13 @@ impl Settings {
             )));
         }
         self.allow_eviction = file.redis.allow_eviction;
+        if let Some(text) = &file.memory.max_bytes {
+            self.memory_max_bytes = parse_bytes(text).filter(|n| *n > 0).ok_or_else(|| {
+                invalid(format!(
+                    "memory.max_bytes: {text:?} is not a size like \"256MiB\""
+                ))
+            })?;
+        }
         let mut keys = Vec::new();
         let mut seen_tenants = std::collections::HashSet::new();
         for tenant in &file.tenants {
@@ -465,6 +506,27 @@ vtex   = { account = "cosmetics2" }
         let typo = "hmac_secret = \"0123456789abcdef\"\n[redis]\nallow_evictions = true\n";
         let err = local().apply_file(typo, Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("allow_evictions"), "{err}");
+    }
+
+    #[test]
+    fn the_memory_cap_is_a_byte_size() {
+        assert_eq!(local().memory_max_bytes, 256 << 20);
+        let mut settings = local();
+        let text = "hmac_secret = \"0123456789abcdef\"\n[memory]\nmax_bytes = \"64MiB\"\n";
+        settings.apply_file(text, Path::new("c.toml")).unwrap();
+        assert_eq!(settings.memory_max_bytes, 64 << 20);
+        assert_eq!(parse_bytes("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_bytes("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        for bad in ["", "MiB", "1.5GiB", "-1", "12 parsecs", "0"] {
+            let text =
+                format!("hmac_secret = \"0123456789abcdef\"\n[memory]\nmax_bytes = {bad:?}\n");
+            let err = local().apply_file(&text, Path::new("c.toml")).unwrap_err();
+            assert!(
+                err.to_string().contains("memory.max_bytes"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -253,7 +253,7 @@ async fn clear(state: &HttpState, query: Option<&str>) -> Result<(), AwsError> {
             "CART_NOT_FOUND" | "CART_DELETED" | "INVALID_ARGUMENT" => {
                 invalid_cart_id(&request.cart_id)
             }
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => AwsError::new(
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => AwsError::new(
                 "AWS.ServiceUnavailable",
                 "The service is temporarily unavailable. Please retry.",
             )

@@ -323,7 +323,7 @@ async fn delete(
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => XmError::new(
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "Service unavailable, retry later.",

@@ -210,7 +210,7 @@ async fn handle(
             "CART_NOT_FOUND" => ZapiError::validation("Cart session not found"),
             "INVALID_ARGUMENT" => ZapiError::validation("cartId is not a valid cart id"),
             "CART_DELETED" => ZapiError::validation("Cart session is already checked out"),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => {
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => {
                 ZapiError::general("Service temporarily unavailable, retry later")
             }
             _ => ZapiError::general("General error"),

@@ -47,4 +47,5 @@ mod retries;
 mod secrets;
 mod server;
 mod shims;
+mod store_full;
 mod telemetry;

@@ -8,6 +8,9 @@
 //! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
 //! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and
 //! a Cluster connection whose slot map went stale is replaced (`connection.rs`).
+//!
+//! A Redis over `maxmemory` refuses every script that may grow it before it runs (see
+//! `scripts.rs`); that refusal is [`CartError::StoreFull`], answered at once and not resent.
 
 mod codec;
 pub mod connection;
@@ -363,7 +366,9 @@ impl RedisStore {
             let resend = match failure(&error) {
                 Failure::NotSent => true,
                 Failure::Unknown => retry == Retry::Safe,
-                Failure::Permanent => false,
+                // Not applied, but a resend within milliseconds meets the same full Redis: the
+                // client gets STORE_FULL at once, with a RetryInfo delay.
+                Failure::Full | Failure::Permanent => false,
             };
             let backoff = RETRY_BACKOFF * attempt;
             if !resend || attempt >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
@@ -376,7 +381,12 @@ impl RedisStore {
         let reply = codec::parse_reply(reply, &self.policy.limits)?;
         // A change (or, under a request id, its remembered outcome) that too few replicas hold
         // may vanish in a failover: the caller must not take it as done.
-        let wrote = matches!(reply, Reply::Ok(_)) || call.request.is_some();
+        let wrote = match &reply {
+            Reply::Ok(_) => true,
+            // A refusal for want of memory is not remembered.
+            Reply::Refused(CartError::StoreFull) => false,
+            Reply::Refused(_) => call.request.is_some(),
+        };
         if let Some(acked) = acked
             && wrote
             && acked < i64::from(self.durability.min_replicas)
@@ -436,11 +446,18 @@ enum Failure {
     NotSent,
     /// It may or may not have run (the connection broke or timed out after sending).
     Unknown,
+    /// Redis is over `maxmemory` and refused the script before its first command (`OOM`):
+    /// nothing of it was applied.
+    Full,
     /// Neither: a bug or a misconfiguration that a resend cannot fix.
     Permanent,
 }
 
 fn failure(error: &RedisError) -> Failure {
+    // redis-rs knows no OOM kind: it is an `Extension` error whose code is the reply's prefix.
+    if error.code() == Some("OOM") {
+        return Failure::Full;
+    }
     let refused_by_server = matches!(
         error.kind(),
         redis::ErrorKind::Server(
@@ -467,9 +484,12 @@ fn flag(value: bool) -> Vec<u8> {
     if value { b"1".to_vec() } else { b"0".to_vec() }
 }
 
-/// Connection trouble and refused credentials are UNAVAILABLE (the store cannot be used right
-/// now; health says so); anything else is a bug (INTERNAL).
+/// A full Redis is STORE_FULL; connection trouble and refused credentials are UNAVAILABLE (the
+/// store cannot be used right now; health says so); anything else is a bug (INTERNAL).
 fn store_error(error: RedisError) -> CartError {
+    if failure(&error) == Failure::Full {
+        return CartError::StoreFull;
+    }
     let unusable = failure(&error) != Failure::Permanent
         || matches!(error.kind(), redis::ErrorKind::AuthenticationFailed)
         || matches!(
