@@ -70,12 +70,13 @@ impl Application {
                     None => None,
                 };
                 let store = RedisStore::new(
-                    url,
+                    url.expose(),
                     settings.policy.clone(),
                     settings.redis_timeouts,
                     settings.durability,
                     ca_cert,
-                )?;
+                )?
+                .allow_eviction(settings.allow_eviction);
                 if let Err(error) = store.load_scripts().await {
                     tracing::warn!(%error, "redis not reachable yet; serving NOT_SERVING until it is");
                 }
@@ -84,7 +85,8 @@ impl Application {
                 } else {
                     "redis"
                 };
-                tracing::info!("cart store: {kind}");
+                let url = crate::secret::redact_url(url.expose());
+                tracing::info!(%url, "cart store: {kind}");
                 Arc::new(store)
             }
             None if settings.durability.min_replicas > 0 => {
@@ -94,7 +96,7 @@ impl Application {
                 tracing::info!(
                     "cart store: in-memory; carts are not persisted (set CART_REDIS_URL for Redis)"
                 );
-                MemoryStore::new(settings.policy.clone())
+                MemoryStore::with_max_bytes(settings.policy.clone(), settings.memory_max_bytes)
             }
         };
         Self::build_with_store(settings, store).await
@@ -107,7 +109,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let core = Core::new(
             store.clone(),
-            CartTokens::new(settings.hmac_secret.as_bytes()),
+            CartTokens::new(settings.hmac_secret.expose().as_bytes()),
             settings.policy.clone(),
         );
         let bind = |addr: SocketAddr| async move {

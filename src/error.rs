@@ -10,6 +10,19 @@ use std::fmt;
 /// A boxed internal cause, logged but never sent to a client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Most field violations one `InvalidArgument` lists; the rest are counted in one last
+/// [`FieldViolation::omitted`] entry. A hostile request (30,000 bad line ids) must not buy
+/// megabytes of trailing metadata.
+pub const MAX_FIELD_VIOLATIONS: usize = 20;
+/// Longest field path of a violation (a map key is part of it), in bytes.
+pub const MAX_VIOLATION_FIELD_BYTES: usize = 160;
+/// Longest description of a violation, in bytes.
+pub const MAX_VIOLATION_DESCRIPTION_BYTES: usize = 256;
+/// Longest message of an `InvalidArgument` status, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// The field of the entry that counts the violations not listed.
+pub const OMITTED_FIELD: &str = "(more)";
+
 /// One bad field of a request, reported as a `google.rpc.BadRequest` field violation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -18,12 +31,45 @@ pub struct FieldViolation {
 }
 
 impl FieldViolation {
+    /// Both texts are cut to their bounds (at a character boundary, marked with `…`).
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
-            description: description.into(),
+            field: truncated(field.into(), MAX_VIOLATION_FIELD_BYTES),
+            description: truncated(description.into(), MAX_VIOLATION_DESCRIPTION_BYTES),
         }
     }
+
+    /// The last entry of a list cut at [`MAX_FIELD_VIOLATIONS`]: how many were left out.
+    pub fn omitted(count: usize) -> Self {
+        Self::new(OMITTED_FIELD, format!("{count} more violations not listed"))
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary, ending in `…` when cut.
+pub fn truncated(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
+/// At most [`MAX_FIELD_VIOLATIONS`] violations of `total` found, plus the count of the rest.
+pub fn bounded_violations(
+    mut violations: Vec<FieldViolation>,
+    total: usize,
+) -> Vec<FieldViolation> {
+    violations.truncate(MAX_FIELD_VIOLATIONS);
+    if total > violations.len() {
+        let omitted = total - violations.len();
+        violations.push(FieldViolation::omitted(omitted));
+    }
+    violations
 }
 
 impl fmt::Display for FieldViolation {
@@ -55,6 +101,8 @@ pub enum CartError {
     QuantityLimit { line_id: String, max: u32 },
     #[error("a cart holds at most {0} coupons")]
     CouponLimit(u32),
+    #[error("a cart's lines hold at most {0} bytes")]
+    CartTooLarge(usize),
     #[error("version mismatch: cart is at version {actual}, request expected {expected}")]
     VersionMismatch { expected: i64, actual: i64 },
     #[error("missing or invalid credentials")]
@@ -65,6 +113,10 @@ pub enum CartError {
     IdempotencyKeyReused,
     #[error("cart store unavailable")]
     Unavailable(#[source] BoxError),
+    /// The store holds as much as it may (Redis at `maxmemory`, the in-memory store at its
+    /// cap) and refused a call that could grow it before changing anything.
+    #[error("cart store is full: retry later, or free space by removing carts")]
+    StoreFull,
     #[error(
         "only {acked} of {wanted} replicas acknowledged the change in time: it may have been applied; retrying with the same request_id is safe"
     )]
@@ -75,18 +127,32 @@ pub enum CartError {
     Internal(#[source] BoxError),
 }
 
+/// The violations as one bounded message.
 fn join(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut text = String::new();
+    for (i, violation) in violations.iter().enumerate() {
+        if i > 0 {
+            text.push_str("; ");
+        }
+        text.push_str(&violation.to_string());
+        if text.len() > MAX_MESSAGE_BYTES {
+            break;
+        }
+    }
+    truncated(text, MAX_MESSAGE_BYTES)
 }
 
 impl CartError {
     /// A single-field `InvalidArgument`.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// An `InvalidArgument` of any number of violations, listing at most
+    /// [`MAX_FIELD_VIOLATIONS`] of them.
+    pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
+        let total = violations.len();
+        Self::InvalidArgument(bounded_violations(violations, total))
     }
 
     /// Stable UPPER_SNAKE reason: the `ErrorInfo.reason` of gRPC, and the `outcome` label of
@@ -103,23 +169,28 @@ impl CartError {
             Self::LineLimit(_) => "LINE_LIMIT_EXCEEDED",
             Self::QuantityLimit { .. } => "QUANTITY_LIMIT_EXCEEDED",
             Self::CouponLimit(_) => "COUPON_LIMIT_EXCEEDED",
+            Self::CartTooLarge(_) => "CART_TOO_LARGE",
             Self::VersionMismatch { .. } => "VERSION_MISMATCH",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::IdempotencyKeyReused => "REQUEST_ID_REUSED",
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
+            Self::StoreFull => "STORE_FULL",
             Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Internal(_) => "INTERNAL",
         }
     }
 
-    /// Whether the store failed the call (unreachable, too slow, too few replicas, or a bug),
-    /// as opposed to refusing the request: counted as a store error and marked on spans.
+    /// Whether the store failed the call (unreachable, too slow, too few replicas, full, or a
+    /// bug), as opposed to refusing the request: counted as a store error and marked on spans.
     pub fn is_store_failure(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::ReplicationTimeout { .. } | Self::Internal(_)
+            Self::Unavailable(_)
+                | Self::StoreFull
+                | Self::ReplicationTimeout { .. }
+                | Self::Internal(_)
         )
     }
 
@@ -140,6 +211,7 @@ impl CartError {
                 max: *max,
             },
             Self::CouponLimit(max) => Self::CouponLimit(*max),
+            Self::CartTooLarge(max) => Self::CartTooLarge(*max),
             Self::VersionMismatch { expected, actual } => Self::VersionMismatch {
                 expected: *expected,
                 actual: *actual,
@@ -166,6 +238,9 @@ impl CartError {
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %chain(cause.as_ref()), "cart store unavailable")
             }
+            Self::StoreFull => {
+                tracing::warn!("cart store full: a call that could grow it was refused")
+            }
             Self::ReplicationTimeout { acked, wanted } => {
                 tracing::warn!(
                     acked,
@@ -187,4 +262,17 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_characters_whole() {
+        assert_eq!(truncated("short".into(), 10), "short");
+        let cut = truncated("é".repeat(100), 11);
+        assert!(cut.len() <= 11 && cut.ends_with('…'), "{cut}");
+        assert_eq!(cut, format!("{}…", "é".repeat(4)));
+    }
 }

@@ -11,7 +11,7 @@ use std::future::Future;
 use super::{Caller, ClearOutcome, Core, RemoveOutcome, view::CartView};
 use crate::auth::Scope;
 use crate::domain::{CartId, CouponCode, LineUpdate, Mutation, NewCart, NewLine, OrderNumber};
-use crate::error::{CartError, FieldViolation};
+use crate::error::{CartError, FieldViolation, MAX_FIELD_VIOLATIONS, bounded_violations};
 
 /// Largest accepted length of a short free text (reason, ids of the customer, ...).
 pub const MAX_TEXT_BYTES: usize = 256;
@@ -108,9 +108,14 @@ impl Fingerprint {
     }
 }
 
-/// Collects field violations while a request is decoded.
+/// Collects field violations while a request is decoded: the first [`MAX_FIELD_VIOLATIONS`]
+/// in full, the rest only counted (their field names are never built), so a hostile request
+/// costs little and its refusal stays small.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations {
+    listed: Vec<FieldViolation>,
+    total: usize,
+}
 
 impl Violations {
     /// Records `result`'s error against `field`; the value when it is valid.
@@ -120,20 +125,31 @@ impl Violations {
         result: Result<T, String>,
     ) -> Option<T> {
         result
-            .map_err(|description| self.0.push(FieldViolation::new(field(), description)))
+            .map_err(|description| self.push(field, description))
             .ok()
     }
 
-    /// Records a violation that no value carries.
-    pub fn push(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+    /// Records a violation of `field` (named only if it is listed).
+    pub fn push(&mut self, field: impl FnOnce() -> String, description: impl Into<String>) {
+        self.total += 1;
+        if self.listed.len() < MAX_FIELD_VIOLATIONS {
+            self.listed.push(FieldViolation::new(field(), description));
+        }
+    }
+
+    /// Records a violation of a field with a fixed name.
+    pub fn refuse(&mut self, field: &str, description: impl Into<String>) {
+        self.push(|| field.to_owned(), description);
     }
 
     /// The value, if it was built and nothing was violated.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, CartError> {
         match value {
-            Some(value) if self.0.is_empty() => Ok(value),
-            _ => Err(CartError::InvalidArgument(self.0)),
+            Some(value) if self.total == 0 => Ok(value),
+            _ => Err(CartError::InvalidArgument(bounded_violations(
+                self.listed,
+                self.total,
+            ))),
         }
     }
 }
@@ -207,6 +223,10 @@ pub struct Clear {
     pub expected_version: i64,
     pub preserve_coupons: bool,
     pub reason: String,
+    /// The caller's only credential for the cart is its id (VTEX's public route): act only on
+    /// a cart whose id the service generated, else answer CART_NOT_FOUND (see
+    /// [`crate::domain::NewCart::id_generated`]).
+    pub only_generated_id: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +259,7 @@ impl Clear {
             expected_version: expected_version?,
             preserve_coupons,
             reason: reason?,
+            only_generated_id: false,
         })
     }
 
@@ -375,7 +396,8 @@ commands! {
         out.text(c.cart_id.as_str())
             .number(c.expected_version)
             .number(i64::from(c.preserve_coupons))
-            .text(&c.reason);
+            .text(&c.reason)
+            .number(i64::from(c.only_generated_id));
     }
     Remove => RemoveOutcome, remove, |c, out| {
         out.text(c.cart_id.as_str()).number(c.expected_version);
@@ -422,6 +444,7 @@ impl IntoMutation for Clear {
         let mutation = Mutation::Clear {
             preserve_coupons: self.preserve_coupons,
             reason: self.reason,
+            only_generated_id: self.only_generated_id,
         };
         (self.cart_id, self.expected_version, mutation)
     }

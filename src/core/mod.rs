@@ -192,6 +192,11 @@ impl Core {
 
     pub async fn create(&self, caller: &Caller, command: Create) -> Result<CartView, CartError> {
         let tag = caller.tag(&command);
+        let mut cart = command.cart;
+        // Both ids the core chooses are capabilities (VTEX takes them as one): 96 random bits,
+        // or 96 bits of HMAC-SHA256 under the hmac secret, unguessable without it even when
+        // the idempotency key is guessable.
+        cart.id_generated = command.cart_id.is_none();
         let cart_id = match (command.cart_id, &caller.idempotency_key) {
             (Some(id), _) => id,
             // A retried Create must land on the same cart.
@@ -202,8 +207,7 @@ impl Core {
         let state = self
             .store_call(
                 caller,
-                self.store
-                    .create(&key, command.cart, now_millis(), tag.as_ref()),
+                self.store.create(&key, cart, now_millis(), tag.as_ref()),
             )
             .await?;
         Ok(self.view(key, state))
@@ -308,6 +312,7 @@ mod tests {
                     metadata: Default::default(),
                 },
                 items: Vec::new(),
+                id_generated: false,
             },
         }
     }

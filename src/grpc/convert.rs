@@ -2,9 +2,12 @@
 //! idempotency key of its `request_id`), each outcome into its reply. At the edge and nowhere
 //! else.
 //!
-//! Every request is checked whole: all bad fields are reported at once as field violations.
+//! Every request is checked whole: its bad fields are reported at once as field violations,
+//! at most [`crate::error::MAX_FIELD_VIOLATIONS`] of them (then how many more). Hostile input
+//! costs little: a repeated field longer than its limit is refused before any entry is looked
+//! at, and duplicates are found with a set or a map.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use prost_types::Timestamp;
 
@@ -45,7 +48,9 @@ fn string_map(
     max_value_bytes: usize,
 ) -> BTreeMap<String, String> {
     if map.len() > MAX_MAP_ENTRIES {
-        v.push(field, format!("at most {MAX_MAP_ENTRIES} entries"));
+        // Past the limit the entries are not worth a look.
+        v.refuse(field, format!("at most {MAX_MAP_ENTRIES} entries"));
+        return BTreeMap::new();
     }
     let mut out = BTreeMap::new();
     for (key, value) in map {
@@ -106,13 +111,15 @@ fn decoded<C>(
 /// Decodes items, merging repeated skus so each line appears once.
 fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Vec<NewLine> {
     if items.len() > limits.max_lines as usize {
-        v.check(
-            || "items".to_owned(),
-            Err::<(), _>(format!("at most {} items per request", limits.max_lines)),
+        v.refuse(
+            "items",
+            format!("at most {} items per request", limits.max_lines),
         );
         return Vec::new();
     }
     let mut lines: Vec<NewLine> = Vec::with_capacity(items.len());
+    // Where each line id sits in `lines`: repeated skus are found with a map, not a scan.
+    let mut index: HashMap<LineId, usize> = HashMap::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let field = |name: &'static str| move || format!("items[{i}].{name}");
         let sku = v.check(field("sku"), Sku::parse(&item.sku, limits.max_sku_bytes));
@@ -157,19 +164,22 @@ fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Ve
             continue;
         };
         let line_id = LineId::for_sku(&sku);
-        match lines.iter_mut().find(|l| l.line_id == line_id) {
+        match index.get(&line_id) {
             // The store enforces the quantity limit on the merged line.
-            Some(line) => line.quantity = line.quantity.saturating_add(quantity),
-            None => lines.push(NewLine {
-                line_id,
-                sku,
-                product_id,
-                title,
-                quantity,
-                unit_price,
-                attributes,
-                currency,
-            }),
+            Some(&at) => lines[at].quantity = lines[at].quantity.saturating_add(quantity),
+            None => {
+                index.insert(line_id.clone(), lines.len());
+                lines.push(NewLine {
+                    line_id,
+                    sku,
+                    product_id,
+                    title,
+                    quantity,
+                    unit_price,
+                    attributes,
+                    currency,
+                });
+            }
         }
     }
     lines
@@ -200,7 +210,7 @@ pub fn create(req: pb::CreateRequest, limits: &Limits) -> Result<Decoded<Create>
             .find(|i| i.currency.as_ref().is_some_and(|c| c != &currency))
         {
             let mismatch = item.currency.clone()?;
-            v.push(
+            v.refuse(
                 "items",
                 format!("currency {mismatch} differs from the cart's"),
             );
@@ -217,6 +227,8 @@ pub fn create(req: pb::CreateRequest, limits: &Limits) -> Result<Decoded<Create>
                     metadata,
                 },
                 items,
+                // The core decides the id, and so whether it generated it.
+                id_generated: false,
             },
         })
     })();
@@ -237,7 +249,7 @@ pub fn add_items(
     let (cart_id, expected_version, key) =
         common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     if req.items.is_empty() {
-        v.push("items", "at least one item is required");
+        v.refuse("items", "at least one item is required");
     }
     let items = new_items(&mut v, req.items, limits);
     let command = (|| {
@@ -258,12 +270,16 @@ pub fn update_items(
     let (cart_id, expected_version, key) =
         common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     if req.updates.is_empty() {
-        v.push("updates", "at least one update is required");
+        v.refuse("updates", "at least one update is required");
     }
     if req.updates.len() > limits.max_lines as usize {
-        v.push("updates", format!("at most {} updates", limits.max_lines));
+        // A cart has no more lines than this, so neither has a valid request: refused before
+        // any entry is looked at.
+        v.refuse("updates", format!("at most {} updates", limits.max_lines));
+        return decoded(v, key, None);
     }
-    let mut updates: Vec<LineUpdate> = Vec::new();
+    let mut updates: Vec<LineUpdate> = Vec::with_capacity(req.updates.len());
+    let mut seen = HashSet::with_capacity(req.updates.len());
     for (i, update) in req.updates.iter().enumerate() {
         let line_id = v.check(
             || format!("updates[{i}].line_id"),
@@ -277,8 +293,8 @@ pub fn update_items(
             },
         );
         if let (Some(line_id), Some(quantity)) = (line_id, quantity) {
-            if updates.iter().any(|u| u.line_id == line_id) {
-                v.push(format!("updates[{i}].line_id"), "line appears twice");
+            if !seen.insert(line_id.clone()) {
+                v.push(|| format!("updates[{i}].line_id"), "line appears twice");
             }
             updates.push(LineUpdate { line_id, quantity });
         }

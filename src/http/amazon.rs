@@ -291,7 +291,9 @@ impl Dialect for Amazon {
                 let arguments = parse_query(cx.head.query.as_deref()).unwrap_or_default();
                 invalid_cart_id(argument(&arguments, "CartId").unwrap_or_default())
             }
-            CartError::Unavailable(_) | CartError::ReplicationTimeout { .. } => AwsError::new(
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => AwsError::new(
                 "AWS.ServiceUnavailable",
                 "The service is temporarily unavailable. Please retry.",
             )
@@ -304,6 +306,7 @@ impl Dialect for Amazon {
             | CartError::LineLimit(_)
             | CartError::QuantityLimit { .. }
             | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
             | CartError::VersionMismatch { .. }
             | CartError::IdempotencyKeyReused
             | CartError::Unauthenticated

@@ -325,7 +325,9 @@ impl Dialect for FabricXm {
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
-            CartError::Unavailable(_) | CartError::ReplicationTimeout { .. } => XmError::new(
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "Service unavailable, retry later.",
@@ -338,6 +340,7 @@ impl Dialect for FabricXm {
             | CartError::LineLimit(_)
             | CartError::QuantityLimit { .. }
             | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
             | CartError::VersionMismatch { .. }
             | CartError::Unauthenticated
             | CartError::PermissionDenied(_)

@@ -296,7 +296,9 @@ impl Dialect for Stateset {
                 "idempotency_key_reused",
                 "Keys for idempotent requests can only be used with the same parameters they were first used with",
             ),
-            CartError::Unavailable(_) | CartError::ReplicationTimeout { .. } => StatesetError::new(
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => StatesetError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 "service_unavailable",
@@ -310,6 +312,7 @@ impl Dialect for Stateset {
             | CartError::LineLimit(_)
             | CartError::QuantityLimit { .. }
             | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
             | CartError::VersionMismatch { .. }
             | CartError::Unauthenticated
             | CartError::PermissionDenied(_)

@@ -1,7 +1,9 @@
 //! VTEX checkout (seed 004): `POST /api/checkout/pub/orderForm/{orderFormId}/items/removeAll`
 //! with the body `{}`, mapped to `Clear`.
 //!
-//! Public: the unguessable orderFormId is the capability. The store account (tenant) comes
+//! Public: the unguessable orderFormId is the capability, so only a cart whose id the service
+//! generated is found here ([`crate::core::Clear::only_generated_id`]); a client-chosen id
+//! answers ORD002 like an unknown one and nothing changes. The store account (tenant) comes
 //! from the `Host` header's first label, else the `an` query parameter. Answers the orderForm,
 //! `400 {"error": {"code": "ORD002"}}` for an unknown orderFormId, `400 001` for any other
 //! body, and VTEX's HTML 404 page for any other URL under `/api/checkout/`.
@@ -112,6 +114,22 @@ pub fn account<'a>(
     }
 }
 
+/// The store account of a request: [`account`] over its `Host` header and the `an` argument
+/// of its query string (a query that does not decode has none).
+pub fn store_account(
+    host: Option<&str>,
+    query: Option<&str>,
+    known: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let arguments: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    let an = arguments
+        .iter()
+        .find(|(k, _)| k == "an")
+        .map(|(_, v)| v.as_str());
+    account(host, an, known).map(str::to_owned)
+}
+
 /// A refusal: VTEX's error document, or its HTML 404 page (an unknown store or method).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VtexRefusal {
@@ -199,17 +217,13 @@ impl Dialect for Vtex {
 
     /// The store account of the Host or `an=`; an unknown store is VTEX's 404 page.
     fn authenticate(tenancy: &Tenancy, cx: &Context) -> Result<Credentials, VtexRefusal> {
-        let arguments: Vec<(String, String)> =
-            serde_urlencoded::from_str(cx.head.query.as_deref().unwrap_or("")).unwrap_or_default();
-        let an = arguments
-            .iter()
-            .find(|(k, _)| k == "an")
-            .map(|(_, v)| v.as_str());
         let host = header_str(&cx.head.headers, header::HOST);
-        account(host, an, |label| tenancy.vtex(label).is_some())
-            .and_then(|account| tenancy.vtex(account))
-            .map(Credentials::Head)
-            .ok_or(VtexRefusal::NotFoundPage)
+        store_account(host, cx.head.query.as_deref(), |label| {
+            tenancy.vtex(label).is_some()
+        })
+        .and_then(|account| tenancy.vtex(&account))
+        .map(Credentials::Head)
+        .ok_or(VtexRefusal::NotFoundPage)
     }
 
     fn forbidden() -> VtexRefusal {
@@ -231,8 +245,13 @@ impl Dialect for Vtex {
         }
     }
 
+    /// The orderFormId is the capability: only a cart whose id the service generated is
+    /// found.
     fn command(order_form_id: String) -> Result<Clear, CartError> {
-        Clear::parse(&order_form_id, false, "removeAll")
+        Ok(Clear {
+            only_generated_id: true,
+            ..Clear::parse(&order_form_id, false, "removeAll")?
+        })
     }
 
     fn encode(outcome: ClearOutcome, _: &Context) -> Response {
@@ -248,9 +267,9 @@ impl Dialect for Vtex {
             CartError::CartNotFound | CartError::InvalidArgument(_) | CartError::CartDeleted => {
                 VtexError::INVALID_CART
             }
-            CartError::Unavailable(_) | CartError::ReplicationTimeout { .. } => {
-                VtexError::UNAVAILABLE
-            }
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => VtexError::UNAVAILABLE,
             // Not outcomes of a Clear this shim sends, or faults of the service.
             CartError::LineNotFound(_)
             | CartError::CartAlreadyExists
@@ -259,6 +278,7 @@ impl Dialect for Vtex {
             | CartError::LineLimit(_)
             | CartError::QuantityLimit { .. }
             | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
             | CartError::VersionMismatch { .. }
             | CartError::IdempotencyKeyReused
             | CartError::Unauthenticated

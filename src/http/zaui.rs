@@ -17,6 +17,7 @@ use super::{HttpState, respond};
 use crate::auth::Principal;
 use crate::core::{Remove, RemoveOutcome};
 use crate::error::CartError;
+use crate::secret::Secret;
 use crate::tenancy::Tenancy;
 
 pub const DIALECT: &str = "zaui";
@@ -63,7 +64,8 @@ impl ZapiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoveCartSession {
     pub account_id: u64,
-    pub token: String,
+    /// The presented token: never shown, not even by `{:?}`.
+    pub token: Secret<String>,
     pub user_id: String,
     pub cart_id: String,
 }
@@ -122,7 +124,7 @@ pub fn decode(body: &[u8]) -> Result<RemoveCartSession, (String, ZapiError)> {
     }
     Ok(RemoveCartSession {
         account_id,
-        token: token.to_owned(),
+        token: Secret::new(token.to_owned()),
         user_id: user_id.to_owned(),
         cart_id: cart_id.to_owned(),
     })
@@ -199,7 +201,7 @@ impl Dialect for Zaui {
         request: &RemoveCartSession,
     ) -> Result<Principal, ZauiRefusal> {
         tenancy
-            .zaui(request.account_id, &request.token)
+            .zaui(request.account_id, request.token.expose())
             .ok_or_else(|| {
                 ZauiRefusal::of_method(ZapiError::validation("Invalid zapiAccountId or zapiToken"))
             })
@@ -260,7 +262,9 @@ impl Dialect for Zaui {
             CartError::CartNotFound => ZapiError::validation("Cart session not found"),
             CartError::InvalidArgument(_) => ZapiError::validation("cartId is not a valid cart id"),
             CartError::CartDeleted => ZapiError::validation("Cart session is already checked out"),
-            CartError::Unavailable(_) | CartError::ReplicationTimeout { .. } => {
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => {
                 ZapiError::general("Service temporarily unavailable, retry later")
             }
             // Not outcomes of a Remove, or faults of the service.
@@ -271,6 +275,7 @@ impl Dialect for Zaui {
             | CartError::LineLimit(_)
             | CartError::QuantityLimit { .. }
             | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
             | CartError::VersionMismatch { .. }
             | CartError::IdempotencyKeyReused
             | CartError::Unauthenticated
@@ -296,7 +301,7 @@ mod tests {
         let request = decode(SAMPLE.as_bytes()).unwrap();
         assert_eq!(request.account_id, 1234);
         assert_eq!(
-            (request.token.as_str(), request.cart_id.as_str()),
+            (request.token.expose().as_str(), request.cart_id.as_str()),
             ("99", "c1")
         );
     }

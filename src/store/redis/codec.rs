@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 
 use redis::Value;
-use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CartHeader, CartState, CartStatus, Coupon, CouponCode, Currency, Line, LineId, NewLine, Sku,
-    UnixMillis,
+    CartHeader, CartState, CartStatus, Coupon, CouponCode, Currency, Line, LineDescription, LineId,
+    NewLine, Sku, UnixMillis,
 };
 use crate::error::CartError;
 
@@ -34,10 +33,12 @@ pub enum MetaField {
     OrderNumber,
     Version,
     NextPosition,
+    /// "1" when the service generated the cart's id (see `NewCart::id_generated`).
+    Generated,
 }
 
 impl MetaField {
-    pub const ALL: [MetaField; 16] = [
+    pub const ALL: [MetaField; 17] = [
         Self::CustomerId,
         Self::SessionId,
         Self::Channel,
@@ -54,6 +55,7 @@ impl MetaField {
         Self::OrderNumber,
         Self::Version,
         Self::NextPosition,
+        Self::Generated,
     ];
 
     /// The field of the header hash.
@@ -75,6 +77,7 @@ impl MetaField {
             Self::OrderNumber => "order_number",
             Self::Version => "version",
             Self::NextPosition => "next_position",
+            Self::Generated => "generated",
         }
     }
 
@@ -97,32 +100,12 @@ impl<'a> Header<'a> {
 /// out of every stored text, and JSON escapes them).
 const FIELD_SEPARATOR: char = '\u{1f}';
 
-/// The immutable part of a line, stored as JSON inside its record.
-#[derive(Serialize, Deserialize)]
-struct LineDescription<'a> {
-    sku: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    product_id: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    title: std::borrow::Cow<'a, str>,
-    unit_price: i64,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-    added_at: UnixMillis,
-}
-
-/// Appends the item arguments of `plan_add`: count, then line_id, quantity, currency, description.
+/// Appends the item arguments of `plan_add`: count, then line_id, quantity, currency,
+/// description (the JSON of [`LineDescription`], stored as it is).
 pub fn push_items(args: &mut Vec<Vec<u8>>, items: &[NewLine], now: UnixMillis) {
     args.push(items.len().to_string().into_bytes());
     for item in items {
-        let description = LineDescription {
-            sku: item.sku.as_str().into(),
-            product_id: item.product_id.as_str().into(),
-            title: item.title.as_str().into(),
-            unit_price: item.unit_price,
-            attributes: item.attributes.clone(),
-            added_at: now,
-        };
+        let description = LineDescription::of(item, now);
         args.push(item.line_id.as_str().as_bytes().to_vec());
         args.push(item.quantity.to_string().into_bytes());
         args.push(
@@ -131,7 +114,7 @@ pub fn push_items(args: &mut Vec<Vec<u8>>, items: &[NewLine], now: UnixMillis) {
                 .map(|c| c.as_str().as_bytes().to_vec())
                 .unwrap_or_default(),
         );
-        args.push(serde_json::to_vec(&description).expect("a line description always serializes"));
+        args.push(description.to_json());
     }
 }
 
@@ -202,8 +185,10 @@ pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply
             max: limits.max_quantity,
         },
         "COUPON_LIMIT_EXCEEDED" => CartError::CouponLimit(limits.max_coupons),
+        "CART_TOO_LARGE" => CartError::CartTooLarge(limits.max_cart_bytes),
         "LINE_ITEM_NOT_FOUND" => CartError::LineNotFound(detail),
         "REQUEST_ID_REUSED" => CartError::IdempotencyKeyReused,
+        "STORE_FULL" => CartError::StoreFull,
         "VERSION_MISMATCH" => CartError::VersionMismatch {
             expected: 0,
             actual: detail.parse().map_err(|_| corrupt("version"))?,
@@ -304,6 +289,8 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
         order_number: header.get(MetaField::OrderNumber).to_owned(),
         version: required(field(MetaField::Version))?,
         next_position: number(field(MetaField::NextPosition))?.unwrap_or(1),
+        // Carts stored before the flag was kept read as client-chosen ids.
+        id_generated: header.get(MetaField::Generated) == "1",
     };
     Ok((state, int(extra)?))
 }
@@ -316,16 +303,18 @@ fn decode_line(line_id: String, record: &str) -> Result<Line, CartError> {
         .parse()
         .map_err(|_| corrupt("updated_at"))?;
     let position = next("position")?.parse().map_err(|_| corrupt("position"))?;
+    let json = next("description")?;
     let description: LineDescription =
-        serde_json::from_str(next("description")?).map_err(|_| corrupt("line description"))?;
+        serde_json::from_str(json).map_err(|_| corrupt("line description"))?;
     Ok(Line {
+        bytes: line_id.len() + json.len(),
         line_id: LineId::parse(&line_id).map_err(corrupt)?,
         sku: Sku::parse(&description.sku, usize::MAX).map_err(corrupt)?,
         product_id: description.product_id.into_owned(),
         title: description.title.into_owned(),
         quantity,
         unit_price: description.unit_price,
-        attributes: description.attributes,
+        attributes: description.attributes.into_owned(),
         added_at: description.added_at,
         updated_at,
         position,

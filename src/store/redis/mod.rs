@@ -5,13 +5,19 @@
 //! A call with an idempotency key also names `cart:{tenant:id}:request:<key>`, where its script
 //! keeps the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a
 //! failed call is sent again only when that cannot apply it twice (see `Call::retry`). With
-//! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`.
+//! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
+//! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and
+//! a Cluster connection whose slot map went stale is replaced (`connection.rs`).
 //!
 //! One call (`RedisStore::run`) is three steps: send with retry, the durability check, and
 //! the decoding of the reply (whose layout `codec` names once).
+//!
+//! A Redis over `maxmemory` refuses every script that may grow it before it runs (see
+//! `scripts.rs`); that refusal is [`CartError::StoreFull`], answered at once and not resent.
 
 mod codec;
 pub mod connection;
+mod eviction;
 mod scripts;
 
 use std::time::Duration;
@@ -25,6 +31,7 @@ use tracing::field::Empty;
 
 use self::codec::Reply;
 use self::connection::Connection;
+use self::eviction::{EvictionGuard, Survey};
 use self::scripts::{Key, RetryClass, Script, Scripts};
 use super::{CartStore, Mutated};
 use crate::domain::{
@@ -82,6 +89,8 @@ pub struct RedisStore {
     server: (String, u16),
     /// `cart_store_call_duration_seconds` of each script, in the order of [`Script::ALL`].
     script_latency: [Histogram; Script::ALL.len()],
+    /// Refuses calls while Redis may evict keys (see `eviction.rs`).
+    eviction: EvictionGuard,
 }
 
 /// Whether a call whose outcome is unknown (the connection broke after it was sent) may be
@@ -169,7 +178,32 @@ impl RedisStore {
             durability,
             server: connection::server_endpoint(url).unwrap_or_default(),
             script_latency: Script::ALL.map(|script| metrics.store_call_histogram(script.name())),
+            eviction: EvictionGuard::new(false),
         })
+    }
+
+    /// `[redis] allow_eviction`: serve even when Redis may evict keys (carts can be torn).
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.eviction = EvictionGuard::new(allow);
+        self
+    }
+
+    /// Reads every server's `maxmemory_policy` and admits or refuses calls by it (and, on a
+    /// Cluster, probes its slot map, which replaces a stale connection).
+    async fn survey(&self) -> Result<(), CartError> {
+        let generation = self.connection.generation();
+        let replies = self.connection.memory_info().await.map_err(store_error)?;
+        self.eviction.record(Survey::of(replies), generation)
+    }
+
+    /// Surveys unless a survey since the last connection failure already did, sharing one
+    /// survey among the calls that wait for it.
+    async fn survey_if_needed(&self) -> Result<(), CartError> {
+        let _one = self.eviction.checking.lock().await;
+        if self.eviction.needs_survey(self.connection.generation()) {
+            self.survey().await?;
+        }
+        Ok(())
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -298,8 +332,9 @@ impl RedisStore {
         result
     }
 
-    /// Runs one script call: sent (and resent per its [`Retry`]) within the store timeout,
-    /// its replicas' acknowledgement checked, its reply decoded.
+    /// Runs one script call: admitted by the eviction policy, sent (and resent per its
+    /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
+    /// decoded.
     async fn run(&self, mut call: Call<'_>) -> Result<Vec<Value>, CartError> {
         let cmd = self.command(&mut call);
         let request = if call.script.mutates() && self.durability.min_replicas > 0 {
@@ -314,7 +349,11 @@ impl RedisStore {
         } else {
             Request::Alone(cmd, call.script)
         };
-        let sent = self.send_with_retry(&request, call.retry()).await?;
+        let deadline = Instant::now() + self.timeouts.response;
+        self.check_eviction(deadline).await?;
+        let sent = self
+            .send_with_retry(&request, call.retry(), deadline)
+            .await?;
         let reply = codec::parse_reply(sent.reply, &self.policy.limits)?;
         // A change (or, under an idempotency key, its remembered outcome) was written.
         let wrote = matches!(reply, Reply::Ok(_)) || call.request.is_some();
@@ -325,10 +364,15 @@ impl RedisStore {
     /// Sends `request` until it is answered, resending after a transient failure while the
     /// store timeout allows and `retry` permits (a failure that never reached Redis is always
     /// resent).
-    async fn send_with_retry(&self, request: &Request, retry: Retry) -> Result<Sent, CartError> {
-        let deadline = Instant::now() + self.timeouts.response;
+    async fn send_with_retry(
+        &self,
+        request: &Request,
+        retry: Retry,
+        deadline: Instant,
+    ) -> Result<Sent, CartError> {
         let mut attempts = 1;
         loop {
+            let generation = self.connection.generation();
             let error = match tokio::time::timeout_at(deadline, self.send(request)).await {
                 Ok(Ok((reply, acked))) => {
                     return Ok(Sent {
@@ -337,7 +381,14 @@ impl RedisStore {
                         attempts,
                     });
                 }
-                Ok(Err(error)) => error,
+                Ok(Err(error)) => {
+                    // A stale Cluster view is replaced; a lost connection is surveyed again.
+                    self.connection.heal(generation, &error);
+                    if connection::failure_is_connection(&error) {
+                        self.eviction.invalidate();
+                    }
+                    error
+                }
                 Err(_) => {
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
@@ -347,7 +398,9 @@ impl RedisStore {
             let resend = match failure(&error) {
                 Failure::NotSent => true,
                 Failure::Unknown => retry == Retry::Safe,
-                Failure::Permanent => false,
+                // Not applied, but a resend within milliseconds meets the same full Redis: the
+                // client gets STORE_FULL at once, with a RetryInfo delay.
+                Failure::Full | Failure::Permanent => false,
             };
             let backoff = RETRY_BACKOFF * attempts;
             if !resend || attempts >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
@@ -357,6 +410,16 @@ impl RedisStore {
             tokio::time::sleep(backoff).await;
             attempts += 1;
         }
+    }
+
+    /// No call goes to a Redis that may evict keys (unless the config allows it): surveyed
+    /// first when a new connection has not been yet.
+    async fn check_eviction(&self, deadline: Instant) -> Result<(), CartError> {
+        if self.eviction.needs_survey(self.connection.generation()) {
+            // Unreachable Redis shows in the call itself.
+            let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
+        }
+        self.eviction.admit()
     }
 
     /// A write that too few replicas hold may vanish in a failover: the caller must not take
@@ -434,11 +497,18 @@ enum Failure {
     NotSent,
     /// It may or may not have run (the connection broke or timed out after sending).
     Unknown,
+    /// Redis is over `maxmemory` and refused the script before its first command (`OOM`):
+    /// nothing of it was applied.
+    Full,
     /// Neither: a bug or a misconfiguration that a resend cannot fix.
     Permanent,
 }
 
 fn failure(error: &RedisError) -> Failure {
+    // redis-rs knows no OOM kind: it is an `Extension` error whose code is the reply's prefix.
+    if error.code() == Some("OOM") {
+        return Failure::Full;
+    }
     let refused_by_server = matches!(
         error.kind(),
         redis::ErrorKind::Server(
@@ -460,9 +530,17 @@ fn failure(error: &RedisError) -> Failure {
     }
 }
 
-/// Connection trouble and refused credentials are UNAVAILABLE (the store cannot be used right
-/// now; health says so); anything else is a bug (INTERNAL).
+/// A boolean script argument.
+fn flag(value: bool) -> Vec<u8> {
+    if value { b"1".to_vec() } else { b"0".to_vec() }
+}
+
+/// A full Redis is STORE_FULL; connection trouble and refused credentials are UNAVAILABLE (the
+/// store cannot be used right now; health says so); anything else is a bug (INTERNAL).
 fn store_error(error: RedisError) -> CartError {
+    if failure(&error) == Failure::Full {
+        return CartError::StoreFull;
+    }
     let unusable = failure(&error) != Failure::Permanent
         || matches!(error.kind(), redis::ErrorKind::AuthenticationFailed)
         || matches!(
@@ -497,6 +575,7 @@ impl CartStore for RedisStore {
         .map(|field| field.as_bytes().to_vec())
         .collect();
         args.push(codec::encode_metadata(&header.metadata));
+        args.push(flag(cart.id_generated));
         codec::push_items(&mut args, &cart.items, now);
         let call = Call::mutation(Script::Create, key, now, 0, request, args);
         let (state, _) = self.snapshot(call).await?;
@@ -538,13 +617,11 @@ impl CartStore for RedisStore {
             Mutation::Clear {
                 preserve_coupons,
                 reason,
+                only_generated_id,
             } => {
-                args.push(if *preserve_coupons {
-                    b"1".to_vec()
-                } else {
-                    b"0".to_vec()
-                });
+                args.push(flag(*preserve_coupons));
                 args.push(reason.as_bytes().to_vec());
+                args.push(flag(*only_generated_id));
                 Script::Clear
             }
             Mutation::Delete { order_number } => {
@@ -579,6 +656,7 @@ impl CartStore for RedisStore {
         codec::decode_units(&parts)
     }
 
+    /// PING, then the eviction survey (on a Cluster also the slot-map probe).
     async fn ping(&self) -> Result<(), CartError> {
         let ping = async {
             let mut connection = self.connection.active().await?;
@@ -587,9 +665,21 @@ impl CartStore for RedisStore {
                 .await
         };
         match tokio::time::timeout(self.timeouts.response, ping).await {
-            Ok(result) => result.map(drop).map_err(store_error),
+            Ok(result) => result.map(drop).map_err(store_error)?,
+            Err(_) => {
+                return Err(CartError::Unavailable(
+                    "redis did not answer PING in time".into(),
+                ));
+            }
+        }
+        let survey = async {
+            let _one = self.eviction.checking.lock().await;
+            self.survey().await
+        };
+        match tokio::time::timeout(self.timeouts.response, survey).await {
+            Ok(result) => result,
             Err(_) => Err(CartError::Unavailable(
-                "redis did not answer PING in time".into(),
+                "redis did not answer INFO in time".into(),
             )),
         }
     }

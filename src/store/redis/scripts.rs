@@ -1,6 +1,13 @@
 //! The Lua scripts: [`Script`] is the one table of them (name, source, flags, keys, retry
 //! class); each is prefixed with the shared prelude and built once per store.
 //! `redis::Script` calls them by SHA (EVALSHA) and loads them again on NOSCRIPT.
+//!
+//! Every script declares its Redis 7 flags (`#!lua flags=...`, the first line of its source,
+//! from its row of [`Script`]'s table; the reason is in the script's header). A script
+//! without `allow-oom` is refused whole by a Redis over `maxmemory` (OOM, before its first
+//! command), so a full Redis never holds half a change; only Get (it overwrites a timestamp in
+//! place) and Remove (it frees) carry `allow-oom` and run when Redis is full. A script with
+//! flags may only touch keys of one slot: each names only its own KEYS, one hash tag.
 
 use super::codec::MetaField;
 use crate::domain::CartPolicy;
@@ -74,6 +81,10 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
         ("@MAX_LINES@", i64::from(limits.max_lines)),
         ("@MAX_QUANTITY@", i64::from(limits.max_quantity)),
         ("@MAX_COUPONS@", i64::from(limits.max_coupons)),
+        (
+            "@MAX_CART_BYTES@",
+            i64::try_from(limits.max_cart_bytes).unwrap_or(i64::MAX),
+        ),
     ] {
         core = core.replace(name, &value.to_string());
     }
@@ -150,7 +161,7 @@ impl Script {
         self.row().span_name
     }
 
-    /// The Redis 7 flags it declares in its `#!lua flags=` line (none: no shebang).
+    /// The Redis 7 flags it declares in its `#!lua` line.
     pub fn flags(self) -> &'static [&'static str] {
         self.row().flags
     }
@@ -207,12 +218,12 @@ macro_rules! row {
 /// In the order of [`Script::ALL`].
 const TABLE: [Row; 8] = [
     row!("create", &[], WhenGuarded, mutates: true),
-    row!("get", &[], Always, mutates: false),
+    row!("get", &["allow-oom"], Always, mutates: false),
     row!("add_items", &[], WhenGuarded, mutates: true),
     row!("update_items", &[], WhenGuarded, mutates: true),
     row!("apply_coupon", &[], WhenGuarded, mutates: true),
     row!("clear", &[], WhenGuarded, mutates: true),
-    row!("remove", &[], WhenGuarded, mutates: true),
+    row!("remove", &["allow-oom"], WhenGuarded, mutates: true),
     row!("delete", &[], Always, mutates: true),
 ];
 
@@ -229,13 +240,14 @@ impl Scripts {
     }
 }
 
-/// The full source of `script` for a store with `policy`: its flags line, then [`source`].
+/// The full source of `script` for a store with `policy`: its flags line (Redis reads flags
+/// only on the first line; a script without any still declares that it has none, which is
+/// what makes a full Redis refuse it), then [`source`].
 pub fn script_source(script: Script, policy: &CartPolicy) -> String {
-    let mut text = String::new();
-    if !script.flags().is_empty() {
-        // Must be the first line of the script.
-        text.push_str(&format!("#!lua flags={}\n", script.flags().join(",")));
-    }
+    let mut text = match script.flags() {
+        [] => "#!lua\n".to_owned(),
+        flags => format!("#!lua flags={}\n", flags.join(",")),
+    };
     text.push_str(&source(script.row().body, policy));
     text
 }
@@ -280,6 +292,34 @@ mod tests {
     }
 
     #[test]
+    fn every_script_starts_with_its_flags() {
+        // The flags each script declares, and so whether a full Redis runs it.
+        let expected = [
+            (Script::Create, "#!lua"),
+            (Script::Get, "#!lua flags=allow-oom"),
+            (Script::AddItems, "#!lua"),
+            (Script::UpdateItems, "#!lua"),
+            (Script::ApplyCoupon, "#!lua"),
+            (Script::Clear, "#!lua"),
+            (Script::Remove, "#!lua flags=allow-oom"),
+            (Script::Delete, "#!lua"),
+        ];
+        for (script, flags) in expected {
+            let loaded = script_source(script, &CartPolicy::default());
+            assert_eq!(loaded.lines().next(), Some(flags), "{}", script.name());
+            let shebangs = loaded.lines().filter(|l| l.starts_with("#!")).count();
+            assert_eq!(shebangs, 1, "{}: one shebang", script.name());
+            // Each script keeps the reason for its flags in its header comment.
+            assert!(
+                script.row().body.contains("-- Flags: "),
+                "{} says why",
+                script.name()
+            );
+        }
+        assert_eq!(Script::ALL.len(), expected.len());
+    }
+
+    #[test]
     fn header_positions_come_from_the_rust_field_list() {
         let clear = script_source(Script::Clear, &CartPolicy::default());
         let line = clear
@@ -314,7 +354,5 @@ mod tests {
         }
         assert_eq!(Script::Get.retry_class(), RetryClass::Always);
         assert!(!Script::Get.mutates() && Script::Clear.mutates());
-        // No flags yet: no shebang, so Redis < 7 loads the scripts too.
-        assert!(!script_source(Script::Get, &CartPolicy::default()).starts_with("#!"));
     }
 }
