@@ -355,8 +355,13 @@ impl RedisStore {
             .send_with_retry(&request, call.retry(), deadline)
             .await?;
         let reply = codec::parse_reply(sent.reply, &self.policy.limits)?;
-        // A change (or, under an idempotency key, its remembered outcome) was written.
-        let wrote = matches!(reply, Reply::Ok(_)) || call.request.is_some();
+        // A change (or, under an idempotency key, its remembered outcome) was written; a
+        // refusal for want of memory is not remembered.
+        let wrote = match &reply {
+            Reply::Ok(_) => true,
+            Reply::Refused(CartError::StoreFull) => false,
+            Reply::Refused(_) => call.request.is_some(),
+        };
         self.check_durability(sent.acked, wrote)?;
         Self::outcome(reply, &call, sent.attempts)
     }
