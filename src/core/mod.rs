@@ -10,7 +10,7 @@ pub mod command;
 mod observe;
 mod view;
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::auth::{CartTokens, Principal, Scope};
 use crate::domain::{

@@ -3,7 +3,9 @@
 //! `cart_requests_total` / latency metrics and the `error.type` of the request's server span.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -52,7 +54,7 @@ pub async fn observe<T>(
     let span = span(operation);
     let body = body.instrument(span.clone());
     let result = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), body)
+        Some(deadline) => tokio::time::timeout_at(deadline, body)
             .await
             .unwrap_or(Err(CartError::DeadlineExceeded)),
         None => body.await,

@@ -6,7 +6,9 @@
 //! command ([`convert`]), runs it in the core and encodes the outcome; the error becomes a
 //! `Status` in one place ([`super::status`]). No cart logic lives here.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tonic::{Request, Response, Status};
 
