@@ -75,6 +75,10 @@ pub enum CartError {
     ReplicationTimeout { acked: i64, wanted: u32 },
     #[error("deadline exceeded")]
     DeadlineExceeded,
+    /// Too many requests in flight, for the service or for the caller's tenant (see
+    /// [`crate::admission`]): refused before any work, so retrying later is safe.
+    #[error("too many requests in flight; retry later")]
+    Overloaded,
     #[error("internal error")]
     Internal(#[source] BoxError),
 }
@@ -113,6 +117,7 @@ impl CartError {
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
             Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Overloaded => "OVERLOADED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -134,6 +139,7 @@ impl CartError {
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Unavailable(_) | Self::ReplicationTimeout { .. } => Code::Unavailable,
             Self::DeadlineExceeded => Code::DeadlineExceeded,
+            Self::Overloaded => Code::ResourceExhausted,
             Self::Internal(_) => Code::Internal,
         }
     }
@@ -252,6 +258,9 @@ impl From<CartError> for Status {
                     ]),
                 );
             }
+            CartError::Overloaded => {
+                details.set_retry_info(Some(crate::admission::RETRY_AFTER));
+            }
             _ => {}
         }
         Status::with_error_details(error.code(), error.client_message(), details)
@@ -294,6 +303,20 @@ mod tests {
             (info.reason.as_str(), info.domain.as_str()),
             ("INVALID_ARGUMENT", ERROR_DOMAIN)
         );
+    }
+
+    #[test]
+    fn overload_is_resource_exhausted_with_a_retry_delay() {
+        let status: Status = CartError::Overloaded.into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "OVERLOADED");
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
+            Some(crate::admission::RETRY_AFTER)
+        );
+        assert!(!CartError::Overloaded.is_store_failure());
+        assert!(CartError::Overloaded.remembered().is_none());
     }
 
     #[test]
