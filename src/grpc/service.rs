@@ -49,6 +49,11 @@ impl CartService {
         &self.tokens
     }
 
+    /// The admission limits the handlers apply (what is in flight, for embedding callers).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
     fn view(&self, key: &CartKey, state: &CartState) -> pb::Cart {
         convert::cart_view(key, state, &self.tokens, &self.policy)
     }

@@ -39,6 +39,7 @@ mod helpers;
 mod history;
 mod idempotency;
 mod outage;
+mod overload;
 mod redis_store;
 mod retries;
 mod server;
