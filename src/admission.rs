@@ -32,6 +32,9 @@ use crate::error::CartError;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// Default of `[admission] max_in_flight_per_tenant`.
 pub const DEFAULT_MAX_IN_FLIGHT_PER_TENANT: usize = 32;
+/// Default of `[admission] max_streams_per_connection`: the least RFC 9113 recommends (so as
+/// not to limit a client's parallelism), where tonic would leave it unbounded.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
 /// How long a refused client is asked to wait (`RetryInfo.retry_delay`, `Retry-After`).
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -44,6 +47,11 @@ pub struct AdmissionConfig {
     /// Cart requests of one tenant at once, unless its `[[tenants]]` entry sets
     /// `max_in_flight`.
     pub max_in_flight_per_tenant: usize,
+    /// HTTP/2 streams one gRPC connection may have open at once (the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; health checks count too). A client past it waits on
+    /// its own side, so one connection cannot make the server hold more (streams, tasks,
+    /// buffers) than this, however many requests it sends.
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for AdmissionConfig {
@@ -51,6 +59,7 @@ impl Default for AdmissionConfig {
         Self {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_in_flight_per_tenant: DEFAULT_MAX_IN_FLIGHT_PER_TENANT,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
         }
     }
 }
@@ -58,7 +67,10 @@ impl Default for AdmissionConfig {
 impl AdmissionConfig {
     /// A limit of 0 would refuse every request.
     pub fn check(&self) -> Result<(), String> {
-        if self.max_in_flight == 0 || self.max_in_flight_per_tenant == 0 {
+        if self.max_in_flight == 0
+            || self.max_in_flight_per_tenant == 0
+            || self.max_streams_per_connection == 0
+        {
             return Err("admission limits must be at least 1".into());
         }
         Ok(())
@@ -204,6 +216,7 @@ mod tests {
         AdmissionConfig {
             max_in_flight: global,
             max_in_flight_per_tenant: per_tenant,
+            ..AdmissionConfig::default()
         }
     }
 

@@ -14,9 +14,7 @@ use crate::admission::Admission;
 use crate::auth::CartTokens;
 use crate::config::Settings;
 use crate::domain::TenantId;
-use crate::grpc::{
-    AuthInterceptor, CartService, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, ServerSpanLayer,
-};
+use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES, ServerSpanLayer};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
 use crate::store::{MemoryStore, RedisStore, SharedStore};
@@ -201,7 +199,7 @@ impl Application {
         let grpc = tonic::transport::Server::builder()
             // tonic leaves HTTP/2 streams per connection unbounded; a client past this many
             // waits on its own side (SETTINGS_MAX_CONCURRENT_STREAMS) instead of queueing here.
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .max_concurrent_streams(self.settings.admission.max_streams_per_connection)
             // gRPC-Web from browsers arrives over HTTP/1.1; CORS (outermost) answers their
             // preflights before the gRPC-Web translation sees the request.
             .accept_http1(true)

@@ -16,12 +16,6 @@ pub use service::CartService;
 /// Largest accepted gRPC message (SPEC §6).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-/// HTTP/2 streams one gRPC connection may have open at once (the server's
-/// SETTINGS_MAX_CONCURRENT_STREAMS). Admission refuses cart requests past its own limits at
-/// once; this bounds what one connection can make the server hold (streams, tasks, buffers)
-/// before admission sees them. Health checks share it.
-pub const MAX_CONCURRENT_STREAMS: u32 = 256;
-
 /// Resolves the `authorization: Bearer` metadata into a [`crate::auth::Principal`] that the
 /// handlers find in the request's extensions.
 #[derive(Clone)]

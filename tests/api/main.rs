@@ -35,6 +35,7 @@ mod cluster;
 mod concurrency;
 mod contract;
 mod faults;
+mod flood;
 mod helpers;
 mod history;
 mod idempotency;
