@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::admission::Admission;
-use crate::auth::{CartTokens, Principal, Scope};
+use crate::auth::{CartTokens, IdIsTheCapability, Principal, Scope};
 use crate::deadline;
 use crate::domain::{CartKey, CartPolicy, CartState, Mutation, RequestTag, TenantId, now_millis};
 use crate::error::CartError;
@@ -329,6 +329,7 @@ impl CartServiceApi for CartService {
             let mutation = Mutation::Clear {
                 preserve_coupons,
                 reason,
+                only_generated_id: request.extensions().get::<IdIsTheCapability>().is_some(),
             };
             let (cart, items_cleared) = self
                 .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())

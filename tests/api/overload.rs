@@ -242,6 +242,7 @@ async fn the_redis_store_sends_nothing_past_the_deadline() {
                     Mutation::Clear {
                         preserve_coupons: false,
                         reason: String::new(),
+                        only_generated_id: false,
                     },
                     0,
                     now,
