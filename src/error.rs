@@ -131,6 +131,10 @@ pub enum CartError {
     ReplicationTimeout { acked: i64, wanted: u32 },
     #[error("deadline exceeded")]
     DeadlineExceeded,
+    /// Too many requests in flight, for the service or for the caller's tenant (see
+    /// [`crate::admission`]): refused before any work, so retrying later is safe.
+    #[error("too many requests in flight; retry later")]
+    Overloaded,
     #[error("internal error")]
     Internal(#[source] BoxError),
 }
@@ -185,6 +189,7 @@ impl CartError {
             Self::StoreFull => "STORE_FULL",
             Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Overloaded => "OVERLOADED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -208,6 +213,7 @@ impl CartError {
             Self::Unavailable(_) | Self::ReplicationTimeout { .. } => Code::Unavailable,
             Self::StoreFull => Code::ResourceExhausted,
             Self::DeadlineExceeded => Code::DeadlineExceeded,
+            Self::Overloaded => Code::ResourceExhausted,
             Self::Internal(_) => Code::Internal,
         }
     }
@@ -343,6 +349,9 @@ impl From<CartError> for Status {
             CartError::StoreFull => {
                 details.set_retry_info(Some(STORE_FULL_RETRY_DELAY));
             }
+            CartError::Overloaded => {
+                details.set_retry_info(Some(crate::admission::RETRY_AFTER));
+            }
             _ => {}
         }
         Status::with_error_details(error.code(), error.client_message(), details)
@@ -385,6 +394,20 @@ mod tests {
             (info.reason.as_str(), info.domain.as_str()),
             ("INVALID_ARGUMENT", ERROR_DOMAIN)
         );
+    }
+
+    #[test]
+    fn overload_is_resource_exhausted_with_a_retry_delay() {
+        let status: Status = CartError::Overloaded.into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "OVERLOADED");
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
+            Some(crate::admission::RETRY_AFTER)
+        );
+        assert!(!CartError::Overloaded.is_store_failure());
+        assert!(CartError::Overloaded.remembered().is_none());
     }
 
     #[test]

@@ -323,6 +323,11 @@ async fn delete(
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
+            "OVERLOADED" => XmError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "Too many requests in flight, retry later.",
+            ),
             "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",

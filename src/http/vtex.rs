@@ -238,6 +238,11 @@ async fn handle(
         },
         Err(status) => refuse(match reason(&status).as_str() {
             "CART_NOT_FOUND" | "INVALID_ARGUMENT" | "CART_DELETED" => VtexError::INVALID_CART,
+            "OVERLOADED" => VtexError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "CHK0503",
+                message: "Too many requests, retry later",
+            },
             "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => VtexError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "CHK0503",

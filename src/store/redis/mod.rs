@@ -255,6 +255,10 @@ impl RedisStore {
         let mut connection = self.connection.active().await?;
         let mut loaded = false;
         loop {
+            // Connecting may have taken the client's remaining time.
+            if crate::deadline::check().is_err() {
+                return Err(deadline_passed());
+            }
             let reply = match request {
                 Request::Alone(cmd, _) => cmd
                     .query_async::<Value>(&mut connection)
@@ -339,7 +343,10 @@ impl RedisStore {
             Request::Alone(cmd, call.script)
         };
         let retry = call.retry;
-        let deadline = Instant::now() + self.timeouts.response;
+        let store_deadline = Instant::now() + self.timeouts.response;
+        // The client's deadline, when it comes first, bounds the call and every resend.
+        let client_deadline = crate::deadline::current().filter(|client| *client < store_deadline);
+        let deadline = client_deadline.unwrap_or(store_deadline);
         if self.eviction.needs_survey(self.connection.generation()) {
             // Unreachable Redis shows in the call itself.
             let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
@@ -347,6 +354,8 @@ impl RedisStore {
         self.eviction.admit()?;
         let mut attempt = 1;
         let (reply, acked) = loop {
+            // Never send (or resend) what the client no longer waits for.
+            crate::deadline::check()?;
             let generation = self.connection.generation();
             let error = match tokio::time::timeout_at(deadline, self.send(&request)).await {
                 Ok(Ok(reply)) => break reply,
@@ -355,8 +364,11 @@ impl RedisStore {
                     if connection::failure_is_connection(&error) {
                         self.eviction.invalidate();
                     }
+                    // Past the client's deadline, a failure is not worth a resend, nor reporting.
+                    crate::deadline::check()?;
                     error
                 }
+                Err(_) if client_deadline.is_some() => return Err(CartError::DeadlineExceeded),
                 Err(_) => {
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
@@ -436,6 +448,15 @@ impl Request<'_> {
             Self::Alone(_, script) | Self::Replicated(_, script) => script,
         }
     }
+}
+
+/// A command not sent because the client's deadline passed while it waited for a
+/// connection; [`RedisStore::run`] answers it with DEADLINE_EXCEEDED.
+fn deadline_passed() -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "the client's deadline passed before the command was sent",
+    ))
 }
 
 /// What a failed call tells about its command.
