@@ -65,6 +65,15 @@ impl Default for AdmissionConfig {
 }
 
 impl AdmissionConfig {
+    /// Dev mode's limits: its one tenant (`default`) has nobody to share with, so its limit is
+    /// the service's.
+    pub fn single_tenant() -> Self {
+        Self {
+            max_in_flight_per_tenant: DEFAULT_MAX_IN_FLIGHT,
+            ..Self::default()
+        }
+    }
+
     /// A limit of 0 would refuse every request.
     pub fn check(&self) -> Result<(), String> {
         if self.max_in_flight == 0

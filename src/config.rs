@@ -240,7 +240,7 @@ impl Settings {
             tenants: Vec::new(),
             health_interval: Duration::from_secs(1),
             grpc_web: GrpcWebConfig::default(),
-            admission: AdmissionConfig::default(),
+            admission: AdmissionConfig::single_tenant(),
         }
     }
 
@@ -466,7 +466,16 @@ vtex   = { account = "cosmetics2" }
     #[test]
     fn admission_limits_parse_with_per_tenant_overrides() {
         let mut settings = local();
-        assert_eq!(settings.admission, AdmissionConfig::default());
+        assert_eq!(local().admission, AdmissionConfig::single_tenant());
+        assert_eq!(
+            local().admission.max_in_flight_per_tenant,
+            local().admission.max_in_flight
+        );
+        let mut configured = local();
+        configured
+            .apply_file("hmac_secret = \"0123456789abcdef\"\n", Path::new("c.toml"))
+            .unwrap();
+        assert_eq!(configured.admission, AdmissionConfig::default());
         let text = "hmac_secret = \"0123456789abcdef\"\n\
                     [admission]\nmax_in_flight = 100\nmax_in_flight_per_tenant = 10\n\
                     [[tenants]]\nid = \"big\"\nmax_in_flight = 50\n\
