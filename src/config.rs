@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::admission::AdmissionConfig;
 use crate::auth::{Authenticator, DEV_HMAC_SECRET, Principal, Scope};
 use crate::domain::{CartPolicy, Limits, TenantId};
 use crate::grpc_web::GrpcWebConfig;
@@ -53,6 +54,8 @@ pub struct TenantConfig {
     pub xm: Option<XmConfig>,
     pub amazon: Option<AmazonConfig>,
     pub vtex: Option<VtexConfig>,
+    /// This tenant's own concurrency limit (default: `[admission] max_in_flight_per_tenant`).
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +155,9 @@ pub struct ConfigFile {
     pub redis: RedisConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// Concurrency limits, in all and per tenant.
+    #[serde(default)]
+    pub admission: AdmissionConfig,
     #[serde(default)]
     pub memory: MemoryConfig,
     #[serde(default)]
@@ -212,6 +218,8 @@ pub struct Settings {
     pub health_interval: Duration,
     /// gRPC-Web CORS (none in dev mode).
     pub grpc_web: GrpcWebConfig,
+    /// Concurrency limits (per-tenant overrides are in `tenants`).
+    pub admission: AdmissionConfig,
 }
 
 impl Settings {
@@ -232,6 +240,7 @@ impl Settings {
             tenants: Vec::new(),
             health_interval: Duration::from_secs(1),
             grpc_web: GrpcWebConfig::default(),
+            admission: AdmissionConfig::single_tenant(),
         }
     }
 
@@ -318,6 +327,11 @@ impl Settings {
             if !seen_tenants.insert(id.clone()) {
                 return Err(invalid(format!("tenant {id} is defined twice")));
             }
+            if tenant.max_in_flight == Some(0) {
+                return Err(invalid(format!(
+                    "tenant {id}: max_in_flight must be at least 1"
+                )));
+            }
             for key in &tenant.api_keys {
                 let mut principal = Principal {
                     tenant: id.clone(),
@@ -348,6 +362,10 @@ impl Settings {
         self.authenticator = Authenticator::from_keys(keys);
         self.hmac_secret = file.hmac_secret;
         self.tenants = file.tenants;
+        file.admission
+            .check()
+            .map_err(|e| invalid(format!("admission: {e}")))?;
+        self.admission = file.admission;
         file.grpc_web.check().map_err(invalid)?;
         self.grpc_web = file.grpc_web;
         Ok(())
@@ -443,6 +461,45 @@ vtex   = { account = "cosmetics2" }
             .apply_file(too_slow, Path::new("c.toml"))
             .unwrap_err();
         assert!(err.to_string().contains("durability.timeout"), "{err}");
+    }
+
+    #[test]
+    fn admission_limits_parse_with_per_tenant_overrides() {
+        let mut settings = local();
+        assert_eq!(local().admission, AdmissionConfig::single_tenant());
+        assert_eq!(
+            local().admission.max_in_flight_per_tenant,
+            local().admission.max_in_flight
+        );
+        let mut configured = local();
+        configured
+            .apply_file("hmac_secret = \"0123456789abcdef\"\n", Path::new("c.toml"))
+            .unwrap();
+        assert_eq!(configured.admission, AdmissionConfig::default());
+        let text = "hmac_secret = \"0123456789abcdef\"\n\
+                    [admission]\nmax_in_flight = 100\nmax_in_flight_per_tenant = 10\n\
+                    [[tenants]]\nid = \"big\"\nmax_in_flight = 50\n\
+                    [[tenants]]\nid = \"small\"\n";
+        settings.apply_file(text, Path::new("c.toml")).unwrap();
+        assert_eq!(settings.admission.max_in_flight, 100);
+        assert_eq!(settings.admission.max_in_flight_per_tenant, 10);
+        assert_eq!(settings.tenants[0].max_in_flight, Some(50));
+        assert_eq!(settings.tenants[1].max_in_flight, None);
+        for bad in [
+            "[admission]\nmax_in_flight = 0",
+            "[admission]\nmax_in_flight_per_tenant = 0",
+            "[admission]\nqueue = 10",
+            "[[tenants]]\nid = \"a\"\nmax_in_flight = 0",
+        ] {
+            let text = format!("hmac_secret = \"0123456789abcdef\"\n{bad}");
+            let err = local().apply_file(&text, Path::new("c.toml")).unwrap_err();
+            assert!(
+                err.to_string().contains("admission")
+                    || err.to_string().contains("max_in_flight")
+                    || err.to_string().contains("queue"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub enum CartError {
     ReplicationTimeout { acked: i64, wanted: u32 },
     #[error("deadline exceeded")]
     DeadlineExceeded,
+    /// Too many requests in flight, for the service or for the caller's tenant (see
+    /// [`crate::admission`]): refused before any work, so retrying later is safe.
+    #[error("too many requests in flight; retry later")]
+    Overloaded,
     #[error("internal error")]
     Internal(#[source] BoxError),
 }
@@ -178,6 +182,7 @@ impl CartError {
             Self::StoreFull => "STORE_FULL",
             Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Overloaded => "OVERLOADED",
             Self::Internal(_) => "INTERNAL",
         }
     }

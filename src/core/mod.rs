@@ -12,6 +12,7 @@ mod view;
 
 use tokio::time::Instant;
 
+use crate::admission::Admission;
 use crate::auth::{CartTokens, Principal, Scope};
 use crate::domain::{
     CartId, CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, now_millis,
@@ -100,6 +101,7 @@ pub struct Core {
     store: SharedStore,
     tokens: CartTokens,
     policy: CartPolicy,
+    admission: Admission,
 }
 
 impl Core {
@@ -108,7 +110,18 @@ impl Core {
             store,
             tokens,
             policy,
+            admission: Admission::default(),
         }
+    }
+
+    /// The same core under other admission limits.
+    pub fn with_admission(self, admission: Admission) -> Self {
+        Self { admission, ..self }
+    }
+
+    /// The admission limits the core applies (what is in flight, for embedding callers).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     pub fn tokens(&self) -> &CartTokens {
@@ -152,7 +165,10 @@ impl Core {
     }
 
     /// Every store call goes through here: a caller whose deadline has passed is answered
-    /// DEADLINE_EXCEEDED without touching the store.
+    /// DEADLINE_EXCEEDED without touching the store; then the call takes an admission permit
+    /// (refused at once with OVERLOADED past the service's or the tenant's limit, see
+    /// [`crate::admission`]), held until it ends, and runs with the caller's deadline visible
+    /// to the store ([`crate::deadline`]), which sends nothing past it.
     async fn store_call<T>(
         &self,
         caller: &Caller,
@@ -164,7 +180,8 @@ impl Core {
         {
             return Err(CartError::DeadlineExceeded);
         }
-        call.await
+        let _permit = self.admission.admit(&caller.principal.tenant)?;
+        crate::deadline::within(caller.deadline, call).await
     }
 
     fn view(&self, key: CartKey, state: CartState) -> CartView {

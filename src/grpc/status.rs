@@ -34,6 +34,7 @@ pub fn code(error: &CartError) -> Code {
         CartError::Unavailable(_) | CartError::ReplicationTimeout { .. } => Code::Unavailable,
         CartError::StoreFull => Code::ResourceExhausted,
         CartError::DeadlineExceeded => Code::DeadlineExceeded,
+        CartError::Overloaded => Code::ResourceExhausted,
         CartError::Internal(_) => Code::Internal,
     }
 }
@@ -72,6 +73,9 @@ impl From<CartError> for Status {
             }
             CartError::StoreFull => {
                 details.set_retry_info(Some(STORE_FULL_RETRY_DELAY));
+            }
+            CartError::Overloaded => {
+                details.set_retry_info(Some(crate::admission::RETRY_AFTER));
             }
             _ => {}
         }
@@ -172,6 +176,20 @@ mod tests {
         );
         assert!(CartError::StoreFull.is_store_failure());
         assert!(CartError::StoreFull.remembered().is_none());
+    }
+
+    #[test]
+    fn overload_is_resource_exhausted_with_a_retry_delay() {
+        let status: Status = CartError::Overloaded.into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "OVERLOADED");
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
+            Some(crate::admission::RETRY_AFTER)
+        );
+        assert!(!CartError::Overloaded.is_store_failure());
+        assert!(CartError::Overloaded.remembered().is_none());
     }
 
     #[test]

@@ -291,6 +291,11 @@ impl Dialect for Amazon {
                 let arguments = parse_query(cx.head.query.as_deref()).unwrap_or_default();
                 invalid_cart_id(argument(&arguments, "CartId").unwrap_or_default())
             }
+            CartError::Overloaded => AwsError::new(
+                "AWS.ServiceUnavailable",
+                "Too many requests are in flight. Please retry.",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE),
             CartError::Unavailable(_)
             | CartError::ReplicationTimeout { .. }
             | CartError::StoreFull => AwsError::new(

@@ -325,6 +325,11 @@ impl Dialect for FabricXm {
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
+            CartError::Overloaded => XmError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "Too many requests in flight, retry later.",
+            ),
             CartError::Unavailable(_)
             | CartError::ReplicationTimeout { .. }
             | CartError::StoreFull => XmError::new(

@@ -296,6 +296,12 @@ impl Dialect for Stateset {
                 "idempotency_key_reused",
                 "Keys for idempotent requests can only be used with the same parameters they were first used with",
             ),
+            CartError::Overloaded => StatesetError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "service_unavailable",
+                "Too many requests in flight, retry later",
+            ),
             CartError::Unavailable(_)
             | CartError::ReplicationTimeout { .. }
             | CartError::StoreFull => StatesetError::new(

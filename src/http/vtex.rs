@@ -78,6 +78,11 @@ impl VtexError {
         code: "CHK0503",
         message: "Service unavailable",
     };
+    pub const OVERLOADED: Self = Self {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "CHK0503",
+        message: "Too many requests, retry later",
+    };
     pub const INTERNAL: Self = Self {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "CHK0500",
@@ -267,6 +272,7 @@ impl Dialect for Vtex {
             CartError::CartNotFound | CartError::InvalidArgument(_) | CartError::CartDeleted => {
                 VtexError::INVALID_CART
             }
+            CartError::Overloaded => VtexError::OVERLOADED,
             CartError::Unavailable(_)
             | CartError::ReplicationTimeout { .. }
             | CartError::StoreFull => VtexError::UNAVAILABLE,

@@ -262,6 +262,16 @@ impl Dialect for Zaui {
             CartError::CartNotFound => ZapiError::validation("Cart session not found"),
             CartError::InvalidArgument(_) => ZapiError::validation("cartId is not a valid cart id"),
             CartError::CartDeleted => ZapiError::validation("Cart session is already checked out"),
+            // The one refusal that is not 200: HTTP clients and proxies back off on a 503
+            // with Retry-After, whatever the envelope says.
+            CartError::Overloaded => {
+                return ZauiRefusal {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    ..ZauiRefusal::of_method(ZapiError::general(
+                        "Too many requests in flight, retry later",
+                    ))
+                };
+            }
             CartError::Unavailable(_)
             | CartError::ReplicationTimeout { .. }
             | CartError::StoreFull => {

@@ -623,7 +623,8 @@ pub async fn spawn_with_store(store: SharedStore) -> TestApp {
     .await
 }
 
-async fn start(app: Application) -> TestApp {
+/// Serves an app built by the test (to keep a handle on its parts first).
+pub async fn start(app: Application) -> TestApp {
     // RUST_LOG=… shows the service's logs while debugging a test.
     if std::env::var_os("RUST_LOG").is_some() {
         cart_service::telemetry::init();

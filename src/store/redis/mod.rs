@@ -266,6 +266,10 @@ impl RedisStore {
         let mut connection = self.connection.active().await?;
         let mut loaded = false;
         loop {
+            // Connecting may have taken the client's remaining time.
+            if crate::deadline::check().is_err() {
+                return Err(deadline_passed());
+            }
             let reply = match request {
                 Request::Alone(cmd, _) => cmd
                     .query_async::<Value>(&mut connection)
@@ -349,10 +353,13 @@ impl RedisStore {
         } else {
             Request::Alone(cmd, call.script)
         };
-        let deadline = Instant::now() + self.timeouts.response;
+        let store_deadline = Instant::now() + self.timeouts.response;
+        // The client's deadline, when it comes first, bounds the call and every resend.
+        let client_deadline = crate::deadline::current().filter(|client| *client < store_deadline);
+        let deadline = client_deadline.unwrap_or(store_deadline);
         self.check_eviction(deadline).await?;
         let sent = self
-            .send_with_retry(&request, call.retry(), deadline)
+            .send_with_retry(&request, call.retry(), deadline, client_deadline.is_some())
             .await?;
         let reply = codec::parse_reply(sent.reply, &self.policy.limits)?;
         // A change (or, under an idempotency key, its remembered outcome) was written; a
@@ -366,17 +373,21 @@ impl RedisStore {
         Self::outcome(reply, &call, sent.attempts)
     }
 
-    /// Sends `request` until it is answered, resending after a transient failure while the
-    /// store timeout allows and `retry` permits (a failure that never reached Redis is always
-    /// resent).
+    /// Sends `request` until it is answered, resending after a transient failure while
+    /// `deadline` (the store timeout, or the client's deadline when `client_bound`) allows and
+    /// `retry` permits (a failure that never reached Redis is always resent). Nothing is sent
+    /// or resent past the client's deadline.
     async fn send_with_retry(
         &self,
         request: &Request,
         retry: Retry,
         deadline: Instant,
+        client_bound: bool,
     ) -> Result<Sent, CartError> {
         let mut attempts = 1;
         loop {
+            // Never send (or resend) what the client no longer waits for.
+            crate::deadline::check()?;
             let generation = self.connection.generation();
             let error = match tokio::time::timeout_at(deadline, self.send(request)).await {
                 Ok(Ok((reply, acked))) => {
@@ -392,8 +403,11 @@ impl RedisStore {
                     if connection::failure_is_connection(&error) {
                         self.eviction.invalidate();
                     }
+                    // Past the client's deadline, a failure is not worth a resend, nor reporting.
+                    crate::deadline::check()?;
                     error
                 }
+                Err(_) if client_bound => return Err(CartError::DeadlineExceeded),
                 Err(_) => {
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
@@ -492,6 +506,15 @@ struct Sent {
     acked: Option<i64>,
     /// How many times it was sent.
     attempts: u32,
+}
+
+/// A command not sent because the client's deadline passed while it waited for a
+/// connection; [`RedisStore::run`] answers it with DEADLINE_EXCEEDED.
+fn deadline_passed() -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "the client's deadline passed before the command was sent",
+    ))
 }
 
 /// What a failed call tells about its command.
