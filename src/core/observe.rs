@@ -1,6 +1,7 @@
 //! The one place that observes an operation on every interface: its span (named after the
-//! operation, with `tenant`, `cart_id` and `correlation_id`), the in-flight gauge, the caller's deadline, the
-//! `cart_requests_total` / latency metrics and the `error.type` of the request's server span.
+//! operation, with `tenant`, `cart_id` and `correlation_id`), the in-flight gauge, the
+//! caller's deadline, the `cart_requests_total` / latency metrics, the log line of a failure
+//! and the `error.type` of the request's server span.
 
 use std::future::Future;
 use std::time::Duration;
