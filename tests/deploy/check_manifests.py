@@ -12,10 +12,10 @@ import sys
 
 import yaml
 
-# How long one in-flight call can take, at most, after SIGTERM: the config's redis_timeout
-# default (src/store/redis/mod.rs), and the OTLP exporter's default export timeout for the span
-# flush that follows the drain.
-REDIS_TIMEOUT_S = 2
+# How long the drain can take after SIGTERM: the config's redis_timeout default
+# (src/store/redis/mod.rs) plus the second after which src/app.rs cuts what is still open; and
+# the OTLP exporter's default export timeout, for the span flush that follows the drain.
+DRAIN_S = 2 + 1
 OTLP_EXPORT_TIMEOUT_S = 10
 GRPC_PORT, HTTP_PORT = 50051, 8080
 
@@ -104,10 +104,10 @@ def check_cart_service(by_kind, where):
     grace = pod.get("terminationGracePeriodSeconds", 30)
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     check(pre_stop > 0, f"preStop sleeps {pre_stop} s while the endpoints' removal spreads")
-    needed = pre_stop + REDIS_TIMEOUT_S + OTLP_EXPORT_TIMEOUT_S
+    needed = pre_stop + DRAIN_S + OTLP_EXPORT_TIMEOUT_S
     check(
         grace > needed,
-        f"terminationGracePeriodSeconds {grace} > preStop {pre_stop} + drain {REDIS_TIMEOUT_S}"
+        f"terminationGracePeriodSeconds {grace} > preStop {pre_stop} + drain {DRAIN_S}"
         f" + span flush {OTLP_EXPORT_TIMEOUT_S} = {needed}",
     )
 

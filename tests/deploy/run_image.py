@@ -6,8 +6,8 @@ Usage: run_image.py <image> <rendered base.yaml> <config.toml>   (scripts/test-i
 It must run in a network namespace of its own (scripts/test-image starts it under
 `unshare --net`): only that namespace's loopback exists there, so the service binds the image's
 default 0.0.0.0:50051 and 0.0.0.0:8080 as in a pod, beside nothing else, and no packet can leave.
-In it, it starts a redis-server (noeviction, as the manifests require) and a DNS server that
-knows one name, `redis.cart.svc.cluster.local`: the image resolves `redis://redis:PORT` through
+In it, it starts a redis-server (noeviction, as the manifests require), a TLS listener for
+OTLP, and a DNS server that knows two names, `redis.cart.svc.cluster.local` (and the collector's): the image resolves `redis://redis:PORT` through
 its search domain and its nameserver, as in a cluster.
 
 Each run is `buildah run --isolation chroot` of the image's own entrypoint, environment and user;
@@ -20,7 +20,13 @@ Secret would be. Checked:
   gRPC health answers SERVING; /readyz answers 200; an unauthenticated Create is refused; a Create
   and a Get with the config's API key work; SIGTERM with a Get in flight (Redis paused under it by CLIENT PAUSE)
   lets that Get finish and exits 0 well within terminationGracePeriodSeconds less the preStop;
-- against Redis by `localhost` (the /etc/hosts path of name resolution): SERVING, then exit 0;
+- OTLP over TLS: with SSL_CERT_FILE naming the test's CA, the exporter's handshake with a TLS
+  listener at `https://otel-collector` succeeds (ALPN h2);
+- with the given config file as it is, against Redis by `localhost` (the /etc/hosts path of
+  name resolution): SERVING, the cart of the last run is there, and with the image's own CA
+  bundle the exporter refuses the test CA's certificate (unknown CA: the bundle's roots were
+  loaded, and are the only ones); SIGTERM with a health Watch open (a stream that never ends):
+  the drain cuts it after redis_timeout + 1 s and exits 0;
 - the runs wrote nothing into the image's filesystem (readOnlyRootFilesystem holds).
 Everything it starts or creates is removed when it ends, also on failure.
 """
@@ -29,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -48,6 +55,7 @@ GRPCURL = str(VENV_BIN / "grpcurl")
 DNS_ADDR = "127.0.0.53"
 SEARCH_DOMAIN = "cart.svc.cluster.local"
 REDIS_NAME = f"redis.{SEARCH_DOMAIN}"
+COLLECTOR = "otel-collector"
 CONFIG_DIR = "/etc/cart-service"
 # A Get waits on Redis paused this long, and may (redis_timeout of the mounted config).
 PAUSE_MS = 3000
@@ -119,6 +127,59 @@ class Dns:
         self.stopped.set()
         self.thread.join()
         self.sock.close()
+
+
+class TlsCollector:
+    """Where OTLP goes: a TLS listener that completes (or fails) the handshake and hangs up.
+
+    Enough to see the image's exporter speak TLS and check the certificate against its roots;
+    what it would send after the handshake is the telemetry tests' business.
+    """
+
+    def __init__(self, port, cert, key):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.context.set_alpn_protocols(["h2"])
+        self.handshakes = []
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(5)
+            try:
+                with self.context.wrap_socket(conn, server_side=True) as tls:
+                    self.handshakes.append(("ok", tls.selected_alpn_protocol()))
+            except (ssl.SSLError, OSError) as error:
+                self.handshakes.append(("failed", str(error)))
+                conn.close()
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def certificates(dir, name):
+    """A throwaway CA, and a server certificate for `name` that it signed."""
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=dir, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=cart-image-test-ca")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={name}")
+    (Path(dir) / "san.cnf").write_text(f"subjectAltName=DNS:{name}\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")
+    return Path(dir) / "ca.pem", Path(dir) / "server.pem", Path(dir) / "server.key"
 
 
 def free_port():
@@ -291,7 +352,7 @@ def main():
     )
 
     temp = Path(tempfile.mkdtemp(prefix="cart-image-test-"))
-    created, containers, redis, dns = [], [], None, None
+    created, containers, redis, dns, collector, watchers = [], [], None, None, None, []
     try:
         config_dir = temp / "config"
         config_dir.mkdir()
@@ -304,6 +365,12 @@ def main():
         os.chmod(temp, 0o755)
         os.chmod(config_dir, 0o755)
         os.chmod(config_dir / "config.toml", 0o444)
+        # The given file as it is, for the last run.
+        plain_dir = temp / "plain"
+        plain_dir.mkdir()
+        (plain_dir / "config.toml").write_text(config_path.read_text(encoding="utf-8"))
+        os.chmod(plain_dir, 0o755)
+        os.chmod(plain_dir / "config.toml", 0o444)
         api_key = tomllib.loads(config_path.read_text(encoding="utf-8"))["tenants"][0]["api_keys"][0]["key"]
 
         redis_port = free_port()
@@ -314,7 +381,18 @@ def main():
             stderr=subprocess.DEVNULL,
         )
         wait_for("redis-server", lambda: _ping(redis_port), 10)
-        dns = Dns(DNS_ADDR, {REDIS_NAME: "127.0.0.1"})
+        dns = Dns(DNS_ADDR, {REDIS_NAME: "127.0.0.1", f"{COLLECTOR}.{SEARCH_DOMAIN}": "127.0.0.1"})
+        (temp / "tls").mkdir()
+        test_ca, server_cert, server_key = certificates(temp / "tls", COLLECTOR)
+        (config_dir / "otlp-ca.pem").write_bytes(test_ca.read_bytes())
+        os.chmod(config_dir / "otlp-ca.pem", 0o444)
+        otlp_port = free_port()
+        collector = TlsCollector(otlp_port, server_cert, server_key)
+        otlp = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"https://{COLLECTOR}:{otlp_port}",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2000",
+        }
 
         def container(tag):
             name = f"cart-image-test-{os.getpid()}-{tag}"
@@ -347,7 +425,13 @@ def main():
         )
 
         # 2. As in a pod: the Secret's config file, Redis by its cluster DNS name.
-        env = {"CART_CONFIG": f"{CONFIG_DIR}/config.toml", "CART_REDIS_URL": f"redis://redis:{redis_port}/"}
+        # OTLP over TLS to a collector whose certificate the test's CA signed (SSL_CERT_FILE).
+        env = {
+            "CART_CONFIG": f"{CONFIG_DIR}/config.toml",
+            "CART_REDIS_URL": f"redis://redis:{redis_port}/",
+            **otlp,
+            "SSL_CERT_FILE": f"{CONFIG_DIR}/otlp-ca.pem",
+        }
         run = Container(container("serve"), entrypoint, env, [(config_dir, CONFIG_DIR)], temp)
         containers.append(run)
         run.start()
@@ -390,14 +474,21 @@ def main():
         check(refused.returncode != 0 and "Unauthenticated" in refused.stderr + refused.stdout, "Create without an API key: UNAUTHENTICATED (the config file is in force)")
         auth = ["-H", f"authorization: Bearer {api_key}"]
         created_cart = grpcurl(*auth, "-d", create_body, f"127.0.0.1:{grpc_port}", "cart.v1.CartService/Create")
-        check(created_cart.returncode == 0, f"Create over gRPC: {created_cart.stderr.strip()}")
+        check(created_cart.returncode == 0, f"Create over gRPC {created_cart.stderr.strip()}".strip())
         cart = json.loads(created_cart.stdout)
         got = grpcurl(*auth, "-d", json.dumps({"cart_id": cart["id"]}), f"127.0.0.1:{grpc_port}", "cart.v1.CartService/Get")
-        check(got.returncode == 0, f"Get over gRPC: {got.stderr.strip()}")
+        check(got.returncode == 0, f"Get over gRPC {got.stderr.strip()}".strip())
         read = json.loads(got.stdout)
         check(
             read["id"] == cart["id"] and read["items"][0]["sku"] == "SKU-1" and int(read["items"][0]["quantity"]) == 2,
             f"Get returns the cart Create made ({cart['id']}, 2 × SKU-1)",
+        )
+
+        handshake = wait_for("a TLS handshake from the OTLP exporter", lambda: collector.handshakes[:1], 10)[0]
+        check(
+            handshake == ("ok", "h2"),
+            f"OTLP over TLS: the exporter's handshake with https://{COLLECTOR} (resolved by DNS) "
+            f"succeeded, verified against SSL_CERT_FILE, ALPN h2: {handshake}",
         )
 
         # SIGTERM with a call in flight: Redis sleeps under a Get, the gauge shows it running.
@@ -422,7 +513,7 @@ def main():
         terminated = time.monotonic()
         os.kill(pid, signal.SIGTERM)
         out, err = in_flight.communicate(timeout=15)
-        check(in_flight.returncode == 0 and cart["id"] in out, f"the Get in flight at SIGTERM finishes: {err.strip()}")
+        check(in_flight.returncode == 0 and cart["id"] in out, f"the Get in flight at SIGTERM finishes with the cart {err.strip()}".strip())
         code = run.wait(grace)
         took = time.monotonic() - terminated
         budget = grace - pre_stop
@@ -431,17 +522,40 @@ def main():
         check("stopped" in run.output(), "the log says it drained and stopped")
 
         # 3. Redis as `localhost`: glibc's files module, through the image's nsswitch.conf.
+        # The image's own CA bundle this time: the test's CA is not in it.
         env_local = dict(env, CART_REDIS_URL=f"redis://localhost:{redis_port}/")
-        local = Container(container("localhost"), entrypoint, env_local, [(config_dir, CONFIG_DIR)], temp)
+        del env_local["SSL_CERT_FILE"]
+        seen = len(collector.handshakes)
+        local = Container(container("localhost"), entrypoint, env_local, [(plain_dir, CONFIG_DIR)], temp)
         containers.append(local)
         local.start()
         wait_for("SERVING against redis://localhost", lambda: health(grpc_port, "cart.v1.CartService") == "SERVING" or local.process.poll() is not None, 30)
         check(local.process.poll() is None, "SERVING against redis://localhost (resolved from /etc/hosts)")
         local_pid = wait_for("the service's process", local.service_pid, 5)
+        again = grpcurl(*auth, "-d", json.dumps({"cart_id": cart["id"]}), f"127.0.0.1:{grpc_port}", "cart.v1.CartService/Get")
+        check(again.returncode == 0 and json.loads(again.stdout)["id"] == cart["id"], "a new container reads the cart the last one made (it is in Redis)")
+        refused_tls = wait_for("a TLS handshake from the OTLP exporter", lambda: collector.handshakes[seen:seen + 1], 10)[0]
+        check(
+            refused_tls[0] == "failed" and "unknown ca" in refused_tls[1].lower(),
+            "with the image's CA bundle the exporter loads its roots and refuses the test CA's "
+            f"certificate: {refused_tls[1]}",
+        )
+        # A client's health Watch never ends by itself: the drain cuts it after its limit.
+        watch = subprocess.Popen(
+            [GRPCURL, "-plaintext", "-d", "{}", f"127.0.0.1:{grpc_port}", "grpc.health.v1.Health/Watch"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        watchers.append(watch)
+        wait_for("a Watch stream open", lambda: _watching(grpc_port), 10)
         terminated = time.monotonic()
         os.kill(local_pid, signal.SIGTERM)
         code = local.wait(grace)
-        check(code == 0, f"SIGTERM: exit code {code} in {time.monotonic() - terminated:.2f} s")
+        took = time.monotonic() - terminated
+        check(code == 0, f"SIGTERM with a health Watch open: exit code {code}")
+        check(
+            took < budget and "drain cut" in local.output(),
+            f"the drain cut the Watch and exited in {took:.2f} s (redis_timeout 2 s + 1 s), within {budget} s",
+        )
 
         after = files_of(run.name)
         written = {p: size for p, size in after.items() if p not in IMAGE_FILES and size > 0}
@@ -456,14 +570,35 @@ def main():
     finally:
         for c in containers:
             c.kill()
+        for w in watchers:
+            if w.poll() is None:
+                w.kill()
+            w.communicate()
         for name in created:
             subprocess.run([*BUILDAH, "rm", name], capture_output=True, check=False)
         if dns:
             dns.close()
+        if collector:
+            collector.close()
         if redis:
             redis.terminate()
             redis.wait(timeout=10)
         subprocess.run(["rm", "-rf", str(temp)], check=False)
+
+
+def _watching(port):
+    """Whether a connection to `port` is established in this network namespace (the Watch's:
+    every other client of the test has hung up)."""
+    established = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            established += state == "01" and int(local.split(":")[1], 16) == port
+    return established > 0
 
 
 def _ping(port):
