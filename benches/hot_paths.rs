@@ -58,7 +58,11 @@ fn cart(lines: usize) -> (CartKey, CartState) {
         metadata: [("campaign".to_owned(), "spring".to_owned())].into(),
     };
     let state = CartState::create(
-        NewCart { header, items },
+        NewCart {
+            header,
+            items,
+            id_generated: true,
+        },
         1_700_000_000_000,
         &Limits::default(),
     )
@@ -138,5 +142,46 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_paths, benches);
+/// UpdateItems naming `n` line ids, encoded as it arrives (the server decodes it first).
+fn hostile_update(line_id: impl Fn(usize) -> String, n: usize) -> Vec<u8> {
+    use prost::Message;
+    pb::UpdateItemsRequest {
+        cart_id: "0123456789abcdef01234567".into(),
+        updates: (0..n)
+            .map(|i| pb::ItemUpdate {
+                line_id: line_id(i),
+                quantity: 1,
+            })
+            .collect(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// The server's work on a hostile UpdateItems: decode, convert, and the refusal as a status.
+fn hostile(c: &mut Criterion) {
+    use prost::Message;
+    let tenant = TenantId::default_tenant();
+    let limits = Limits::default();
+    for (name, line_id) in [
+        (
+            "distinct",
+            (|i| format!("li_{i:024x}")) as fn(usize) -> String,
+        ),
+        ("malformed", |i| format!("bad line {i}")),
+    ] {
+        for n in [250, 30_000] {
+            let bytes = hostile_update(line_id, n);
+            c.bench_function(&format!("hostile/update_items_{n}_{name}"), |b| {
+                b.iter(|| {
+                    let request = pb::UpdateItemsRequest::decode(black_box(&bytes[..])).unwrap();
+                    let refusal = convert::update_items(&tenant, request, &limits);
+                    black_box(refusal.err().map(tonic::Status::from))
+                })
+            });
+        }
+    }
+}
+
+criterion_group!(hot_paths, benches, hostile);
 criterion_main!(hot_paths);

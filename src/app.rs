@@ -71,12 +71,13 @@ impl Application {
                     None => None,
                 };
                 let store = RedisStore::new(
-                    url,
+                    url.expose(),
                     settings.policy.clone(),
                     settings.redis_timeouts,
                     settings.durability,
                     ca_cert,
-                )?;
+                )?
+                .allow_eviction(settings.allow_eviction);
                 if let Err(error) = store.load_scripts().await {
                     tracing::warn!(%error, "redis not reachable yet; serving NOT_SERVING until it is");
                 }
@@ -85,7 +86,8 @@ impl Application {
                 } else {
                     "redis"
                 };
-                tracing::info!("cart store: {kind}");
+                let url = crate::secret::redact_url(url.expose());
+                tracing::info!(%url, "cart store: {kind}");
                 Arc::new(store)
             }
             None if settings.durability.min_replicas > 0 => {
@@ -108,7 +110,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let service = CartService::new(
             store.clone(),
-            CartTokens::new(settings.hmac_secret.as_bytes()),
+            CartTokens::new(settings.hmac_secret.expose().as_bytes()),
             settings.policy.clone(),
         );
         let bind = |addr: SocketAddr| async move {

@@ -72,6 +72,13 @@ impl Principal {
     }
 }
 
+/// Marks a request whose only credential for its cart is the cart id itself (VTEX's public
+/// route, where the orderFormId is the capability): the handlers act on it only for a cart
+/// whose id the service generated, so a client-chosen id such as `cart-42`, which anyone may
+/// guess, is worth nothing there (the cart "does not exist").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdIsTheCapability;
+
 /// Resolves bearer API keys. Keys are looked up by their SHA-256, so the lookup's timing
 /// says nothing about how much of a guessed key was right.
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::auth::{Authenticator, DEV_HMAC_SECRET, Principal, Scope};
 use crate::domain::{CartPolicy, Limits, TenantId};
 use crate::grpc_web::GrpcWebConfig;
+use crate::secret::Secret;
 use crate::store::redis::{Durability, RedisTimeouts};
 
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
@@ -57,7 +58,7 @@ pub struct TenantConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
-    pub key: String,
+    pub key: Secret<String>,
     pub scopes: Vec<String>,
 }
 
@@ -65,7 +66,7 @@ pub struct ApiKeyConfig {
 #[serde(deny_unknown_fields)]
 pub struct ZauiConfig {
     pub account_id: u64,
-    pub token: String,
+    pub token: Secret<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,11 +97,20 @@ pub struct DurabilityConfig {
     pub timeout: Option<String>,
 }
 
+/// `[redis]`: how the Redis store may be used.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Serve even when Redis's `maxmemory-policy` evicts keys (carts can be torn).
+    #[serde(default)]
+    pub allow_eviction: bool,
+}
+
 /// The TOML file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    pub hmac_secret: String,
+    pub hmac_secret: Secret<String>,
     pub cart_ttl: Option<String>,
     pub tombstone_ttl: Option<String>,
     /// How long one Redis call may take before it fails with UNAVAILABLE.
@@ -109,6 +119,8 @@ pub struct ConfigFile {
     pub request_id_ttl: Option<String>,
     #[serde(default)]
     pub durability: DurabilityConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -133,17 +145,33 @@ pub enum ConfigError {
     DevModeNotLoopback(SocketAddr),
 }
 
-/// Everything the application needs to start.
+/// A TOML error without the quoted source line that `toml` adds: the line may hold a secret.
+fn toml_error(error: &toml::de::Error, text: &str) -> String {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// Everything the application needs to start. Its secrets (the hmac secret, the Redis URL,
+/// which may hold a password, and the tenants' keys and tokens) are [`Secret`]s: `{:?}` of
+/// the settings shows none of them.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret<String>>,
     pub redis_ca_cert: Option<PathBuf>,
     pub redis_timeouts: RedisTimeouts,
     pub durability: Durability,
+    /// `[redis] allow_eviction`: serve an evicting Redis anyway.
+    pub allow_eviction: bool,
     pub policy: CartPolicy,
-    pub hmac_secret: String,
+    pub hmac_secret: Secret<String>,
     pub authenticator: Authenticator,
     /// Tenants of the config file (empty in dev mode).
     pub tenants: Vec<TenantConfig>,
@@ -159,12 +187,13 @@ impl Settings {
         Self {
             grpc_addr,
             http_addr,
-            redis_url,
+            redis_url: redis_url.map(Secret::new),
             redis_ca_cert: None,
             redis_timeouts: RedisTimeouts::default(),
             durability: Durability::default(),
+            allow_eviction: false,
             policy: CartPolicy::default(),
-            hmac_secret: DEV_HMAC_SECRET.to_owned(),
+            hmac_secret: Secret::new(DEV_HMAC_SECRET.to_owned()),
             authenticator: Authenticator::Dev,
             tenants: Vec::new(),
             health_interval: Duration::from_secs(1),
@@ -192,8 +221,8 @@ impl Settings {
             path: path.to_owned(),
             message,
         };
-        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if file.hmac_secret.len() < 16 {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(toml_error(&e, text)))?;
+        if file.hmac_secret.expose().len() < 16 {
             return Err(invalid("hmac_secret must be at least 16 characters".into()));
         }
         let duration = |name: &str, value: &Option<String>, default: Duration| match value {
@@ -240,6 +269,7 @@ impl Settings {
                 self.durability.timeout, self.redis_timeouts.response
             )));
         }
+        self.allow_eviction = file.redis.allow_eviction;
         let mut keys = Vec::new();
         let mut seen_tenants = std::collections::HashSet::new();
         for tenant in &file.tenants {
@@ -262,12 +292,12 @@ impl Settings {
                         }
                     }
                 }
-                if key.key.len() < 8 {
+                if key.key.expose().len() < 8 {
                     return Err(invalid(format!(
                         "tenant {id}: api keys must be at least 8 characters"
                     )));
                 }
-                keys.push((key.key.as_str(), principal));
+                keys.push((key.key.expose().as_str(), principal));
             }
         }
         let unique: std::collections::HashSet<_> = keys.iter().map(|(k, _)| *k).collect();
@@ -365,12 +395,76 @@ vtex   = { account = "cosmetics2" }
         settings.apply_file(text, Path::new("c.toml")).unwrap();
         assert_eq!(settings.policy.request_id_ttl, Duration::from_secs(7200));
         assert_eq!(settings.durability.min_replicas, 1);
+        assert!(!settings.allow_eviction);
         assert_eq!(settings.durability.timeout, Duration::from_millis(20));
         let too_slow = "hmac_secret = \"0123456789abcdef\"\nredis_timeout = \"1s\"\n[durability]\nmin_replicas = 1\ntimeout = \"2s\"";
         let err = local()
             .apply_file(too_slow, Path::new("c.toml"))
             .unwrap_err();
         assert!(err.to_string().contains("durability.timeout"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_not_its_text() {
+        let text = "hmac_secret = \"0123456789abcdef-SECRET\" trailing";
+        let err = local().apply_file(text, Path::new("c.toml")).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("line 1"), "{shown}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    #[test]
+    fn no_secret_shows_in_debug_output() {
+        let mut settings = Settings::dev(
+            DEFAULT_GRPC_ADDR.parse().unwrap(),
+            DEFAULT_HTTP_ADDR.parse().unwrap(),
+            Some("redis://carts:redis-pass-XYZ@127.0.0.1:6379/".into()),
+        );
+        let text = SAMPLE
+            .replace(
+                "a long random string of at least 16",
+                "hmac-secret-XYZ-0123456789",
+            )
+            .replace("token = \"t\"", "token = \"zaui-token-XYZ\"");
+        settings.apply_file(&text, Path::new("c.toml")).unwrap();
+        let file: ConfigFile = toml::from_str(&text).unwrap();
+        let tenancy = crate::tenancy::Tenancy::new(settings.authenticator.clone(), &file.tenants);
+        for shown in [
+            format!("{settings:?}"),
+            format!("{settings:#?}"),
+            format!("{file:?}"),
+            format!("{tenancy:?}"),
+        ] {
+            for secret in [
+                "redis-pass-XYZ",
+                "hmac-secret-XYZ",
+                "sk_live_abcdef",
+                "zaui-token-XYZ",
+            ] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains(crate::secret::REDACTED));
+        }
+        assert_eq!(settings.hmac_secret.expose(), "hmac-secret-XYZ-0123456789");
+        assert_eq!(
+            settings.tenants[0].zaui.as_ref().unwrap().token.expose(),
+            "zaui-token-XYZ"
+        );
+    }
+
+    #[test]
+    fn eviction_is_refused_unless_the_redis_table_allows_it() {
+        let mut settings = local();
+        settings
+            .apply_file(
+                "hmac_secret = \"0123456789abcdef\"\n[redis]\nallow_eviction = true\n",
+                Path::new("c.toml"),
+            )
+            .unwrap();
+        assert!(settings.allow_eviction);
+        let typo = "hmac_secret = \"0123456789abcdef\"\n[redis]\nallow_evictions = true\n";
+        let err = local().apply_file(typo, Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("allow_evictions"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,19 @@ pub const ERROR_DOMAIN: &str = "cart.v1";
 /// A boxed internal cause, logged but never sent to a client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Most field violations one `InvalidArgument` lists; the rest are counted in one last
+/// [`FieldViolation::omitted`] entry. A hostile request (30,000 bad line ids) must not buy
+/// megabytes of trailing metadata.
+pub const MAX_FIELD_VIOLATIONS: usize = 20;
+/// Longest field path of a violation (a map key is part of it), in bytes.
+pub const MAX_VIOLATION_FIELD_BYTES: usize = 160;
+/// Longest description of a violation, in bytes.
+pub const MAX_VIOLATION_DESCRIPTION_BYTES: usize = 256;
+/// Longest message of an `InvalidArgument` status, in bytes.
+const MAX_MESSAGE_BYTES: usize = 1024;
+/// The field of the entry that counts the violations not listed.
+pub const OMITTED_FIELD: &str = "(more)";
+
 /// One bad field of a request, reported as a `google.rpc.BadRequest` field violation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -22,12 +35,45 @@ pub struct FieldViolation {
 }
 
 impl FieldViolation {
+    /// Both texts are cut to their bounds (at a character boundary, marked with `…`).
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
-            description: description.into(),
+            field: truncated(field.into(), MAX_VIOLATION_FIELD_BYTES),
+            description: truncated(description.into(), MAX_VIOLATION_DESCRIPTION_BYTES),
         }
     }
+
+    /// The last entry of a list cut at [`MAX_FIELD_VIOLATIONS`]: how many were left out.
+    pub fn omitted(count: usize) -> Self {
+        Self::new(OMITTED_FIELD, format!("{count} more violations not listed"))
+    }
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary, ending in `…` when cut.
+pub fn truncated(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
+/// At most [`MAX_FIELD_VIOLATIONS`] violations of `total` found, plus the count of the rest.
+pub fn bounded_violations(
+    mut violations: Vec<FieldViolation>,
+    total: usize,
+) -> Vec<FieldViolation> {
+    violations.truncate(MAX_FIELD_VIOLATIONS);
+    if total > violations.len() {
+        let omitted = total - violations.len();
+        violations.push(FieldViolation::omitted(omitted));
+    }
+    violations
 }
 
 impl fmt::Display for FieldViolation {
@@ -59,6 +105,8 @@ pub enum CartError {
     QuantityLimit { line_id: String, max: u32 },
     #[error("a cart holds at most {0} coupons")]
     CouponLimit(u32),
+    #[error("a cart's lines hold at most {0} bytes")]
+    CartTooLarge(usize),
     #[error("version mismatch: cart is at version {actual}, request expected {expected}")]
     VersionMismatch { expected: i64, actual: i64 },
     #[error("missing or invalid credentials")]
@@ -79,18 +127,32 @@ pub enum CartError {
     Internal(#[source] BoxError),
 }
 
+/// The violations as one bounded message.
 fn join(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut text = String::new();
+    for (i, violation) in violations.iter().enumerate() {
+        if i > 0 {
+            text.push_str("; ");
+        }
+        text.push_str(&violation.to_string());
+        if text.len() > MAX_MESSAGE_BYTES {
+            break;
+        }
+    }
+    truncated(text, MAX_MESSAGE_BYTES)
 }
 
 impl CartError {
     /// A single-field `InvalidArgument`.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// An `InvalidArgument` of any number of violations, listing at most
+    /// [`MAX_FIELD_VIOLATIONS`] of them.
+    pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
+        let total = violations.len();
+        Self::InvalidArgument(bounded_violations(violations, total))
     }
 
     /// Stable UPPER_SNAKE reason, the `ErrorInfo.reason` and the key each dialect maps from.
@@ -106,6 +168,7 @@ impl CartError {
             Self::LineLimit(_) => "LINE_LIMIT_EXCEEDED",
             Self::QuantityLimit { .. } => "QUANTITY_LIMIT_EXCEEDED",
             Self::CouponLimit(_) => "COUPON_LIMIT_EXCEEDED",
+            Self::CartTooLarge(_) => "CART_TOO_LARGE",
             Self::VersionMismatch { .. } => "VERSION_MISMATCH",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
@@ -128,7 +191,8 @@ impl CartError {
             | Self::CurrencyMismatch(_)
             | Self::LineLimit(_)
             | Self::QuantityLimit { .. }
-            | Self::CouponLimit(_) => Code::FailedPrecondition,
+            | Self::CouponLimit(_)
+            | Self::CartTooLarge(_) => Code::FailedPrecondition,
             Self::VersionMismatch { .. } => Code::Aborted,
             Self::Unauthenticated => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
@@ -164,6 +228,7 @@ impl CartError {
                 max: *max,
             },
             Self::CouponLimit(max) => Self::CouponLimit(*max),
+            Self::CartTooLarge(max) => Self::CartTooLarge(*max),
             Self::VersionMismatch { expected, actual } => Self::VersionMismatch {
                 expected: *expected,
                 actual: *actual,
@@ -222,8 +287,15 @@ impl From<CartError> for Status {
         );
         match &error {
             CartError::InvalidArgument(violations) => {
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                // Violations built elsewhere than `invalid_fields` are bounded here too (one
+                // slot more: a list already bounded ends with its count of the rest).
+                let listed = if violations.len() > MAX_FIELD_VIOLATIONS + 1 {
+                    bounded_violations(violations.clone(), violations.len())
+                } else {
+                    violations.clone()
+                };
+                for v in listed {
+                    details.add_bad_request_violation(v.field, v.description);
                 }
             }
             CartError::RequestIdReused => {
@@ -294,6 +366,50 @@ mod tests {
             (info.reason.as_str(), info.domain.as_str()),
             ("INVALID_ARGUMENT", ERROR_DOMAIN)
         );
+    }
+
+    #[test]
+    fn every_invalid_argument_is_bounded_in_count_and_size() {
+        let many: Vec<_> = (0..30_000)
+            .map(|i| FieldViolation::new(format!("updates[{i}].line_id"), "x".repeat(10_000)))
+            .collect();
+        for error in [
+            CartError::InvalidArgument(many.clone()),
+            CartError::invalid_fields(many),
+        ] {
+            assert!(error.to_string().len() <= MAX_MESSAGE_BYTES + "invalid request: ".len());
+            let status: Status = error.into();
+            let violations = status
+                .get_error_details()
+                .bad_request()
+                .unwrap()
+                .field_violations
+                .clone();
+            assert_eq!(violations.len(), MAX_FIELD_VIOLATIONS + 1);
+            assert_eq!(violations[MAX_FIELD_VIOLATIONS].field, OMITTED_FIELD);
+            assert_eq!(
+                violations[MAX_FIELD_VIOLATIONS].description,
+                "29980 more violations not listed"
+            );
+            assert!(
+                violations
+                    .iter()
+                    .all(|v| v.description.len() <= MAX_VIOLATION_DESCRIPTION_BYTES)
+            );
+            assert!(
+                status.details().len() < 16 * 1024,
+                "{}",
+                status.details().len()
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_keeps_characters_whole() {
+        assert_eq!(truncated("short".into(), 10), "short");
+        let cut = truncated("é".repeat(100), 11);
+        assert!(cut.len() <= 11 && cut.ends_with('…'), "{cut}");
+        assert_eq!(cut, format!("{}…", "é".repeat(4)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod grpc_web;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod tenancy;

@@ -144,6 +144,8 @@ pub struct Metrics {
     http_responses: Family<HttpLabels, Counter>,
     store_calls: Family<ScriptLabel, Histogram, fn() -> Histogram>,
     redis_connected: Gauge,
+    redis_evicting: Gauge,
+    redis_policy_unknown: Gauge,
 }
 
 impl Default for Metrics {
@@ -193,6 +195,18 @@ impl Default for Metrics {
             "1 while the cart store answers its health ping, else 0",
             redis_connected.clone(),
         );
+        let redis_evicting = Gauge::default();
+        registry.register(
+            "cart_redis_evicting_servers",
+            "Redis servers (Cluster masters) whose maxmemory-policy evicts keys, at the last check",
+            redis_evicting.clone(),
+        );
+        let redis_policy_unknown = Gauge::default();
+        registry.register(
+            "cart_redis_eviction_policy_unknown_servers",
+            "Redis servers (Cluster masters) that report no maxmemory_policy, at the last check",
+            redis_policy_unknown.clone(),
+        );
         // Registered as `cart_build`: the info type appends `_info`.
         registry.register(
             "cart_build",
@@ -212,6 +226,8 @@ impl Default for Metrics {
             http_responses,
             store_calls,
             redis_connected,
+            redis_evicting,
+            redis_policy_unknown,
         }
     }
 }
@@ -307,6 +323,14 @@ impl Metrics {
     /// Whether the store answered its last health ping.
     pub fn set_store_connected(&self, connected: bool) {
         self.redis_connected.set(i64::from(connected));
+    }
+
+    /// What the last eviction-policy check found: servers that evict, servers that did not say.
+    pub fn set_eviction_survey(&self, evicting: usize, unknown: usize) {
+        self.redis_evicting
+            .set(i64::try_from(evicting).unwrap_or(i64::MAX));
+        self.redis_policy_unknown
+            .set(i64::try_from(unknown).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text exposition of every metric.

@@ -12,12 +12,13 @@ use crate::auth::{Authenticator, Principal};
 use crate::config::TenantConfig;
 use crate::domain::TenantId;
 use crate::error::CartError;
+use crate::secret::Secret;
 
 #[derive(Debug)]
 pub struct Tenancy {
     authenticator: Authenticator,
     /// (account id, token, tenant) per Zaui block.
-    zaui: Vec<(u64, String, TenantId)>,
+    zaui: Vec<(u64, Secret<String>, TenantId)>,
     xm: HashMap<String, TenantId>,
     amazon: HashMap<String, TenantId>,
     vtex: HashMap<String, TenantId>,
@@ -85,7 +86,8 @@ impl Tenancy {
         self.zaui
             .iter()
             .find(|(account, expected, _)| {
-                *account == account_id && bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
+                *account == account_id
+                    && bool::from(expected.expose().as_bytes().ct_eq(token.as_bytes()))
             })
             .map(|(_, _, tenant)| tenant_principal(tenant))
     }

@@ -3,8 +3,13 @@
 //! `MemoryStore` runs these functions under a lock; `RedisStore` runs Lua scripts that mirror
 //! them check for check, in the same order, and the shared contract suite holds both to it.
 //! Every mutation validates everything first and changes nothing when it fails.
+//!
+//! A cart's size is bounded by [`Limits::max_cart_bytes`] over its lines, counted as a Redis
+//! store holds them: each line's id plus its description (the JSON of [`LineDescription`]),
+//! so both stores count the same bytes and refuse at the same point.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use super::{CartPolicy, CouponCode, Currency, Limits, LineId, OrderNumber, Sku, UnixMillis};
 use crate::error::CartError;
@@ -26,6 +31,55 @@ pub enum CartStatus {
     Deleted,
 }
 
+/// The immutable part of a line as stored (JSON): what [`Line::bytes`] counts.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct LineDescription<'a> {
+    pub sku: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    pub product_id: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    pub title: std::borrow::Cow<'a, str>,
+    pub unit_price: i64,
+    #[serde(default)]
+    pub attributes: std::borrow::Cow<'a, BTreeMap<String, String>>,
+    pub added_at: UnixMillis,
+}
+
+impl<'a> LineDescription<'a> {
+    /// The description of `item` added at `now`.
+    pub fn of(item: &'a NewLine, now: UnixMillis) -> Self {
+        Self {
+            sku: item.sku.as_str().into(),
+            product_id: item.product_id.as_str().into(),
+            title: item.title.as_str().into(),
+            unit_price: item.unit_price,
+            attributes: std::borrow::Cow::Borrowed(&item.attributes),
+            added_at: now,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a line description always serializes")
+    }
+
+    /// The length of [`LineDescription::to_json`], without building it.
+    pub fn json_len(&self) -> usize {
+        struct Count(usize);
+        impl Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        serde_json::to_writer(&mut count, self).expect("a line description always serializes");
+        count.0
+    }
+}
+
 /// One line of a cart; its identity is its sku (see [`LineId::for_sku`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -40,6 +94,8 @@ pub struct Line {
     pub updated_at: UnixMillis,
     /// Insertion order within the cart.
     pub position: i64,
+    /// What the line counts against [`Limits::max_cart_bytes`]: its id and its description.
+    pub bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +130,9 @@ pub struct LineUpdate {
 pub struct NewCart {
     pub header: CartHeader,
     pub items: Vec<NewLine>,
+    /// Whether the service chose the id (96 random bits, or derived from a request id with
+    /// the hmac secret), as opposed to the client: only such an id is a capability.
+    pub id_generated: bool,
 }
 
 /// Every mutation of a live cart except Remove (which ends it).
@@ -88,6 +147,9 @@ pub enum Mutation {
     Clear {
         preserve_coupons: bool,
         reason: String,
+        /// Clear only a cart whose id the service generated; any other is `CartNotFound`
+        /// (for callers whose only credential is the id, like VTEX's public route).
+        only_generated_id: bool,
     },
     Delete {
         order_number: OrderNumber,
@@ -118,6 +180,8 @@ pub struct CartState {
     pub version: i64,
     /// Next insertion position for a line or coupon.
     pub next_position: i64,
+    /// See [`NewCart::id_generated`]; false for carts stored before it was recorded.
+    pub id_generated: bool,
 }
 
 impl CartState {
@@ -137,10 +201,16 @@ impl CartState {
             order_number: String::new(),
             version: 1,
             next_position: 1,
+            id_generated: new.id_generated,
         };
-        cart.check_add(&new.items, limits)?;
-        cart.add(new.items, now);
+        let sizes = cart.check_add(&new.items, now, limits)?;
+        cart.add(new.items, sizes, now);
         Ok(cart)
+    }
+
+    /// What the lines count against [`Limits::max_cart_bytes`].
+    pub fn line_bytes(&self) -> usize {
+        self.lines.iter().map(|l| l.bytes).sum()
     }
 
     /// Sum of quantities.
@@ -190,6 +260,14 @@ impl CartState {
         now: UnixMillis,
         limits: &Limits,
     ) -> Result<MutationOutcome, CartError> {
+        if let Mutation::Clear {
+            only_generated_id: true,
+            ..
+        } = mutation
+            && !self.id_generated
+        {
+            return Err(CartError::CartNotFound);
+        }
         if let Mutation::Delete { order_number } = mutation
             && self.status == CartStatus::Deleted
         {
@@ -204,8 +282,8 @@ impl CartState {
         let mut outcome = MutationOutcome::default();
         match mutation {
             Mutation::AddItems(items) => {
-                self.check_add(items, limits)?;
-                self.add(items.clone(), now);
+                let sizes = self.check_add(items, now, limits)?;
+                self.add(items.clone(), sizes, now);
             }
             Mutation::UpdateItems(updates) => {
                 self.check_update(updates, limits)?;
@@ -215,6 +293,7 @@ impl CartState {
             Mutation::Clear {
                 preserve_coupons,
                 reason,
+                ..
             } => {
                 outcome.items_cleared = self.item_count();
                 self.lines.clear();
@@ -236,8 +315,17 @@ impl CartState {
         Ok(outcome)
     }
 
-    fn check_add(&self, items: &[NewLine], limits: &Limits) -> Result<(), CartError> {
+    /// Checks items in order (the Lua `plan_add` mirrors it); returns the bytes each new line
+    /// will count (0 for an item that adds to a line).
+    fn check_add(
+        &self,
+        items: &[NewLine],
+        now: UnixMillis,
+        limits: &Limits,
+    ) -> Result<Vec<usize>, CartError> {
         let mut lines = self.lines.len();
+        let mut bytes = self.line_bytes();
+        let mut sizes = Vec::with_capacity(items.len());
         for item in items {
             if let Some(currency) = &item.currency
                 && currency != &self.header.currency
@@ -260,12 +348,21 @@ impl CartState {
             if lines > limits.max_lines as usize {
                 return Err(CartError::LineLimit(limits.max_lines));
             }
+            let size = match self.line(&item.line_id) {
+                Some(_) => 0,
+                None => item.line_id.as_str().len() + LineDescription::of(item, now).json_len(),
+            };
+            bytes += size;
+            if bytes > limits.max_cart_bytes {
+                return Err(CartError::CartTooLarge(limits.max_cart_bytes));
+            }
+            sizes.push(size);
         }
-        Ok(())
+        Ok(sizes)
     }
 
-    fn add(&mut self, items: Vec<NewLine>, now: UnixMillis) {
-        for item in items {
+    fn add(&mut self, items: Vec<NewLine>, sizes: Vec<usize>, now: UnixMillis) {
+        for (item, bytes) in items.into_iter().zip(sizes) {
             if let Some(line) = self.lines.iter_mut().find(|l| l.line_id == item.line_id) {
                 line.quantity += item.quantity;
                 line.updated_at = now;
@@ -282,6 +379,7 @@ impl CartState {
                 added_at: now,
                 updated_at: now,
                 position: self.next_position,
+                bytes,
             });
             self.next_position += 1;
         }
@@ -401,6 +499,7 @@ mod tests {
         let new = NewCart {
             header: header(),
             items,
+            id_generated: true,
         };
         CartState::create(new, 1_000, &Limits::default()).unwrap()
     }
@@ -452,6 +551,7 @@ mod tests {
         let clear = Mutation::Clear {
             preserve_coupons: true,
             reason: "r".into(),
+            only_generated_id: false,
         };
         let out = c.apply(&clear, 0, 2_000, &Limits::default()).unwrap();
         assert_eq!(out.items_cleared, 2);
@@ -486,6 +586,105 @@ mod tests {
             ),
             Err(CartError::CartDeleted)
         ));
+    }
+
+    fn fat_item(sku: &str, bytes: usize) -> NewLine {
+        let mut item = item(sku, 1, 1);
+        item.attributes.insert("note".into(), "x".repeat(bytes));
+        item
+    }
+
+    #[test]
+    fn line_bytes_are_the_stored_id_and_description() {
+        let new = item("A", 1, 100);
+        let c = cart(vec![new.clone()]);
+        let json = LineDescription::of(&new, 1_000).to_json();
+        assert_eq!(LineDescription::of(&new, 1_000).json_len(), json.len());
+        assert_eq!(c.line_bytes(), new.line_id.as_str().len() + json.len());
+    }
+
+    #[test]
+    fn a_cart_past_its_byte_bound_is_refused_and_unchanged() {
+        let limits = Limits {
+            max_cart_bytes: 4_000,
+            ..Limits::default()
+        };
+        let mut c = CartState::create(
+            NewCart {
+                header: header(),
+                items: vec![fat_item("A", 1_500)],
+                id_generated: true,
+            },
+            1_000,
+            &limits,
+        )
+        .unwrap();
+        let before = c.clone();
+        let add = |items| Mutation::AddItems(items);
+        let err = c
+            .apply(
+                &add(vec![fat_item("B", 1_500), fat_item("C", 1_500)]),
+                0,
+                2_000,
+                &limits,
+            )
+            .unwrap_err();
+        assert!(matches!(err, CartError::CartTooLarge(4_000)));
+        assert_eq!(c, before);
+        // More of a line already held costs no bytes; removing a line frees its bytes.
+        c.apply(&add(vec![fat_item("A", 1_500)]), 0, 2_000, &limits)
+            .unwrap();
+        c.apply(&add(vec![fat_item("B", 1_500)]), 0, 2_000, &limits)
+            .unwrap();
+        let line_a = c.lines[0].line_id.clone();
+        let remove_a = Mutation::UpdateItems(vec![LineUpdate {
+            line_id: line_a,
+            quantity: 0,
+        }]);
+        c.apply(&remove_a, 0, 3_000, &limits).unwrap();
+        c.apply(&add(vec![fat_item("C", 1_500)]), 0, 3_000, &limits)
+            .unwrap();
+        assert_eq!(c.lines.len(), 2);
+        let create_too_big = CartState::create(
+            NewCart {
+                header: header(),
+                items: vec![fat_item("A", 5_000)],
+                id_generated: true,
+            },
+            1_000,
+            &limits,
+        );
+        assert!(matches!(create_too_big, Err(CartError::CartTooLarge(_))));
+    }
+
+    #[test]
+    fn a_clear_for_generated_ids_only_does_not_find_a_chosen_id() {
+        let clear = Mutation::Clear {
+            preserve_coupons: false,
+            reason: String::new(),
+            only_generated_id: true,
+        };
+        let mut chosen = CartState::create(
+            NewCart {
+                header: header(),
+                items: vec![item("A", 1, 1)],
+                id_generated: false,
+            },
+            1_000,
+            &Limits::default(),
+        )
+        .unwrap();
+        let before = chosen.clone();
+        assert!(matches!(
+            chosen.apply(&clear, 0, 2_000, &Limits::default()),
+            Err(CartError::CartNotFound)
+        ));
+        assert_eq!(chosen, before);
+        let mut generated = cart(vec![item("A", 1, 1)]);
+        generated
+            .apply(&clear, 0, 2_000, &Limits::default())
+            .unwrap();
+        assert!(generated.lines.is_empty());
     }
 
     #[test]

@@ -6,8 +6,8 @@ pub mod policy;
 pub mod request;
 
 pub use cart::{
-    CartHeader, CartState, CartStatus, Coupon, Line, LineUpdate, Mutation, MutationOutcome,
-    NewCart, NewLine,
+    CartHeader, CartState, CartStatus, Coupon, Line, LineDescription, LineUpdate, Mutation,
+    MutationOutcome, NewCart, NewLine,
 };
 pub use ids::{CartId, CouponCode, Currency, LineId, OrderNumber, RequestId, Sku, TenantId};
 pub use policy::{CartPolicy, Limits};

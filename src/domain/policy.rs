@@ -11,7 +11,14 @@ pub struct Limits {
     pub max_sku_bytes: usize,
     pub max_attribute_value_bytes: usize,
     pub max_coupons: u32,
+    /// Bytes of one cart's stored lines (each line's id and description, see
+    /// [`crate::domain::cart::LineDescription`]): bounds what one cart, its replies and the
+    /// replies remembered under its request ids hold.
+    pub max_cart_bytes: usize,
 }
+
+/// Default of [`Limits::max_cart_bytes`]: 256 KiB, some 250 lines of 1 KiB each.
+pub const DEFAULT_MAX_CART_BYTES: usize = 256 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -21,6 +28,7 @@ impl Default for Limits {
             max_sku_bytes: 64,
             max_attribute_value_bytes: 1024,
             max_coupons: 20,
+            max_cart_bytes: DEFAULT_MAX_CART_BYTES,
         }
     }
 }

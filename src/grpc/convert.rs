@@ -1,8 +1,11 @@
 //! `cart.v1` messages ↔ validated domain values, at the edge and nowhere else.
 //!
-//! Every request is checked whole: all bad fields are reported at once as field violations.
+//! Every request is checked whole: its bad fields are reported at once as field violations,
+//! at most [`MAX_FIELD_VIOLATIONS`] of them (then how many more). Hostile input costs little:
+//! a repeated field longer than its limit is refused before any entry is looked at, and
+//! duplicates are found with a set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use prost::Message;
 use prost_types::Timestamp;
@@ -13,7 +16,7 @@ use crate::domain::{
     LineId, LineUpdate, NewCart, NewLine, OrderNumber, RequestId, RequestTag, Sku, TenantId,
     UnixMillis,
 };
-use crate::error::{CartError, FieldViolation};
+use crate::error::{CartError, FieldViolation, MAX_FIELD_VIOLATIONS, bounded_violations};
 use crate::pb;
 
 /// Largest accepted unit price or coupon amount (minor units): keeps every total far from
@@ -25,21 +28,39 @@ const MAX_MAP_ENTRIES: usize = 64;
 const MAX_MAP_KEY_BYTES: usize = 128;
 const MAX_METADATA_VALUE_BYTES: usize = 1024;
 
-/// Collects field violations while a request is decoded.
+/// Collects field violations while a request is decoded: the first
+/// [`MAX_FIELD_VIOLATIONS`] in full, the rest only counted (their field names are never built).
 #[derive(Default)]
-struct Violations(Vec<FieldViolation>);
+struct Violations {
+    listed: Vec<FieldViolation>,
+    total: usize,
+}
 
 impl Violations {
     fn check<T>(&mut self, field: impl FnOnce() -> String, result: Result<T, String>) -> Option<T> {
         result
-            .map_err(|description| self.0.push(FieldViolation::new(field(), description)))
+            .map_err(|description| self.push(field, description))
             .ok()
+    }
+
+    fn push(&mut self, field: impl FnOnce() -> String, description: String) {
+        self.total += 1;
+        if self.listed.len() < MAX_FIELD_VIOLATIONS {
+            self.listed.push(FieldViolation::new(field(), description));
+        }
+    }
+
+    fn refuse(&mut self, field: &str, description: String) {
+        self.push(|| field.to_owned(), description);
     }
 
     fn finish<T>(self, value: Option<T>) -> Result<T, CartError> {
         match value {
-            Some(value) if self.0.is_empty() => Ok(value),
-            _ => Err(CartError::InvalidArgument(self.0)),
+            Some(value) if self.total == 0 => Ok(value),
+            _ => Err(CartError::InvalidArgument(bounded_violations(
+                self.listed,
+                self.total,
+            ))),
         }
     }
 }
@@ -61,10 +82,9 @@ fn string_map(
     max_value_bytes: usize,
 ) -> BTreeMap<String, String> {
     if map.len() > MAX_MAP_ENTRIES {
-        v.check(
-            || field.to_owned(),
-            Err::<(), _>(format!("at most {MAX_MAP_ENTRIES} entries")),
-        );
+        // Past the limit the entries are not worth a look.
+        v.refuse(field, format!("at most {MAX_MAP_ENTRIES} entries"));
+        return BTreeMap::new();
     }
     let mut out = BTreeMap::new();
     for (key, value) in map {
@@ -160,13 +180,15 @@ fn key(tenant: &TenantId, cart_id: CartId) -> CartKey {
 /// Decodes items, merging repeated skus so each line appears once.
 fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Vec<NewLine> {
     if items.len() > limits.max_lines as usize {
-        v.check(
-            || "items".to_owned(),
-            Err::<(), _>(format!("at most {} items per request", limits.max_lines)),
+        v.refuse(
+            "items",
+            format!("at most {} items per request", limits.max_lines),
         );
         return Vec::new();
     }
     let mut lines: Vec<NewLine> = Vec::with_capacity(items.len());
+    // Where each line id sits in `lines`: repeated skus are found with a map, not a scan.
+    let mut index: HashMap<LineId, usize> = HashMap::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let field = |name: &'static str| move || format!("items[{i}].{name}");
         let sku = v.check(field("sku"), Sku::parse(&item.sku, limits.max_sku_bytes));
@@ -211,19 +233,22 @@ fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Ve
             continue;
         };
         let line_id = LineId::for_sku(&sku);
-        match lines.iter_mut().find(|l| l.line_id == line_id) {
+        match index.get(&line_id) {
             // The store enforces the quantity limit on the merged line.
-            Some(line) => line.quantity = line.quantity.saturating_add(quantity),
-            None => lines.push(NewLine {
-                line_id,
-                sku,
-                product_id,
-                title,
-                quantity,
-                unit_price,
-                attributes,
-                currency,
-            }),
+            Some(&at) => lines[at].quantity = lines[at].quantity.saturating_add(quantity),
+            None => {
+                index.insert(line_id.clone(), lines.len());
+                lines.push(NewLine {
+                    line_id,
+                    sku,
+                    product_id,
+                    title,
+                    quantity,
+                    unit_price,
+                    attributes,
+                    currency,
+                });
+            }
         }
     }
     lines
@@ -244,6 +269,10 @@ pub fn create(
 ) -> Result<CreateCommand, CartError> {
     let mut v = Violations::default();
     let request = request_tag(&mut v, &req);
+    // Both ids the service chooses are capabilities (VTEX takes them as one): 96 random bits,
+    // or 96 bits of HMAC-SHA256 under the hmac secret, unguessable without it even when the
+    // request id is guessable.
+    let id_generated = req.cart_id.is_empty();
     let id = match (req.cart_id.as_str(), &request) {
         ("", Some(tag)) => Some(tokens.derive_cart_id(tenant, &tag.id)),
         ("", None) => Some(CartId::generate()),
@@ -266,10 +295,10 @@ pub fn create(
             .find(|i| i.currency.as_ref().is_some_and(|c| c != &currency))
         {
             let mismatch = item.currency.clone()?;
-            v.0.push(FieldViolation::new(
+            v.refuse(
                 "items",
                 format!("currency {mismatch} differs from the cart's"),
-            ));
+            );
         }
         Some(CreateCommand {
             request,
@@ -284,6 +313,7 @@ pub fn create(
                     metadata,
                 },
                 items,
+                id_generated,
             },
         })
     })();
@@ -351,10 +381,7 @@ pub fn add_items(
     let mut v = Violations::default();
     let common = common(&mut v, &req, &req.cart_id, req.expected_version);
     if req.items.is_empty() {
-        v.check(
-            || "items".to_owned(),
-            Err::<(), _>("at least one item is required".to_owned()),
-        );
+        v.refuse("items", "at least one item is required".to_owned());
     }
     let items = new_items(&mut v, req.items, limits);
     command(v, tenant, common, Some(items))
@@ -368,18 +395,16 @@ pub fn update_items(
     let mut v = Violations::default();
     let common = common(&mut v, &req, &req.cart_id, req.expected_version);
     if req.updates.is_empty() {
-        v.check(
-            || "updates".to_owned(),
-            Err::<(), _>("at least one update is required".to_owned()),
-        );
+        v.refuse("updates", "at least one update is required".to_owned());
     }
     if req.updates.len() > limits.max_lines as usize {
-        v.check(
-            || "updates".to_owned(),
-            Err::<(), _>(format!("at most {} updates", limits.max_lines)),
-        );
+        // A cart has no more lines than this, so neither has a valid request: refused before
+        // any entry is looked at.
+        v.refuse("updates", format!("at most {} updates", limits.max_lines));
+        return command(v, tenant, common, None);
     }
-    let mut updates: Vec<LineUpdate> = Vec::new();
+    let mut updates: Vec<LineUpdate> = Vec::with_capacity(req.updates.len());
+    let mut seen = HashSet::with_capacity(req.updates.len());
     for (i, update) in req.updates.iter().enumerate() {
         let line_id = v.check(
             || format!("updates[{i}].line_id"),
@@ -393,10 +418,10 @@ pub fn update_items(
             },
         );
         if let (Some(line_id), Some(quantity)) = (line_id, quantity) {
-            if updates.iter().any(|u| u.line_id == line_id) {
-                v.check(
+            if !seen.insert(line_id.clone()) {
+                v.push(
                     || format!("updates[{i}].line_id"),
-                    Err::<(), _>("line appears twice".to_owned()),
+                    "line appears twice".to_owned(),
                 );
             }
             updates.push(LineUpdate { line_id, quantity });
@@ -648,6 +673,134 @@ mod tests {
             panic!("a 65-character request id was accepted");
         };
         assert_eq!(violations[0].field, "request_id");
+    }
+
+    fn updates(line_ids: impl Iterator<Item = String>) -> pb::UpdateItemsRequest {
+        pb::UpdateItemsRequest {
+            cart_id: "c1".into(),
+            updates: line_ids
+                .map(|line_id| pb::ItemUpdate {
+                    line_id,
+                    quantity: 1,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn violations(result: Result<impl Sized, CartError>) -> Vec<FieldViolation> {
+        match result {
+            Err(CartError::InvalidArgument(violations)) => violations,
+            Err(other) => panic!("expected InvalidArgument, got {other}"),
+            Ok(_) => panic!("expected InvalidArgument, got a command"),
+        }
+    }
+
+    #[test]
+    fn more_updates_than_a_cart_has_lines_are_refused_before_any_is_read() {
+        let distinct = (0..30_000).map(|i| format!("li_{i:024x}"));
+        let found = violations(update_items(
+            &tenant(),
+            updates(distinct),
+            &Limits::default(),
+        ));
+        assert_eq!(
+            found,
+            [FieldViolation::new("updates", "at most 250 updates")]
+        );
+        let malformed = (0..30_000).map(|i| format!("bad id {i}"));
+        let found = violations(update_items(
+            &tenant(),
+            updates(malformed),
+            &Limits::default(),
+        ));
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn violations_are_listed_up_to_the_bound_then_counted() {
+        let found = violations(update_items(
+            &tenant(),
+            updates((0..250).map(|i| format!("bad id {i}"))),
+            &Limits::default(),
+        ));
+        assert_eq!(found.len(), MAX_FIELD_VIOLATIONS + 1);
+        assert_eq!(found[0].field, "updates[0].line_id");
+        assert_eq!(found[MAX_FIELD_VIOLATIONS - 1].field, "updates[19].line_id");
+        assert_eq!(
+            found[MAX_FIELD_VIOLATIONS],
+            FieldViolation::omitted(250 - MAX_FIELD_VIOLATIONS)
+        );
+    }
+
+    #[test]
+    fn duplicate_line_ids_are_found_wherever_they_are() {
+        let mut ids: Vec<String> = (0..250).map(|i| format!("li_{i:024x}")).collect();
+        ids[249] = ids[3].clone();
+        let found = violations(update_items(
+            &tenant(),
+            updates(ids.into_iter()),
+            &Limits::default(),
+        ));
+        assert_eq!(
+            found,
+            [FieldViolation::new(
+                "updates[249].line_id",
+                "line appears twice"
+            )]
+        );
+    }
+
+    #[test]
+    fn oversized_maps_are_refused_without_reading_their_entries() {
+        let metadata = (0..5_000)
+            .map(|i| (format!("{i}\n{}", "k".repeat(1000)), String::new()))
+            .collect();
+        let req = pb::CreateRequest {
+            currency: "USD".into(),
+            metadata,
+            ..Default::default()
+        };
+        let found = violations(create(&tenant(), req, &Limits::default(), &tokens()));
+        assert_eq!(
+            found,
+            [FieldViolation::new("metadata", "at most 64 entries")]
+        );
+    }
+
+    #[test]
+    fn a_huge_map_key_does_not_make_a_huge_field_name() {
+        let mut item = item("A", 1);
+        item.attributes.insert("k".repeat(100_000), "v".into());
+        let req = pb::AddItemsRequest {
+            cart_id: "c1".into(),
+            items: vec![item],
+            ..Default::default()
+        };
+        let found = violations(add_items(&tenant(), req, &Limits::default()));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].field.starts_with("items[0].attributes[kkk"));
+        assert!(found[0].field.len() <= crate::error::MAX_VIOLATION_FIELD_BYTES);
+    }
+
+    #[test]
+    fn only_ids_the_service_chooses_are_marked_generated() {
+        let create_with = |cart_id: &str, request_id: &str| {
+            let req = pb::CreateRequest {
+                cart_id: cart_id.into(),
+                currency: "EUR".into(),
+                request_id: request_id.into(),
+                ..Default::default()
+            };
+            create(&tenant(), req, &Limits::default(), &tokens())
+                .unwrap()
+                .cart
+                .id_generated
+        };
+        assert!(create_with("", ""));
+        assert!(create_with("", "retry-1"), "derived with the hmac secret");
+        assert!(!create_with("cart-42", ""));
+        assert!(!create_with("cart-42", "retry-1"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::auth::{CartTokens, Principal, Scope};
+use crate::auth::{CartTokens, IdIsTheCapability, Principal, Scope};
 use crate::domain::{CartKey, CartPolicy, CartState, Mutation, RequestTag, now_millis};
 use crate::error::CartError;
 use crate::metrics::{self, Interface};
@@ -288,6 +288,7 @@ impl CartServiceApi for CartService {
             let mutation = Mutation::Clear {
                 preserve_coupons,
                 reason,
+                only_generated_id: request.extensions().get::<IdIsTheCapability>().is_some(),
             };
             let (cart, items_cleared) = self
                 .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())

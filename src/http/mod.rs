@@ -144,12 +144,11 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The store answered its last ping.
-async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "cart store unreachable\n")
+/// The store passed its last health check; else 503 saying why.
+async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
+    match state.readiness.problem() {
+        None => (StatusCode::OK, "ready\n".to_owned()),
+        Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
     }
 }
 

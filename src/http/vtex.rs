@@ -1,7 +1,9 @@
 //! VTEX checkout (seed 004): `POST /api/checkout/pub/orderForm/{orderFormId}/items/removeAll`
 //! with the body `{}`, mapped to `Clear`.
 //!
-//! Public: the unguessable orderFormId is the capability. The store account (tenant) comes
+//! Public: the unguessable orderFormId is the capability, so only a cart whose id the service
+//! generated is found here ([`IdIsTheCapability`]); a client-chosen id answers ORD002 like an
+//! unknown one and nothing changes. The store account (tenant) comes
 //! from the `Host` header's first label, else the `an` query parameter. Answers the orderForm,
 //! `400 {"error": {"code": "ORD002"}}` for an unknown orderFormId, `400 001` for any other
 //! body, and VTEX's HTML 404 page for any other URL under `/api/checkout/`.
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use tower_http::request_id::RequestId;
 
 use super::{BodyError, HttpState, cart_request, header_str, reason, respond};
+use crate::auth::IdIsTheCapability;
 use crate::pb;
 use crate::pb::cart_service_server::CartService as _;
 
@@ -98,6 +101,22 @@ pub fn account<'a>(
     }
 }
 
+/// The store account of a request: [`account`] over its `Host` header and the `an` argument
+/// of its query string (a query that does not decode has none).
+pub fn store_account(
+    host: Option<&str>,
+    query: Option<&str>,
+    known: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let arguments: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+    let an = arguments
+        .iter()
+        .find(|(k, _)| k == "an")
+        .map(|(_, v)| v.as_str());
+    account(host, an, known).map(str::to_owned)
+}
+
 /// The orderForm after removeAll.
 pub fn order_form(cart: &pb::Cart) -> Value {
     let mut totalizers = Vec::new();
@@ -176,15 +195,11 @@ async fn handle(
             error.body(&operation_id),
         )
     };
-    let arguments: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
-    let an = arguments
-        .iter()
-        .find(|(k, _)| k == "an")
-        .map(|(_, v)| v.as_str());
     let host = header_str(&headers, header::HOST);
-    let principal = account(host, an, |label| state.tenancy.vtex(label).is_some())
-        .and_then(|account| state.tenancy.vtex(account));
+    let principal = store_account(host, query.as_deref(), |label| {
+        state.tenancy.vtex(label).is_some()
+    })
+    .and_then(|account| state.tenancy.vtex(&account));
     let Some(principal) = principal else {
         return not_found_page();
     };
@@ -210,11 +225,9 @@ async fn handle(
         expected_version: 0,
         request_id: String::new(),
     };
-    match state
-        .service
-        .clear(cart_request(request, principal, DIALECT))
-        .await
-    {
+    let mut request = cart_request(request, principal, DIALECT);
+    request.extensions_mut().insert(IdIsTheCapability);
+    match state.service.clear(request).await {
         Ok(response) => match response.into_inner().cart {
             Some(cart) => respond(
                 StatusCode::OK,

@@ -17,6 +17,7 @@ use super::xml::{self, escape};
 use super::{BodyError, HttpState, cart_request, reason, respond};
 use crate::pb;
 use crate::pb::cart_service_server::CartService as _;
+use crate::secret::Secret;
 
 pub const DIALECT: &str = "zaui";
 const METHOD: &str = "zapiRemoveCartSession";
@@ -62,7 +63,8 @@ impl ZapiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoveCartSession {
     pub account_id: u64,
-    pub token: String,
+    /// The presented token: never shown, not even by `{:?}`.
+    pub token: Secret<String>,
     pub user_id: String,
     pub cart_id: String,
 }
@@ -121,7 +123,7 @@ pub fn decode(body: &[u8]) -> Result<RemoveCartSession, (String, ZapiError)> {
     }
     Ok(RemoveCartSession {
         account_id,
-        token: token.to_owned(),
+        token: Secret::new(token.to_owned()),
         user_id: user_id.to_owned(),
         cart_id: cart_id.to_owned(),
     })
@@ -183,7 +185,10 @@ async fn handle(
         Ok(request) => request,
         Err((method, refusal)) => return reply(StatusCode::OK, &method, Err(refusal)),
     };
-    let Some(principal) = state.tenancy.zaui(request.account_id, &request.token) else {
+    let Some(principal) = state
+        .tenancy
+        .zaui(request.account_id, request.token.expose())
+    else {
         return reply(
             StatusCode::OK,
             METHOD,
@@ -225,7 +230,7 @@ mod tests {
         let request = decode(SAMPLE.as_bytes()).unwrap();
         assert_eq!(request.account_id, 1234);
         assert_eq!(
-            (request.token.as_str(), request.cart_id.as_str()),
+            (request.token.expose().as_str(), request.cart_id.as_str()),
             ("99", "c1")
         );
     }

@@ -307,6 +307,7 @@ mod tests {
                 metadata: BTreeMap::new(),
             },
             items: Vec::new(),
+            id_generated: false,
         }
     }
 
@@ -362,6 +363,7 @@ mod tests {
         Mutation::Clear {
             preserve_coupons: false,
             reason: String::new(),
+            only_generated_id: false,
         }
     }
 

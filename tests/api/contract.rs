@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cart_service::auth::{CartTokens, DEV_HMAC_SECRET};
-use cart_service::domain::{CartId, CartPolicy, Limits, TenantId};
+use cart_service::domain::{CartId, CartPolicy, Limits, LineDescription, LineId, Sku, TenantId};
 use cart_service::pb;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -29,6 +29,7 @@ on_every_store!(
     version_mismatch_is_aborted_and_changes_nothing,
     currency_mismatch_is_a_failed_precondition,
     limits_are_enforced_without_side_effects,
+    a_cart_is_bounded_in_bytes_at_the_same_point_on_every_store,
     every_access_restarts_the_cart_lifetime,
     tombstones_expire_after_their_retention,
 );
@@ -829,6 +830,145 @@ async fn tombstones_expire_after_their_retention(backend: Backend) {
     assert_eq!(app.get(&cart.id).await.unwrap().order_number, "ORD-9");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_error(app.get(&cart.id).await, Code::NotFound, "CART_NOT_FOUND");
+}
+
+/// An item of `helpers::item` carrying a `note` attribute of `note_bytes`.
+fn fat_item(sku: &str, note_bytes: usize) -> pb::NewItem {
+    let mut fat = item(sku, 1, 100);
+    fat.attributes.insert("note".into(), "n".repeat(note_bytes));
+    fat
+}
+
+/// What [`fat_item`] counts against `max_cart_bytes`: its line id and stored description
+/// (added now: 13 digits of milliseconds, like any time until 2286).
+fn fat_bytes(sku: &str, note_bytes: usize) -> usize {
+    let fat = fat_item(sku, note_bytes);
+    let description = LineDescription {
+        sku: fat.sku.as_str().into(),
+        product_id: fat.product_id.as_str().into(),
+        title: fat.title.as_str().into(),
+        unit_price: fat.unit_price,
+        attributes: std::borrow::Cow::Owned(fat.attributes.clone().into_iter().collect()),
+        added_at: 1_700_000_000_000,
+    };
+    let line_id = LineId::for_sku(&Sku::parse(sku, 64).unwrap());
+    line_id.as_str().len() + description.json_len()
+}
+
+async fn add_with(
+    app: &TestApp,
+    id: &str,
+    items: Vec<pb::NewItem>,
+    request_id: &str,
+) -> Result<pb::Cart, tonic::Status> {
+    app.client
+        .clone()
+        .add_items(pb::AddItemsRequest {
+            cart_id: id.into(),
+            items,
+            expected_version: 0,
+            request_id: request_id.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// `max_cart_bytes` over the lines' ids and descriptions: a cart filled exactly to it is
+/// fine, one byte more is CART_TOO_LARGE and changes nothing; more units of a held line cost
+/// nothing, a removed line frees its bytes, Clear frees all; a refusal under a request id is
+/// remembered like any other; Create is bounded too.
+async fn a_cart_is_bounded_in_bytes_at_the_same_point_on_every_store(backend: Backend) {
+    let (a, b, c) = (
+        fat_bytes("A", 900),
+        fat_bytes("B", 900),
+        fat_bytes("C", 900),
+    );
+    let policy = CartPolicy {
+        limits: Limits {
+            max_cart_bytes: a + b,
+            ..Limits::default()
+        },
+        ..CartPolicy::default()
+    };
+    let app = spawn_with_policy(backend, policy).await;
+    let created = app
+        .client
+        .clone()
+        .create(pb::CreateRequest {
+            currency: "USD".into(),
+            items: vec![fat_item("A", 900)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.id.as_str();
+    let full = add_with(&app, id, vec![fat_item("B", 900)], "")
+        .await
+        .expect("exactly at the bound");
+    assert_eq!(full.version, 2);
+
+    let status = assert_error(
+        add_with(&app, id, vec![fat_item("C", 900)], "too-big-1").await,
+        Code::FailedPrecondition,
+        "CART_TOO_LARGE",
+    );
+    assert!(
+        status.message().contains(&(a + b).to_string()),
+        "{status:?}"
+    );
+    // Any new line, however small, does not fit in a full cart.
+    assert_error(
+        add_with(&app, id, vec![fat_item("D", 1)], "").await,
+        Code::FailedPrecondition,
+        "CART_TOO_LARGE",
+    );
+    let read = app.get(id).await.unwrap();
+    assert_eq!(
+        (read.version, read.unique_item_count),
+        (2, 2),
+        "nothing changed"
+    );
+
+    // More of a line already held adds no bytes.
+    let more = add(&app, id, &[("A", 2, 100)]).await.unwrap();
+    assert_eq!(more.items[0].quantity, 3);
+    // Removing B frees its bytes: C (the same size as B) fits now.
+    let line_b = more.items[1].line_id.clone();
+    update(&app, id, &[(&line_b, 0)]).await.unwrap();
+    assert_eq!(b, c);
+    // The refusal remembered under its request id replays, though C would fit now.
+    assert_error(
+        add_with(&app, id, vec![fat_item("C", 900)], "too-big-1").await,
+        Code::FailedPrecondition,
+        "CART_TOO_LARGE",
+    );
+    let with_c = add_with(&app, id, vec![fat_item("C", 900)], "fits-now")
+        .await
+        .expect("C fits where B was");
+    assert_eq!(with_c.unique_item_count, 2);
+    // Clear frees every line's bytes.
+    clear(&app, id, false).await.unwrap();
+    add_with(&app, id, vec![fat_item("B", 900), fat_item("C", 900)], "")
+        .await
+        .expect("an emptied cart takes the bound again");
+
+    let status = app
+        .client
+        .clone()
+        .create(pb::CreateRequest {
+            cart_id: "too-big-from-the-start".into(),
+            currency: "USD".into(),
+            items: vec![fat_item("A", 900), fat_item("B", 900), fat_item("C", 900)],
+            ..Default::default()
+        })
+        .await;
+    assert_error(status, Code::FailedPrecondition, "CART_TOO_LARGE");
+    assert_error(
+        app.get("too-big-from-the-start").await,
+        Code::NotFound,
+        "CART_NOT_FOUND",
+    );
 }
 
 fn timestamp_ms(ts: &Option<prost_types::Timestamp>) -> i64 {

@@ -29,7 +29,7 @@ const LINES_PER_CART: usize = 200;
 
 /// How the clients call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Clients {
+pub(crate) enum Clients {
     /// Each add once, without a request id: a failed add is given up.
     Plain,
     /// Each add with a request id, resent until answered.
@@ -117,15 +117,34 @@ async fn client(
 }
 
 /// What a run under load showed.
-struct Report {
-    acknowledged: usize,
+pub(crate) struct Report {
+    pub(crate) acknowledged: usize,
     /// Acknowledged adds missing afterwards.
-    lost: usize,
+    pub(crate) lost: usize,
+    /// Carts the clients filled.
+    pub(crate) carts: usize,
+    /// Failed calls by gRPC code.
+    pub(crate) failures: BTreeMap<String, usize>,
 }
 
 /// Runs 16 clients while `fault` runs; then checks the promises above, but counts acknowledged
 /// adds that are missing (the caller decides whether that may happen).
 async fn under_load<F: std::future::Future<Output = ()>>(
+    app: TestApp,
+    mode: Clients,
+    fault: impl FnOnce() -> F,
+) -> Report {
+    let report = load_through(app, mode, fault).await;
+    assert!(
+        !report.failures.is_empty(),
+        "the fault was not felt: the test proves nothing"
+    );
+    report
+}
+
+/// [`under_load`] for a change the clients need not feel (a Cluster resharding under them):
+/// the caller proves the change happened.
+pub(crate) async fn load_through<F: std::future::Future<Output = ()>>(
     app: TestApp,
     mode: Clients,
     fault: impl FnOnce() -> F,
@@ -152,7 +171,7 @@ async fn under_load<F: std::future::Future<Output = ()>>(
     stop.store(true, Ordering::Relaxed);
 
     let mut failures = BTreeMap::<String, usize>::new();
-    let (mut acknowledged, mut after, mut carts, mut lost) = (0, 0, 0, 0);
+    let (mut acknowledged, mut after, mut carts, mut lost, mut doubled) = (0, 0, 0, 0, 0);
     for worker in workers {
         let tally = worker.await.expect("client completes");
         for (code, count) in &tally.failures {
@@ -175,7 +194,10 @@ async fn under_load<F: std::future::Future<Output = ()>>(
                 match quantities.get(sku.as_str()) {
                     Some(1) => {}
                     None => lost += 1,
-                    Some(n) => panic!("acknowledged {sku} applied {n} times in {cart_id}"),
+                    Some(n) => {
+                        eprintln!("acknowledged {sku} applied {n} times in {cart_id}");
+                        doubled += 1;
+                    }
                 }
             }
             // Clear reports the units the store counted; they must equal the lines it kept.
@@ -196,20 +218,23 @@ async fn under_load<F: std::future::Future<Output = ()>>(
     }
     println!(
         "fault under load ({mode:?} clients): {acknowledged} acknowledged adds on {carts} carts, \
-         {lost} of them lost, {after} OK calls after recovery, failures {failures:?}"
+         {lost} of them lost, {doubled} applied twice, {after} OK calls after recovery, \
+         failures {failures:?}"
     );
+    assert_eq!(doubled, 0, "acknowledged adds were applied twice");
     assert!(
         failures
             .keys()
             .all(|code| code == "Unavailable" || code == "DeadlineExceeded"),
         "{failures:?}"
     );
-    assert!(
-        !failures.is_empty(),
-        "the fault was not felt: the test proves nothing"
-    );
     assert!(after > 0, "the service did not recover");
-    Report { acknowledged, lost }
+    Report {
+        acknowledged,
+        lost,
+        carts,
+        failures,
+    }
 }
 
 /// A single Redis with AOF (fsync always) is SIGKILLed under load and restarted.

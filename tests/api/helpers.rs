@@ -186,33 +186,26 @@ impl Drop for RedisServer {
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     dirs: Vec<std::path::PathBuf>,
+    /// `cluster-node-timeout` of every node, in milliseconds.
+    node_timeout: u32,
+    /// Ports of nodes taken out by [`RedisCluster::remove_master`] (still running).
+    removed: Vec<u16>,
 }
 
 impl RedisCluster {
+    /// Fails a silent master over after one second (fast failover tests).
     pub fn start(masters: usize) -> Self {
+        Self::start_with_node_timeout(masters, 1000)
+    }
+
+    /// With `cluster-node-timeout` of `node_timeout` ms: longer keeps a busy machine's slow
+    /// gossip from marking nodes failed while slots move.
+    pub fn start_with_node_timeout(masters: usize, node_timeout: u32) -> Self {
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         for _ in 0..masters * 2 {
-            let dir = std::env::temp_dir().join(format!(
-                "cart-cluster-{}-{}",
-                std::process::id(),
-                unique()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            let args: Vec<String> = [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-node-timeout",
-                "1000",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--dir",
-                dir.to_str().unwrap(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            nodes.push(RedisServer::start_cluster_node(&args));
+            let (node, dir) = Self::start_node(node_timeout);
+            nodes.push(node);
             dirs.push(dir);
         }
         let addresses: Vec<String> = nodes
@@ -228,7 +221,12 @@ impl RedisCluster {
             .status()
             .expect("redis-cli runs");
         assert!(status.success(), "redis-cli --cluster create failed");
-        let cluster = Self { nodes, dirs };
+        let cluster = Self {
+            nodes,
+            dirs,
+            node_timeout,
+            removed: Vec::new(),
+        };
         cluster.wait_until_ok(
             &cluster
                 .nodes
@@ -237,6 +235,138 @@ impl RedisCluster {
                 .collect::<Vec<_>>(),
         );
         cluster
+    }
+
+    /// A cluster-enabled redis-server in a directory of its own, not yet part of a cluster.
+    fn start_node(node_timeout: u32) -> (RedisServer, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("cart-cluster-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args: Vec<String> = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            &node_timeout.to_string(),
+            "--cluster-config-file",
+            "nodes.conf",
+            "--dir",
+            dir.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        (RedisServer::start_cluster_node(&args), dir)
+    }
+
+    /// Starts one more node, joins it to the cluster as a master (`redis-cli --cluster
+    /// add-node`) and moves slots onto it while the cluster serves: `slots` of them from all
+    /// masters (`reshard`), or its fair share (`rebalance --cluster-use-empty-masters`).
+    /// Returns its port.
+    pub fn add_master(&mut self, slots: Option<u32>) -> u16 {
+        let (node, dir) = Self::start_node(self.node_timeout);
+        let port = node.port();
+        let via = self.masters(self.nodes[0].port())[0];
+        self.nodes.push(node);
+        self.dirs.push(dir);
+        redis_cli_cluster(&[
+            "add-node",
+            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{via}"),
+        ]);
+        // A rebalance plans from the entry node's view: every node must know the newcomer.
+        let id = self.node_id(port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .nodes
+            .iter()
+            .filter(|n| !self.removed.contains(&n.port()))
+            .all(|n| n.command(&["CLUSTER", "NODES"]).contains(&id))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the new node did not become known"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // A node that has not yet seen every slot served refuses MIGRATE (CLUSTERDOWN).
+        self.wait_until_ok(&[port]);
+        self.wait_until_agreed(via);
+        match slots {
+            Some(slots) => redis_cli_cluster(&[
+                "reshard",
+                &format!("127.0.0.1:{via}"),
+                "--cluster-from",
+                "all",
+                "--cluster-to",
+                &id,
+                "--cluster-slots",
+                &slots.to_string(),
+                "--cluster-yes",
+            ]),
+            None => redis_cli_cluster(&[
+                "rebalance",
+                &format!("127.0.0.1:{via}"),
+                "--cluster-use-empty-masters",
+            ]),
+        }
+        self.wait_until_agreed(via);
+        port
+    }
+
+    /// Takes master `port` out while the cluster serves: moves all its slots to the other
+    /// masters (`rebalance` with its weight 0), then `del-node`, which leaves the node running
+    /// with its cluster state wiped.
+    pub fn remove_master(&mut self, port: u16) {
+        let id = self.node_id(port);
+        let via = self
+            .masters(self.nodes[0].port())
+            .into_iter()
+            .find(|&p| p != port)
+            .expect("another master");
+        redis_cli_cluster(&[
+            "rebalance",
+            &format!("127.0.0.1:{via}"),
+            "--cluster-weight",
+            &format!("{id}=0"),
+        ]);
+        self.wait_until_agreed(via);
+        redis_cli_cluster(&["del-node", &format!("127.0.0.1:{via}"), &id]);
+        self.removed.push(port);
+        self.wait_until_agreed(via);
+    }
+
+    /// The cluster node id of the node on `port`.
+    pub fn node_id(&self, port: u16) -> String {
+        let node = self.nodes.iter().find(|n| n.port() == port).unwrap();
+        let reply = node.command(&["CLUSTER", "MYID"]);
+        reply
+            .lines()
+            .nth(1)
+            .expect("CLUSTER MYID answers a bulk string")
+            .to_owned()
+    }
+
+    /// Waits until `redis-cli --cluster check` finds every node agreeing on the slots, every
+    /// slot served and none open (a rebalance refuses to start otherwise).
+    pub fn wait_until_agreed(&self, via: u16) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let output = Command::new("redis-cli")
+                .args(["--cluster", "check", &format!("127.0.0.1:{via}")])
+                .output()
+                .expect("redis-cli runs");
+            let text = String::from_utf8_lossy(&output.stdout);
+            if output.status.success()
+                && text.contains("All nodes agree about slots configuration")
+                && text.contains("All 16384 slots covered")
+                && !text.contains("[WARNING]")
+                && !text.contains("[ERR]")
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cluster does not agree:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until every listed node reports a healthy cluster with all slots served, and
@@ -270,6 +400,29 @@ impl RedisCluster {
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
         format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// Error replies of every node so far, by their first word (`MOVED`, `ASK`, `TRYAGAIN`,
+    /// `CLUSTERDOWN`, …), from `INFO errorstats`.
+    pub fn error_replies(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for node in &self.nodes {
+            for line in node.command(&["INFO", "errorstats"]).lines() {
+                let Some((name, stats)) = line
+                    .strip_prefix("errorstat_")
+                    .and_then(|l| l.split_once(':'))
+                else {
+                    continue;
+                };
+                let count = stats
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("count="))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                *counts.entry(name.to_owned()).or_default() += count;
+            }
+        }
+        counts
     }
 
     /// Ports of the nodes that are masters now, as `live` sees the cluster.
@@ -306,6 +459,21 @@ impl Drop for RedisCluster {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Runs `redis-cli --cluster <args>`; panics with its output when it fails.
+fn redis_cli_cluster(args: &[&str]) {
+    let output = Command::new("redis-cli")
+        .arg("--cluster")
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && !text.contains("[ERR]"),
+        "redis-cli --cluster {args:?} failed:\n{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn unique() -> u64 {

@@ -73,6 +73,7 @@ impl Op {
             Op::Clear => Mutation::Clear {
                 preserve_coupons: false,
                 reason: String::new(),
+                only_generated_id: false,
             },
             Op::Delete(order) => Mutation::Delete {
                 order_number: OrderNumber::parse(order).unwrap(),
@@ -180,6 +181,7 @@ pub fn check(mut applied: Vec<Applied>, end: &End) -> Result<(), String> {
     let new = NewCart {
         header,
         items: vec![],
+        id_generated: true,
     };
     let mut model = CartState::create(new, 0, &limits).unwrap();
     for a in &applied {

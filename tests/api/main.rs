@@ -34,13 +34,17 @@ macro_rules! on_every_store {
 mod cluster;
 mod concurrency;
 mod contract;
+mod eviction;
 mod faults;
+mod fuzzing;
 mod helpers;
 mod history;
+mod hostile;
 mod idempotency;
 mod outage;
 mod redis_store;
 mod retries;
+mod secrets;
 mod server;
 mod shims;
 mod telemetry;

@@ -106,16 +106,16 @@ impl Drop for Collector {
 
 /// The real `cart-service` binary with [`SHIM_CONFIG`], on free loopback ports. Killed on
 /// drop (a panicking test included); [`Service::stop`] ends it with SIGTERM instead.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    grpc_addr: SocketAddr,
-    http_addr: SocketAddr,
+    pub(crate) grpc_addr: SocketAddr,
+    pub(crate) http_addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     dir: std::path::PathBuf,
 }
 
 impl Service {
-    fn start(redis: &RedisServer, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(redis: &RedisServer, env: &[(&str, &str)]) -> Self {
         let dir = helpers::temp_dir("otel");
         let config = dir.join("cart.toml");
         std::fs::File::create(&config)
@@ -173,7 +173,7 @@ impl Service {
         CartServiceClient::new(channel)
     }
 
-    fn log(&self) -> Vec<String> {
+    pub(crate) fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
 

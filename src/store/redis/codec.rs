@@ -6,16 +6,15 @@
 use std::collections::BTreeMap;
 
 use redis::Value;
-use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CartHeader, CartState, CartStatus, Coupon, CouponCode, Currency, Line, LineId, NewLine, Sku,
-    UnixMillis,
+    CartHeader, CartState, CartStatus, Coupon, CouponCode, Currency, Line, LineDescription, LineId,
+    NewLine, Sku, UnixMillis,
 };
 use crate::error::CartError;
 
 /// The header fields a snapshot carries, in the order the Lua `header()` joins them.
-pub const META_FIELDS: [&str; 16] = [
+pub const META_FIELDS: [&str; 17] = [
     "customer_id",
     "session_id",
     "channel",
@@ -32,38 +31,19 @@ pub const META_FIELDS: [&str; 16] = [
     "order_number",
     "version",
     "next_position",
+    "generated",
 ];
 
 /// Separates the header values (ASCII unit separator: validation keeps control characters
 /// out of every stored text, and JSON escapes them).
 const FIELD_SEPARATOR: char = '\u{1f}';
 
-/// The immutable part of a line, stored as JSON inside its record.
-#[derive(Serialize, Deserialize)]
-struct LineDescription<'a> {
-    sku: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    product_id: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    title: std::borrow::Cow<'a, str>,
-    unit_price: i64,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-    added_at: UnixMillis,
-}
-
-/// Appends the item arguments of `plan_add`: count, then line_id, quantity, currency, description.
+/// Appends the item arguments of `plan_add`: count, then line_id, quantity, currency,
+/// description (the JSON of [`LineDescription`], stored as it is).
 pub fn push_items(args: &mut Vec<Vec<u8>>, items: &[NewLine], now: UnixMillis) {
     args.push(items.len().to_string().into_bytes());
     for item in items {
-        let description = LineDescription {
-            sku: item.sku.as_str().into(),
-            product_id: item.product_id.as_str().into(),
-            title: item.title.as_str().into(),
-            unit_price: item.unit_price,
-            attributes: item.attributes.clone(),
-            added_at: now,
-        };
+        let description = LineDescription::of(item, now);
         args.push(item.line_id.as_str().as_bytes().to_vec());
         args.push(item.quantity.to_string().into_bytes());
         args.push(
@@ -72,7 +52,7 @@ pub fn push_items(args: &mut Vec<Vec<u8>>, items: &[NewLine], now: UnixMillis) {
                 .map(|c| c.as_str().as_bytes().to_vec())
                 .unwrap_or_default(),
         );
-        args.push(serde_json::to_vec(&description).expect("a line description always serializes"));
+        args.push(description.to_json());
     }
 }
 
@@ -138,6 +118,7 @@ pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply
             max: limits.max_quantity,
         },
         "COUPON_LIMIT_EXCEEDED" => CartError::CouponLimit(limits.max_coupons),
+        "CART_TOO_LARGE" => CartError::CartTooLarge(limits.max_cart_bytes),
         "LINE_ITEM_NOT_FOUND" => CartError::LineNotFound(detail),
         "REQUEST_ID_REUSED" => CartError::RequestIdReused,
         "VERSION_MISMATCH" => CartError::VersionMismatch {
@@ -193,6 +174,7 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
             order_number,
             version,
             next_position,
+            generated,
         ],
     ) = <[&str; META_FIELDS.len()]>::try_from(values)
     else {
@@ -258,6 +240,8 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
         order_number: order_number.to_owned(),
         version: required("version", version)?,
         next_position: number("next_position", next_position)?.unwrap_or(1),
+        // Carts stored before the flag was kept read as client-chosen ids.
+        id_generated: generated == "1",
     };
     Ok((state, int(extra)?))
 }
@@ -270,16 +254,18 @@ fn decode_line(line_id: String, record: &str) -> Result<Line, CartError> {
         .parse()
         .map_err(|_| corrupt("updated_at"))?;
     let position = next("position")?.parse().map_err(|_| corrupt("position"))?;
+    let json = next("description")?;
     let description: LineDescription =
-        serde_json::from_str(next("description")?).map_err(|_| corrupt("line description"))?;
+        serde_json::from_str(json).map_err(|_| corrupt("line description"))?;
     Ok(Line {
+        bytes: line_id.len() + json.len(),
         line_id: LineId::parse(&line_id).map_err(corrupt)?,
         sku: Sku::parse(&description.sku, usize::MAX).map_err(corrupt)?,
         product_id: description.product_id.into_owned(),
         title: description.title.into_owned(),
         quantity,
         unit_price: description.unit_price,
-        attributes: description.attributes,
+        attributes: description.attributes.into_owned(),
         added_at: description.added_at,
         updated_at,
         position,

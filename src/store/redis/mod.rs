@@ -5,10 +5,13 @@
 //! A call with a request id also names `cart:{tenant:id}:request:<id>`, where its script keeps
 //! the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a failed
 //! call is sent again only when that cannot apply it twice (see [`Retry`]). With
-//! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`.
+//! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
+//! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and
+//! a Cluster connection whose slot map went stale is replaced (`connection.rs`).
 
 mod codec;
 pub mod connection;
+mod eviction;
 mod scripts;
 
 use std::time::Duration;
@@ -22,6 +25,7 @@ use tracing::field::Empty;
 
 use self::codec::Reply;
 use self::connection::Connection;
+use self::eviction::{EvictionGuard, Survey};
 use self::scripts::Scripts;
 use super::{CartStore, Mutated};
 use crate::domain::{
@@ -79,6 +83,8 @@ pub struct RedisStore {
     server: (String, u16),
     /// `cart_store_call_duration_seconds` of each script, in the order of `Scripts::all`.
     script_latency: [Histogram; Scripts::NAMES.len()],
+    /// Refuses calls while Redis may evict keys (see `eviction.rs`).
+    eviction: EvictionGuard,
 }
 
 /// Whether a call whose outcome is unknown (the connection broke after it was sent) may be
@@ -168,7 +174,32 @@ impl RedisStore {
             durability,
             server: connection::server_endpoint(url).unwrap_or_default(),
             script_latency: Scripts::NAMES.map(|name| metrics.store_call_histogram(name)),
+            eviction: EvictionGuard::new(false),
         })
+    }
+
+    /// `[redis] allow_eviction`: serve even when Redis may evict keys (carts can be torn).
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.eviction = EvictionGuard::new(allow);
+        self
+    }
+
+    /// Reads every server's `maxmemory_policy` and admits or refuses calls by it (and, on a
+    /// Cluster, probes its slot map, which replaces a stale connection).
+    async fn survey(&self) -> Result<(), CartError> {
+        let generation = self.connection.generation();
+        let replies = self.connection.memory_info().await.map_err(store_error)?;
+        self.eviction.record(Survey::of(replies), generation)
+    }
+
+    /// Surveys unless a survey since the last connection failure already did, sharing one
+    /// survey among the calls that wait for it.
+    async fn survey_if_needed(&self) -> Result<(), CartError> {
+        let _one = self.eviction.checking.lock().await;
+        if self.eviction.needs_survey(self.connection.generation()) {
+            self.survey().await?;
+        }
+        Ok(())
     }
 
     pub fn is_cluster(&self) -> bool {
@@ -306,11 +337,23 @@ impl RedisStore {
         };
         let retry = call.retry;
         let deadline = Instant::now() + self.timeouts.response;
+        if self.eviction.needs_survey(self.connection.generation()) {
+            // Unreachable Redis shows in the call itself.
+            let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
+        }
+        self.eviction.admit()?;
         let mut attempt = 1;
         let (reply, acked) = loop {
+            let generation = self.connection.generation();
             let error = match tokio::time::timeout_at(deadline, self.send(&request)).await {
                 Ok(Ok(reply)) => break reply,
-                Ok(Err(error)) => error,
+                Ok(Err(error)) => {
+                    self.connection.heal(generation, &error);
+                    if connection::failure_is_connection(&error) {
+                        self.eviction.invalidate();
+                    }
+                    error
+                }
                 Err(_) => {
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
@@ -419,6 +462,11 @@ fn failure(error: &RedisError) -> Failure {
     }
 }
 
+/// A boolean script argument.
+fn flag(value: bool) -> Vec<u8> {
+    if value { b"1".to_vec() } else { b"0".to_vec() }
+}
+
 /// Connection trouble and refused credentials are UNAVAILABLE (the store cannot be used right
 /// now; health says so); anything else is a bug (INTERNAL).
 fn store_error(error: RedisError) -> CartError {
@@ -457,6 +505,7 @@ impl CartStore for RedisStore {
         .map(|field| field.as_bytes().to_vec())
         .collect();
         args.push(codec::encode_metadata(&header.metadata));
+        args.push(flag(cart.id_generated));
         codec::push_items(&mut args, &cart.items, now);
         let call = Call::mutation(&self.scripts.create, key, now, 0, request, args);
         let (state, _) = self.snapshot(call).await?;
@@ -502,13 +551,11 @@ impl CartStore for RedisStore {
             Mutation::Clear {
                 preserve_coupons,
                 reason,
+                only_generated_id,
             } => {
-                args.push(if *preserve_coupons {
-                    b"1".to_vec()
-                } else {
-                    b"0".to_vec()
-                });
+                args.push(flag(*preserve_coupons));
                 args.push(reason.as_bytes().to_vec());
+                args.push(flag(*only_generated_id));
                 &self.scripts.clear
             }
             Mutation::Delete { order_number } => {
@@ -548,6 +595,7 @@ impl CartStore for RedisStore {
         codec::decode_units(&parts)
     }
 
+    /// PING, then the eviction survey (on a Cluster also the slot-map probe).
     async fn ping(&self) -> Result<(), CartError> {
         let ping = async {
             let mut connection = self.connection.active().await?;
@@ -556,9 +604,21 @@ impl CartStore for RedisStore {
                 .await
         };
         match tokio::time::timeout(self.timeouts.response, ping).await {
-            Ok(result) => result.map(drop).map_err(store_error),
+            Ok(result) => result.map(drop).map_err(store_error)?,
+            Err(_) => {
+                return Err(CartError::Unavailable(
+                    "redis did not answer PING in time".into(),
+                ));
+            }
+        }
+        let survey = async {
+            let _one = self.eviction.checking.lock().await;
+            self.survey().await
+        };
+        match tokio::time::timeout(self.timeouts.response, survey).await {
+            Ok(result) => result,
             Err(_) => Err(CartError::Unavailable(
-                "redis did not answer PING in time".into(),
+                "redis did not answer INFO in time".into(),
             )),
         }
     }

@@ -56,6 +56,10 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
         ("@MAX_LINES@", i64::from(limits.max_lines)),
         ("@MAX_QUANTITY@", i64::from(limits.max_quantity)),
         ("@MAX_COUPONS@", i64::from(limits.max_coupons)),
+        (
+            "@MAX_CART_BYTES@",
+            i64::try_from(limits.max_cart_bytes).unwrap_or(i64::MAX),
+        ),
     ] {
         core = core.replace(name, &value.to_string());
     }

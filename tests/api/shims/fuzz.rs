@@ -1,35 +1,13 @@
 //! Property tests: arbitrary bytes and mutated valid requests at every shim, over real HTTP.
 //! Each answer must be the dialect's own error (never a panic or a 5xx) and the store must not
-//! change.
+//! change. The decoders alone (no HTTP) are fuzzed by `crate::fuzzing`.
 
 use cart_service::domain::CartId;
-use cart_service::http::{amazon, fabric_xm, stateset, vtex, xml, zaui};
+use cart_service::http::xml;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use crate::helpers::{ACME_KEY, Backend, HttpResponse, TestApp, http, spawn_shim_app};
-
-proptest! {
-    #![proptest_config(Config { cases: 512, ..Config::default() })]
-
-    /// The pure decoders never panic on arbitrary input.
-    #[test]
-    fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let text = String::from_utf8_lossy(&bytes);
-        let _ = xml::parse(&text);
-        let _ = zaui::decode(&bytes);
-        let _ = fabric_xm::site_account(Some(&text));
-        let _ = fabric_xm::check_cart_id(&text);
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert("content-type", "application/json".parse().unwrap());
-        let _ = fabric_xm::order_number(&headers, &bytes);
-        let _ = stateset::decode(&headers, &bytes);
-        let _ = vtex::is_empty_object(&bytes);
-        if let Ok(arguments) = amazon::parse_query(Some(&text)) {
-            let _ = amazon::decode(&arguments);
-        }
-    }
-}
 
 /// Replaces, inserts or deletes bytes of a valid request.
 fn mutated(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {

@@ -7,7 +7,8 @@ use crate::helpers::{ACME_KEY, Backend, HttpResponse, TestApp, http, spawn_shim_
 
 on_both_stores!(
     remove_all_answers_the_emptied_order_form,
-    every_refusal_in_vtex_shape
+    every_refusal_in_vtex_shape,
+    a_client_chosen_id_is_no_capability,
 );
 
 const ACME_HOST: &str = "cosmetics2.vtexcommercestable.com.br";
@@ -131,4 +132,46 @@ async fn every_refusal_in_vtex_shape(backend: Backend) {
 
     let read = app.get_as(ACME_KEY, &cart.id).await.unwrap();
     assert_eq!((read.version, read.item_count), (1, 1), "nothing changed");
+}
+
+/// A cart created with a client-chosen id (`c1`, `cart-42`) cannot be cleared through the
+/// public route, whoever guesses the id: ORD002 and nothing changes. Ids the service chose
+/// (random, or derived from a request id with the hmac secret) are capabilities.
+async fn a_client_chosen_id_is_no_capability(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let invalid_cart = |response: HttpResponse| {
+        assert_eq!(response.status, 400, "{}", response.body);
+        assert_eq!(response.json()["error"]["code"], "ORD002");
+    };
+    for chosen in ["c1", "cart-42"] {
+        let cart = app
+            .create_cart_as(ACME_KEY, chosen, &[("5", 1, 4490)])
+            .await;
+        invalid_cart(remove_all(&app, ACME_HOST, &path(chosen), "{}").await);
+        let read = app.get_as(ACME_KEY, chosen).await.unwrap();
+        assert_eq!(
+            (read.version, read.item_count, read.cleared_at),
+            (cart.version, 1, None),
+            "{chosen}: nothing changed"
+        );
+    }
+
+    let derived = app
+        .client
+        .clone()
+        .create(TestApp::authed(
+            cart_service::pb::CreateRequest {
+                currency: "USD".into(),
+                request_id: "checkout-1".into(),
+                items: vec![crate::helpers::item("5", 1, 4490)],
+                ..Default::default()
+            },
+            ACME_KEY,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = remove_all(&app, ACME_HOST, &path(&derived.id), "{}").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()["items"], json!([]));
 }

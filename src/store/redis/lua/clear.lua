@@ -1,5 +1,6 @@
--- Clear: ARGV[4] preserve coupons ('1' or '0'), ARGV[5] reason. Keeps the header and reads no
--- line, so only freeing the lines hash grows with the cart. (DEL, not UNLINK: freeing 250
+-- Clear: ARGV[4] preserve coupons ('1' or '0'), ARGV[5] reason, ARGV[6] '1' to clear only a
+-- cart whose id the service generated (any other answers CART_NOT_FOUND: VTEX's public route).
+-- Keeps the header and reads no line, so only freeing the lines hash grows with the cart. (DEL, not UNLINK: freeing 250
 -- lines inline costs less than waking the lazy-free thread on a busy machine.) Replies the
 -- units removed.
 --
@@ -7,8 +8,9 @@
 -- META_FIELDS); the reply is that header with the fields Clear changed, not a second read.
 local values = redis.call('HMGET', META, 'item_count', unpack(META_FIELDS))
 -- Positions in `values`: 1 item_count, then 1 + the position in META_FIELDS.
-local STATUS, UPDATED_AT, LAST_ACTIVITY_AT, CLEARED_AT, CLEAR_REASON, VERSION = 8, 10, 11, 12, 13, 16
+local STATUS, UPDATED_AT, LAST_ACTIVITY_AT, CLEARED_AT, CLEAR_REASON, VERSION, GENERATED = 8, 10, 11, 12, 13, 16, 18
 if not values[STATUS] then return fail('CART_NOT_FOUND') end
+if ARGV[6] == '1' and values[GENERATED] ~= '1' then return fail('CART_NOT_FOUND') end
 if values[STATUS] == 'deleted' then return fail('CART_DELETED') end
 if EXPECTED ~= '0' and EXPECTED ~= values[VERSION] then
   return fail('VERSION_MISMATCH', values[VERSION])
@@ -21,7 +23,7 @@ else
 end
 local version = tonumber(values[VERSION]) + 1
 redis.call('HSET', META, 'version', version, 'updated_at', NOW, 'last_activity_at', NOW,
-  'item_count', 0, 'cleared_at', NOW, 'clear_reason', ARGV[5])
+  'item_count', 0, 'line_bytes', 0, 'cleared_at', NOW, 'clear_reason', ARGV[5])
 redis.call('PEXPIRE', META, CART_TTL)
 local coupons = {}
 if preserve then

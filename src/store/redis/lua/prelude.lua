@@ -4,7 +4,11 @@
 --
 -- KEYS[1] cart:{tenant:id}          hash: header fields, status, timestamps, version,
 --                                   item_count (units, so Clear/Remove need not scan lines),
---                                   next_position (insertion order of lines and coupons)
+--                                   next_position (insertion order of lines and coupons),
+--                                   line_bytes (what the lines count against MAX_CART_BYTES:
+--                                   each line's id and description; absent on carts written
+--                                   before it was kept, then summed from the lines),
+--                                   generated ('1' when the service chose the cart's id)
 -- KEYS[2] cart:{tenant:id}:lines    hash: line_id -> "quantity|updated_at|position|<description json>"
 -- KEYS[3] cart:{tenant:id}:coupons  hash: code -> "position|amount"
 -- KEYS[4] cart:{tenant:id}:request:<request id>  (only when the call carries a request id)
@@ -26,6 +30,7 @@ local META, LINES, COUPONS = KEYS[1], KEYS[2], KEYS[3]
 local NOW, EXPECTED = ARGV[1], ARGV[2]
 local CART_TTL, TOMBSTONE_TTL = '@CART_TTL_MS@', '@TOMBSTONE_TTL_MS@'
 local MAX_LINES, MAX_QUANTITY, MAX_COUPONS = @MAX_LINES@, @MAX_QUANTITY@, @MAX_COUPONS@
+local MAX_CART_BYTES = @MAX_CART_BYTES@
 local REQUEST, FINGERPRINT, REQUEST_TTL = KEYS[4], ARGV[3], '@REQUEST_ID_TTL_MS@'
 
 local function fail(reason, detail)
@@ -99,13 +104,27 @@ local function parse_line(record)
   return tonumber(quantity), updated_at, position, description
 end
 
+--- helper: stored_line_bytes
+-- What the cart's lines count against MAX_CART_BYTES (CartState::line_bytes): the header's
+-- `stored` line_bytes, or for a cart written before it was kept, the sum over its lines.
+local function stored_line_bytes(stored)
+  if stored then return tonumber(stored) end
+  local total, flat = 0, redis.call('HGETALL', LINES)
+  for i = 1, #flat, 2 do
+    local _, _, _, description = parse_line(flat[i + 1])
+    total = total + #flat[i] + #description
+  end
+  return total
+end
+
 --- helper: plan_add
 -- Items start at ARGV[first]: their count, then per item: line_id, quantity,
 -- currency ('' = unchecked), description json. Checks them in CartState::check_add's order and
--- returns the writes without making them (nil and a refusal when an item is refused).
-local function plan_add(first, currency, next_position)
+-- returns the writes without making them (nil and a refusal when an item is refused). `bytes`
+-- is what the lines count now; a new line adds its id and description (plan.bytes after).
+local function plan_add(first, currency, next_position, bytes)
   local count = tonumber(ARGV[first])
-  local plan = {writes = {}, units = 0}
+  local plan = {writes = {}, units = 0, bytes = bytes}
   if count == 0 then
     plan.next_position = next_position
     return plan
@@ -130,6 +149,8 @@ local function plan_add(first, currency, next_position)
       lines = lines + 1
       if quantity > MAX_QUANTITY then return nil, fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
       if lines > MAX_LINES then return nil, fail('LINE_LIMIT_EXCEEDED') end
+      bytes = bytes + #line_id + #description
+      if bytes > MAX_CART_BYTES then return nil, fail('CART_TOO_LARGE') end
       record = quantity .. '|' .. NOW .. '|' .. next_position .. '|' .. description
       next_position = next_position + 1
     end
@@ -138,6 +159,7 @@ local function plan_add(first, currency, next_position)
     plan.units = plan.units + quantity
   end
   plan.next_position = next_position
+  plan.bytes = bytes
   return plan
 end
 
