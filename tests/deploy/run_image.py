@@ -328,6 +328,8 @@ def files_of(name):
 
 def main():
     image, manifest_path, config_path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    # Stopped from outside (a CI timeout, Ctrl-C of the script): clean up on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     with open(manifest_path, encoding="utf-8") as f:
         [deployment] = [
