@@ -12,8 +12,10 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admission::Admission;
 use crate::auth::CartTokens;
 use crate::config::Settings;
+use crate::domain::TenantId;
 use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES, ServerSpanLayer};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
@@ -97,7 +99,7 @@ impl Application {
                 tracing::info!(
                     "cart store: in-memory; carts are not persisted (set CART_REDIS_URL for Redis)"
                 );
-                MemoryStore::new(settings.policy.clone())
+                MemoryStore::with_max_bytes(settings.policy.clone(), settings.memory_max_bytes)
             }
         };
         Self::build_with_store(settings, store).await
@@ -108,11 +110,18 @@ impl Application {
         settings: Settings,
         store: SharedStore,
     ) -> Result<Self, StartupError> {
+        let admission = Admission::new(
+            settings.admission,
+            settings.tenants.iter().filter_map(|tenant| {
+                Some((TenantId::parse(&tenant.id).ok()?, tenant.max_in_flight))
+            }),
+        );
         let service = CartService::new(
             store.clone(),
             CartTokens::new(settings.hmac_secret.expose().as_bytes()),
             settings.policy.clone(),
-        );
+        )
+        .with_admission(admission);
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -192,6 +201,9 @@ impl Application {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
         let grpc = tonic::transport::Server::builder()
+            // tonic leaves HTTP/2 streams per connection unbounded; a client past this many
+            // waits on its own side (SETTINGS_MAX_CONCURRENT_STREAMS) instead of queueing here.
+            .max_concurrent_streams(self.settings.admission.max_streams_per_connection)
             // gRPC-Web from browsers arrives over HTTP/1.1; CORS (outermost) answers their
             // preflights before the gRPC-Web translation sees the request.
             .accept_http1(true)

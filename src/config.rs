@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::admission::AdmissionConfig;
 use crate::auth::{Authenticator, DEV_HMAC_SECRET, Principal, Scope};
 use crate::domain::{CartPolicy, Limits, TenantId};
 use crate::grpc_web::GrpcWebConfig;
@@ -53,6 +54,8 @@ pub struct TenantConfig {
     pub xm: Option<XmConfig>,
     pub amazon: Option<AmazonConfig>,
     pub vtex: Option<VtexConfig>,
+    /// This tenant's own concurrency limit (default: `[admission] max_in_flight_per_tenant`).
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +109,35 @@ pub struct RedisConfig {
     pub allow_eviction: bool,
 }
 
+/// `[memory]`: the embedded in-memory store (used when no Redis is configured).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// The most bytes of carts and remembered outcomes it holds, e.g. "256MiB".
+    pub max_bytes: Option<String>,
+}
+
+/// Reads a byte size: a number of bytes, or a number with `KiB`, `MiB`, `GiB` (powers of
+/// 1024) or `KB`, `MB`, `GB` (powers of 1000), e.g. "256MiB".
+pub fn parse_bytes(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let multiplier: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    number.parse::<usize>().ok()?.checked_mul(multiplier)
+}
+
 /// The TOML file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +155,11 @@ pub struct ConfigFile {
     pub redis: RedisConfig,
     #[serde(default)]
     pub limits: Limits,
+    /// Concurrency limits, in all and per tenant.
+    #[serde(default)]
+    pub admission: AdmissionConfig,
+    #[serde(default)]
+    pub memory: MemoryConfig,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
     /// Browsers calling the gRPC port (gRPC-Web): CORS.
@@ -170,6 +207,8 @@ pub struct Settings {
     pub durability: Durability,
     /// `[redis] allow_eviction`: serve an evicting Redis anyway.
     pub allow_eviction: bool,
+    /// The in-memory store's cap on the bytes it holds.
+    pub memory_max_bytes: usize,
     pub policy: CartPolicy,
     pub hmac_secret: Secret<String>,
     pub authenticator: Authenticator,
@@ -179,6 +218,8 @@ pub struct Settings {
     pub health_interval: Duration,
     /// gRPC-Web CORS (none in dev mode).
     pub grpc_web: GrpcWebConfig,
+    /// Concurrency limits (per-tenant overrides are in `tenants`).
+    pub admission: AdmissionConfig,
 }
 
 impl Settings {
@@ -192,12 +233,14 @@ impl Settings {
             redis_timeouts: RedisTimeouts::default(),
             durability: Durability::default(),
             allow_eviction: false,
+            memory_max_bytes: crate::store::memory::DEFAULT_MAX_BYTES,
             policy: CartPolicy::default(),
             hmac_secret: Secret::new(DEV_HMAC_SECRET.to_owned()),
             authenticator: Authenticator::Dev,
             tenants: Vec::new(),
             health_interval: Duration::from_secs(1),
             grpc_web: GrpcWebConfig::default(),
+            admission: AdmissionConfig::default(),
         }
     }
 
@@ -270,12 +313,24 @@ impl Settings {
             )));
         }
         self.allow_eviction = file.redis.allow_eviction;
+        if let Some(text) = &file.memory.max_bytes {
+            self.memory_max_bytes = parse_bytes(text).filter(|n| *n > 0).ok_or_else(|| {
+                invalid(format!(
+                    "memory.max_bytes: {text:?} is not a size like \"256MiB\""
+                ))
+            })?;
+        }
         let mut keys = Vec::new();
         let mut seen_tenants = std::collections::HashSet::new();
         for tenant in &file.tenants {
             let id = TenantId::parse(&tenant.id).map_err(|e| invalid(format!("tenants: {e}")))?;
             if !seen_tenants.insert(id.clone()) {
                 return Err(invalid(format!("tenant {id} is defined twice")));
+            }
+            if tenant.max_in_flight == Some(0) {
+                return Err(invalid(format!(
+                    "tenant {id}: max_in_flight must be at least 1"
+                )));
             }
             for key in &tenant.api_keys {
                 let mut principal = Principal {
@@ -307,6 +362,10 @@ impl Settings {
         self.authenticator = Authenticator::from_keys(keys);
         self.hmac_secret = file.hmac_secret;
         self.tenants = file.tenants;
+        file.admission
+            .check()
+            .map_err(|e| invalid(format!("admission: {e}")))?;
+        self.admission = file.admission;
         file.grpc_web.check().map_err(invalid)?;
         self.grpc_web = file.grpc_web;
         Ok(())
@@ -405,6 +464,36 @@ vtex   = { account = "cosmetics2" }
     }
 
     #[test]
+    fn admission_limits_parse_with_per_tenant_overrides() {
+        let mut settings = local();
+        assert_eq!(settings.admission, AdmissionConfig::default());
+        let text = "hmac_secret = \"0123456789abcdef\"\n\
+                    [admission]\nmax_in_flight = 100\nmax_in_flight_per_tenant = 10\n\
+                    [[tenants]]\nid = \"big\"\nmax_in_flight = 50\n\
+                    [[tenants]]\nid = \"small\"\n";
+        settings.apply_file(text, Path::new("c.toml")).unwrap();
+        assert_eq!(settings.admission.max_in_flight, 100);
+        assert_eq!(settings.admission.max_in_flight_per_tenant, 10);
+        assert_eq!(settings.tenants[0].max_in_flight, Some(50));
+        assert_eq!(settings.tenants[1].max_in_flight, None);
+        for bad in [
+            "[admission]\nmax_in_flight = 0",
+            "[admission]\nmax_in_flight_per_tenant = 0",
+            "[admission]\nqueue = 10",
+            "[[tenants]]\nid = \"a\"\nmax_in_flight = 0",
+        ] {
+            let text = format!("hmac_secret = \"0123456789abcdef\"\n{bad}");
+            let err = local().apply_file(&text, Path::new("c.toml")).unwrap_err();
+            assert!(
+                err.to_string().contains("admission")
+                    || err.to_string().contains("max_in_flight")
+                    || err.to_string().contains("queue"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn syntax_errors_name_the_line_not_its_text() {
         let text = "hmac_secret = \"0123456789abcdef-SECRET\" trailing";
         let err = local().apply_file(text, Path::new("c.toml")).unwrap_err();
@@ -465,6 +554,27 @@ vtex   = { account = "cosmetics2" }
         let typo = "hmac_secret = \"0123456789abcdef\"\n[redis]\nallow_evictions = true\n";
         let err = local().apply_file(typo, Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("allow_evictions"), "{err}");
+    }
+
+    #[test]
+    fn the_memory_cap_is_a_byte_size() {
+        assert_eq!(local().memory_max_bytes, 256 << 20);
+        let mut settings = local();
+        let text = "hmac_secret = \"0123456789abcdef\"\n[memory]\nmax_bytes = \"64MiB\"\n";
+        settings.apply_file(text, Path::new("c.toml")).unwrap();
+        assert_eq!(settings.memory_max_bytes, 64 << 20);
+        assert_eq!(parse_bytes("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_bytes("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        for bad in ["", "MiB", "1.5GiB", "-1", "12 parsecs", "0"] {
+            let text =
+                format!("hmac_secret = \"0123456789abcdef\"\n[memory]\nmax_bytes = {bad:?}\n");
+            let err = local().apply_file(&text, Path::new("c.toml")).unwrap_err();
+            assert!(
+                err.to_string().contains("memory.max_bytes"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

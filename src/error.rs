@@ -11,6 +11,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// Domain of every `google.rpc.ErrorInfo` the service emits.
 pub const ERROR_DOMAIN: &str = "cart.v1";
 
+/// The `google.rpc.RetryInfo` delay of a STORE_FULL refusal: memory is freed by Removes and
+/// expiring carts, which a resend within milliseconds would not see.
+pub const STORE_FULL_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A boxed internal cause, logged but never sent to a client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -117,12 +121,20 @@ pub enum CartError {
     RequestIdReused,
     #[error("cart store unavailable")]
     Unavailable(#[source] BoxError),
+    /// The store holds as much as it may (Redis at `maxmemory`, the in-memory store at its
+    /// cap) and refused a call that could grow it before changing anything.
+    #[error("cart store is full: retry later, or free space by removing carts")]
+    StoreFull,
     #[error(
         "only {acked} of {wanted} replicas acknowledged the change in time: it may have been applied; retrying with the same request_id is safe"
     )]
     ReplicationTimeout { acked: i64, wanted: u32 },
     #[error("deadline exceeded")]
     DeadlineExceeded,
+    /// Too many requests in flight, for the service or for the caller's tenant (see
+    /// [`crate::admission`]): refused before any work, so retrying later is safe.
+    #[error("too many requests in flight; retry later")]
+    Overloaded,
     #[error("internal error")]
     Internal(#[source] BoxError),
 }
@@ -174,8 +186,10 @@ impl CartError {
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::RequestIdReused => "REQUEST_ID_REUSED",
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
+            Self::StoreFull => "STORE_FULL",
             Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Overloaded => "OVERLOADED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -197,17 +211,22 @@ impl CartError {
             Self::Unauthenticated => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Unavailable(_) | Self::ReplicationTimeout { .. } => Code::Unavailable,
+            Self::StoreFull => Code::ResourceExhausted,
             Self::DeadlineExceeded => Code::DeadlineExceeded,
+            Self::Overloaded => Code::ResourceExhausted,
             Self::Internal(_) => Code::Internal,
         }
     }
 
-    /// Whether the store failed the call (unreachable, too slow, too few replicas, or a bug),
-    /// as opposed to refusing the request: counted as a store error and marked on spans.
+    /// Whether the store failed the call (unreachable, too slow, too few replicas, full, or a
+    /// bug), as opposed to refusing the request: counted as a store error and marked on spans.
     pub fn is_store_failure(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::ReplicationTimeout { .. } | Self::Internal(_)
+            Self::Unavailable(_)
+                | Self::StoreFull
+                | Self::ReplicationTimeout { .. }
+                | Self::Internal(_)
         )
     }
 
@@ -253,6 +272,9 @@ impl CartError {
             }
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %chain(cause.as_ref()), "cart store unavailable")
+            }
+            Self::StoreFull => {
+                tracing::warn!("cart store full: a call that could grow it was refused")
             }
             Self::ReplicationTimeout { acked, wanted } => {
                 tracing::warn!(
@@ -324,6 +346,12 @@ impl From<CartError> for Status {
                     ]),
                 );
             }
+            CartError::StoreFull => {
+                details.set_retry_info(Some(STORE_FULL_RETRY_DELAY));
+            }
+            CartError::Overloaded => {
+                details.set_retry_info(Some(crate::admission::RETRY_AFTER));
+            }
             _ => {}
         }
         Status::with_error_details(error.code(), error.client_message(), details)
@@ -369,6 +397,20 @@ mod tests {
     }
 
     #[test]
+    fn overload_is_resource_exhausted_with_a_retry_delay() {
+        let status: Status = CartError::Overloaded.into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().unwrap().reason, "OVERLOADED");
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
+            Some(crate::admission::RETRY_AFTER)
+        );
+        assert!(!CartError::Overloaded.is_store_failure());
+        assert!(CartError::Overloaded.remembered().is_none());
+    }
+
+    #[test]
     fn every_invalid_argument_is_bounded_in_count_and_size() {
         let many: Vec<_> = (0..30_000)
             .map(|i| FieldViolation::new(format!("updates[{i}].line_id"), "x".repeat(10_000)))
@@ -410,6 +452,24 @@ mod tests {
         let cut = truncated("é".repeat(100), 11);
         assert!(cut.len() <= 11 && cut.ends_with('…'), "{cut}");
         assert_eq!(cut, format!("{}…", "é".repeat(4)));
+    }
+
+    #[test]
+    fn a_full_store_is_resource_exhausted_with_a_retry_delay() {
+        let status: Status = CartError::StoreFull.into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("STORE_FULL", ERROR_DOMAIN)
+        );
+        assert_eq!(
+            details.retry_info().unwrap().retry_delay,
+            Some(STORE_FULL_RETRY_DELAY)
+        );
+        assert!(CartError::StoreFull.is_store_failure());
+        assert!(CartError::StoreFull.remembered().is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `cart-load`: a gRPC load generator for cart-service.
 //!
 //! N connections × M concurrent streams each run one scenario; every timed RPC's latency goes
-//! into an HDR histogram. Setup work (creating and filling carts) is never timed. Prints a
+//! into an HDR histogram. Setup work (creating and filling carts) is never timed. Requests
+//! refused by admission control (RESOURCE_EXHAUSTED) are counted apart and not timed. Prints a
 //! table and, with `--json`, writes the same figures as JSON.
 
 use std::path::PathBuf;
@@ -82,6 +83,10 @@ struct Args {
     /// remembering outcomes costs.
     #[arg(long)]
     request_ids: bool,
+    /// Work on this existing cart (get, add, clear: Clear then empties the same cart again and
+    /// again) instead of making carts in setup: a flood whose setup must not be refused.
+    #[arg(long)]
+    cart_id: Option<String>,
     /// Bearer API key, when the server has a config file.
     #[arg(long)]
     api_key: Option<String>,
@@ -141,6 +146,8 @@ async fn create(client: &mut Client, auth: &Auth, items: usize) -> Result<pb::Ca
 struct Measured {
     histogram: Histogram<u64>,
     errors: u64,
+    /// Refused by admission control (RESOURCE_EXHAUSTED): not timed, not errors.
+    refused: u64,
     /// RPCs made but not timed (setup, and the carts a storefront starts after a checkout).
     untimed: u64,
 }
@@ -150,6 +157,7 @@ impl Measured {
         Self {
             histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             errors: 0,
+            refused: 0,
             untimed: 0,
         }
     }
@@ -166,6 +174,10 @@ impl Measured {
             Ok(value) => {
                 let _ = self.histogram.record(micros);
                 Some(value)
+            }
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                self.refused += 1;
+                None
             }
             Err(_) => {
                 self.errors += 1;
@@ -201,6 +213,8 @@ struct Stream {
     items: usize,
     /// Prefix of this stream's request ids, when mutations carry them.
     request_ids: Option<String>,
+    /// The one cart of `--cart-id`.
+    fixed_cart: Option<String>,
 }
 
 impl Stream {
@@ -228,6 +242,9 @@ impl Stream {
     /// Untimed setup: the ids of the carts this stream works on (only ids: dropping full
     /// 250-line carts inside the timed loop would charge the load generator's work to Clear).
     async fn setup(&mut self, pool: u64) -> Result<Vec<String>, tonic::Status> {
+        if let Some(id) = &self.fixed_cart {
+            return Ok(vec![id.clone()]);
+        }
         let carts = match self.scenario {
             Scenario::Health | Scenario::Touch => 0,
             Scenario::Clear | Scenario::Create => pool,
@@ -246,7 +263,11 @@ impl Stream {
 
     async fn run(mut self, carts: Vec<String>, budget: Arc<Budget>) -> Measured {
         let mut measured = Measured::new();
-        measured.untimed = carts.len() as u64;
+        measured.untimed = if self.fixed_cart.is_some() {
+            0
+        } else {
+            carts.len() as u64
+        };
         let mut carts = carts.into_iter().peekable();
         let mut cart = match self.scenario {
             Scenario::Health | Scenario::Clear | Scenario::Create | Scenario::Touch => None,
@@ -255,7 +276,10 @@ impl Stream {
         let mut n = 0usize;
         loop {
             // A clear stream stops when its own pool is spent, before taking a slot.
-            if self.scenario == Scenario::Clear && carts.peek().is_none() {
+            if self.scenario == Scenario::Clear
+                && self.fixed_cart.is_none()
+                && carts.peek().is_none()
+            {
                 break;
             }
             if !budget.take() {
@@ -291,7 +315,9 @@ impl Stream {
                         .await;
                 }
                 Scenario::Clear => {
-                    let Some(id) = carts.next() else { break };
+                    let Some(id) = self.fixed_cart.clone().or_else(|| carts.next()) else {
+                        break;
+                    };
                     let request = pb::ClearRequest {
                         cart_id: id,
                         reason: "load".into(),
@@ -441,6 +467,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 request_ids: args
                     .request_ids
                     .then(|| format!("{run:x}-{connection}-{stream}")),
+                fixed_cart: args.cart_id.clone(),
             });
         }
     }
@@ -468,11 +495,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(stream, carts)| tokio::spawn(stream.run(carts, budget.clone())))
         .collect();
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let (mut errors, mut untimed) = (0, 0);
+    let (mut errors, mut refused, mut untimed) = (0, 0, 0);
     for run in runs {
         let measured = run.await?;
         histogram.add(&measured.histogram)?;
         errors += measured.errors;
+        refused += measured.refused;
         untimed += measured.untimed;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -485,12 +513,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let q = |quantile: f64| ms(histogram.value_at_quantile(quantile));
     let name = format!("{:?}", scenario).to_lowercase();
     println!(
-        "{:<8} {:>6} {:>7} {:>8} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<8} {:>6} {:>7} {:>8} {:>7} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "scenario",
         "conns",
         "streams",
         "requests",
         "errors",
+        "refused",
         "rps",
         "p50 ms",
         "p90 ms",
@@ -499,12 +528,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "max ms"
     );
     println!(
-        "{:<8} {:>6} {:>7} {:>8} {:>7} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+        "{:<8} {:>6} {:>7} {:>8} {:>7} {:>8} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
         name,
         args.connections,
         args.streams,
         requests,
         errors,
+        refused,
         throughput,
         q(0.5),
         q(0.9),
@@ -520,6 +550,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "items": args.items,
             "requests": requests,
             "errors": errors,
+            "refused": refused,
             "untimed_requests": untimed,
             "seconds": seconds,
             "throughput_rps": throughput,

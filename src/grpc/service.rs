@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use crate::admission::Admission;
 use crate::auth::{CartTokens, IdIsTheCapability, Principal, Scope};
-use crate::domain::{CartKey, CartPolicy, CartState, Mutation, RequestTag, now_millis};
+use crate::deadline;
+use crate::domain::{CartKey, CartPolicy, CartState, Mutation, RequestTag, TenantId, now_millis};
 use crate::error::CartError;
 use crate::metrics::{self, Interface};
 use crate::pb;
@@ -25,6 +27,7 @@ pub struct CartService {
     store: SharedStore,
     tokens: CartTokens,
     policy: CartPolicy,
+    admission: Admission,
 }
 
 impl CartService {
@@ -33,11 +36,22 @@ impl CartService {
             store,
             tokens,
             policy,
+            admission: Admission::default(),
         }
+    }
+
+    /// The same handlers under other admission limits.
+    pub fn with_admission(self, admission: Admission) -> Self {
+        Self { admission, ..self }
     }
 
     pub fn tokens(&self) -> &CartTokens {
         &self.tokens
+    }
+
+    /// The admission limits the handlers apply (what is in flight, for embedding callers).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     fn view(&self, key: &CartKey, state: &CartState) -> pb::Cart {
@@ -81,11 +95,13 @@ fn record_cart(key: &CartKey) {
 }
 
 /// What a handler knows of its call besides the message.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Call {
     interface: Interface,
     /// The client's deadline (`grpc-timeout`), from when the request arrived.
     budget: Option<Duration>,
+    /// The caller's tenant, whose admission limit the request counts against.
+    tenant: Option<TenantId>,
 }
 
 /// The interface a request came through (gRPC unless a shim says otherwise) and its deadline.
@@ -101,6 +117,10 @@ fn call<T>(request: &Request<T>) -> Call {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout),
+        tenant: request
+            .extensions()
+            .get::<Principal>()
+            .map(|principal| principal.tenant.clone()),
     }
 }
 
@@ -122,26 +142,47 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-/// Runs one handler body within the client's deadline, records its metrics, and turns its
-/// error into a status.
+impl CartService {
+    /// Runs one handler body if admission lets it (see [`crate::admission`]), within the
+    /// client's deadline, records its metrics, and turns its error into a status.
+    async fn observed<T>(
+        &self,
+        method: &'static str,
+        call: Call,
+        body: impl Future<Output = Result<T, CartError>>,
+    ) -> Result<Response<T>, Status> {
+        observed(method, call, &self.admission, body).await
+    }
+}
+
 async fn observed<T>(
     method: &'static str,
     call: Call,
+    admission: &Admission,
     body: impl Future<Output = Result<T, CartError>>,
 ) -> Result<Response<T>, Status> {
     let metrics = metrics::global();
     let _in_flight = metrics.in_flight();
     let started = Instant::now();
-    let result = match call.budget {
+    let arrived = tokio::time::Instant::now();
+    // Held until the body ends or is dropped (the client went away).
+    let permit = call.tenant.as_ref().map(|tenant| admission.admit(tenant));
+    let result = match (permit, call.budget) {
+        (Some(Err(refused)), _) => Err(refused),
         // Answer a little before the deadline, so the client reads DEADLINE_EXCEEDED rather
-        // than the transport's own CANCELLED when both timers fire.
-        Some(budget) => {
+        // than the transport's own CANCELLED when both timers fire. A deadline that has
+        // already passed does no work at all.
+        (_permit, Some(budget)) => {
             let margin = (budget / 10).min(Duration::from_millis(10));
-            tokio::time::timeout(budget - margin, body)
-                .await
-                .unwrap_or(Err(CartError::DeadlineExceeded))
+            let deadline = arrived + (budget - margin);
+            match budget - margin {
+                left if left.is_zero() => Err(CartError::DeadlineExceeded),
+                _ => tokio::time::timeout_at(deadline, deadline::within(Some(deadline), body))
+                    .await
+                    .unwrap_or(Err(CartError::DeadlineExceeded)),
+            }
         }
-        None => body.await,
+        (_permit, None) => body.await,
     };
     let interface = call.interface;
     let outcome = match &result {
@@ -172,7 +213,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("Create", call(&request), async {
+        self.observed("Create", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let command = convert::create(
                 &principal.tenant,
@@ -197,7 +238,7 @@ impl CartServiceApi for CartService {
 
     #[tracing::instrument(name = "Get", skip_all, fields(tenant, cart_id))]
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Cart>, Status> {
-        observed("Get", call(&request), async {
+        self.observed("Get", call(&request), async {
             let principal = authorize(&request, Scope::Read)?;
             let key = convert::get(&principal.tenant, request.get_ref())?;
             record_cart(&key);
@@ -212,7 +253,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::AddItemsRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("AddItems", call(&request), async {
+        self.observed("AddItems", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c =
                 convert::add_items(&principal.tenant, request.into_inner(), &self.policy.limits)?;
@@ -235,7 +276,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::UpdateItemsRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("UpdateItems", call(&request), async {
+        self.observed("UpdateItems", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::update_items(
                 &principal.tenant,
@@ -261,7 +302,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::ApplyCouponRequest>,
     ) -> Result<Response<pb::Cart>, Status> {
-        observed("ApplyCoupon", call(&request), async {
+        self.observed("ApplyCoupon", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::apply_coupon(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);
@@ -280,7 +321,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::ClearRequest>,
     ) -> Result<Response<pb::ClearResponse>, Status> {
-        observed("Clear", call(&request), async {
+        self.observed("Clear", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::clear(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);
@@ -306,7 +347,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::RemoveResponse>, Status> {
-        observed("Remove", call(&request), async {
+        self.observed("Remove", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::remove(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);
@@ -327,7 +368,7 @@ impl CartServiceApi for CartService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        observed("Delete", call(&request), async {
+        self.observed("Delete", call(&request), async {
             let principal = authorize(&request, Scope::Write)?;
             let c = convert::delete(&principal.tenant, request.get_ref())?;
             record_cart(&c.key);

@@ -253,7 +253,12 @@ async fn clear(state: &HttpState, query: Option<&str>) -> Result<(), AwsError> {
             "CART_NOT_FOUND" | "CART_DELETED" | "INVALID_ARGUMENT" => {
                 invalid_cart_id(&request.cart_id)
             }
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => AwsError::new(
+            "OVERLOADED" => AwsError::new(
+                "AWS.ServiceUnavailable",
+                "Too many requests are in flight. Please retry.",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE),
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => AwsError::new(
                 "AWS.ServiceUnavailable",
                 "The service is temporarily unavailable. Please retry.",
             )

@@ -323,7 +323,12 @@ async fn delete(
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => XmError::new(
+            "OVERLOADED" => XmError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "Too many requests in flight, retry later.",
+            ),
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "Service unavailable, retry later.",

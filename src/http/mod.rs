@@ -61,6 +61,7 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
         // Bodies are read into memory only up to the limit; each shim answers 413 itself.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(retry_after))
         .layer(middleware::from_fn(count_responses))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(middleware::from_fn(server_span))
@@ -83,6 +84,22 @@ fn dialect_of(path: &str) -> &'static str {
         "other"
     }
 }
+
+/// Every 503 of a dialect (overload, the store unreachable) tells the client when to come
+/// back, in the one header every HTTP client and proxy reads for it.
+async fn retry_after(request: Request, next: Next) -> Response {
+    let dialect = dialect_of(request.uri().path());
+    let mut response = next.run(request).await;
+    if dialect != "other" && response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
+}
+
+/// `Retry-After` of a refused shim request, in seconds.
+const RETRY_AFTER_SECONDS: u64 = crate::admission::RETRY_AFTER.as_secs();
 
 async fn count_responses(request: Request, next: Next) -> Response {
     let dialect = dialect_of(request.uri().path());

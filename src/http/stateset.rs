@@ -290,7 +290,13 @@ async fn clear(
                 "idempotency_key_reused",
                 "Keys for idempotent requests can only be used with the same parameters they were first used with",
             ),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => StatesetError::new(
+            "OVERLOADED" => StatesetError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "service_unavailable",
+                "Too many requests in flight, retry later",
+            ),
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => StatesetError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 "service_unavailable",

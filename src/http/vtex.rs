@@ -238,7 +238,12 @@ async fn handle(
         },
         Err(status) => refuse(match reason(&status).as_str() {
             "CART_NOT_FOUND" | "INVALID_ARGUMENT" | "CART_DELETED" => VtexError::INVALID_CART,
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => VtexError {
+            "OVERLOADED" => VtexError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "CHK0503",
+                message: "Too many requests, retry later",
+            },
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => VtexError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "CHK0503",
                 message: "Service unavailable",

@@ -200,6 +200,7 @@ async fn handle(
         expected_version: 0,
         request_id: String::new(),
     };
+    let mut status_code = StatusCode::OK;
     let outcome = match state
         .service
         .remove(cart_request(remove, principal, DIALECT))
@@ -207,16 +208,22 @@ async fn handle(
     {
         Ok(_) => Ok(()),
         Err(status) => Err(match reason(&status).as_str() {
+            // The one refusal that is not 200: HTTP clients and proxies back off on a 503
+            // with Retry-After, whatever the envelope says.
+            "OVERLOADED" => {
+                status_code = StatusCode::SERVICE_UNAVAILABLE;
+                ZapiError::general("Too many requests in flight, retry later")
+            }
             "CART_NOT_FOUND" => ZapiError::validation("Cart session not found"),
             "INVALID_ARGUMENT" => ZapiError::validation("cartId is not a valid cart id"),
             "CART_DELETED" => ZapiError::validation("Cart session is already checked out"),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" => {
+            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => {
                 ZapiError::general("Service temporarily unavailable, retry later")
             }
             _ => ZapiError::general("General error"),
         }),
     };
-    reply(StatusCode::OK, METHOD, outcome)
+    reply(status_code, METHOD, outcome)
 }
 
 #[cfg(test)]

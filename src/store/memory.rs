@@ -5,9 +5,18 @@
 //! Expiry matches Redis: an expired cart is invisible at once, and a janitor frees it later.
 //! Outcomes remembered under request ids sit in the cart's shard, beside the carts, so the
 //! mutation and its record happen under one lock; they outlive the cart (a replayed Remove).
+//!
+//! The store holds at most `max_bytes` (config `[memory] max_bytes`) of carts and remembered
+//! outcomes, by an estimate of each one's heap and table cost ([`cart_bytes`]). A call works
+//! out its result on a copy first; if that would take the total past the cap it is refused
+//! whole with STORE_FULL, so growth (Create, AddItems of a new line, a coupon, a longer
+//! reason, a remembered outcome) stops at the cap while reads, Remove and anything that does
+//! not grow (Clear of a cart with lines, UpdateItems, a quantity added to a line) still run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
+use std::mem::size_of;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -23,9 +32,15 @@ use crate::error::CartError;
 const SHARDS: usize = 32;
 const JANITOR_PERIOD: Duration = Duration::from_secs(30);
 
+/// The default cap on the bytes of carts (and remembered outcomes) the store holds: 200,000
+/// to 300,000 one-line carts (see `examples/memory-footprint.rs`).
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+
 struct Entry {
     state: CartState,
     expires_at: UnixMillis,
+    /// What it costs the store ([`cart_bytes`]), as counted in [`Budget`].
+    bytes: usize,
 }
 
 /// What a successful call of each kind returns.
@@ -42,6 +57,8 @@ struct Remembered {
     /// A success, or a refusal (see [`CartError::remembered`]).
     outcome: Result<Reply, CartError>,
     expires_at: UnixMillis,
+    /// What it costs the store ([`record_bytes`]).
+    bytes: usize,
 }
 
 impl Remembered {
@@ -53,31 +70,143 @@ impl Remembered {
     }
 }
 
+/// What a call would change, worked out before anything changes so that its growth can be
+/// refused whole.
+enum Change {
+    Keep,
+    Put(Box<Entry>),
+    Remove,
+}
+
+struct Planned {
+    change: Change,
+    reply: Reply,
+}
+
 #[derive(Default)]
 struct Shard {
     carts: HashMap<CartKey, Entry>,
     requests: HashMap<(CartKey, RequestId), Remembered>,
+    /// The buckets of each map's table as last counted in [`Budget`]: the most ever seen (a
+    /// `HashMap` never shrinks, and removed entries leave markers that hide part of its
+    /// capacity, so `capacity()` alone may under-report it).
+    cart_buckets: usize,
+    request_buckets: usize,
+}
+
+impl Shard {
+    /// The bytes of both maps' tables as counted.
+    fn counted_tables(&self) -> usize {
+        table_of::<(CartKey, Entry)>(self.cart_buckets)
+            + table_of::<((CartKey, RequestId), Remembered)>(self.request_buckets)
+    }
+
+    /// The bytes of both maps' tables once `new_cart` and `new_record` (keys not in them yet)
+    /// are inserted: a table with no room left doubles.
+    fn tables_after(&self, new_cart: bool, new_record: bool) -> usize {
+        fn after<K, V>(map: &HashMap<K, V>, buckets: usize, inserting: bool) -> usize {
+            if inserting && map.len() == map.capacity() {
+                (buckets * 2).max(4)
+            } else {
+                buckets
+            }
+        }
+        table_of::<(CartKey, Entry)>(after(&self.carts, self.cart_buckets, new_cart))
+            + table_of::<((CartKey, RequestId), Remembered)>(after(
+                &self.requests,
+                self.request_buckets,
+                new_record,
+            ))
+    }
+
+    /// Takes in the tables' sizes after a change; returns their bytes.
+    fn observe_tables(&mut self) -> usize {
+        self.cart_buckets = self.cart_buckets.max(buckets(self.carts.capacity()));
+        self.request_buckets = self.request_buckets.max(buckets(self.requests.capacity()));
+        self.counted_tables()
+    }
+}
+
+/// The bytes held by every shard, against the cap: a call reserves its growth before it
+/// changes anything, so the total never passes the cap; a call that does not grow always
+/// runs.
+struct Budget {
+    held: AtomicUsize,
+    cap: usize,
+}
+
+impl Budget {
+    /// Counts what a change already made costs (a table that grew otherwise than foreseen).
+    fn force(&self, before: usize, after: usize) {
+        if after >= before {
+            self.held.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+
+    /// Moves the count from `before` to `after` bytes, or refuses the growth with STORE_FULL.
+    fn settle(&self, before: usize, after: usize) -> Result<(), CartError> {
+        if after <= before {
+            self.held.fetch_sub(before - after, Ordering::Relaxed);
+            return Ok(());
+        }
+        let grow = after - before;
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(grow).filter(|total| *total <= self.cap)
+            })
+            .map(drop)
+            .map_err(|_| CartError::StoreFull)
+    }
+
+    fn release(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
 
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     policy: CartPolicy,
+    budget: Budget,
 }
 
 impl MemoryStore {
-    /// A new store; when called inside a Tokio runtime it also starts the janitor that frees
-    /// expired carts (it stops when the store is dropped).
+    /// A new store holding at most [`DEFAULT_MAX_BYTES`]; see [`MemoryStore::with_max_bytes`].
     pub fn new(policy: CartPolicy) -> Arc<Self> {
+        Self::with_max_bytes(policy, DEFAULT_MAX_BYTES)
+    }
+
+    /// A new store that refuses, with STORE_FULL, any call that would take the bytes it
+    /// holds ([`MemoryStore::held_bytes`]) past `max_bytes`. When called inside a Tokio
+    /// runtime it also starts the janitor that frees expired carts (it stops when the store is
+    /// dropped).
+    pub fn with_max_bytes(policy: CartPolicy, max_bytes: usize) -> Arc<Self> {
         let store = Arc::new(Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
             policy,
+            budget: Budget {
+                held: AtomicUsize::new(0),
+                cap: max_bytes,
+            },
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(janitor(Arc::downgrade(&store)));
         }
         store
+    }
+
+    /// The estimated bytes of the carts and remembered outcomes held (expired ones that the
+    /// janitor has not freed yet included): what the cap bounds.
+    pub fn held_bytes(&self) -> usize {
+        self.budget.held.load(Ordering::Relaxed)
+    }
+
+    /// The cap on [`MemoryStore::held_bytes`].
+    pub fn max_bytes(&self) -> usize {
+        self.budget.cap
     }
 
     fn shard(&self, key: &CartKey) -> MutexGuard<'_, Shard> {
@@ -95,8 +224,22 @@ impl MemoryStore {
             let mut shard = shard
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            shard.carts.retain(|_, entry| entry.expires_at > now);
-            shard.requests.retain(|_, seen| seen.expires_at > now);
+            let mut freed = 0;
+            shard.carts.retain(|_, entry| {
+                let keep = entry.expires_at > now;
+                if !keep {
+                    freed += entry.bytes;
+                }
+                keep
+            });
+            shard.requests.retain(|_, seen| {
+                let keep = seen.expires_at > now;
+                if !keep {
+                    freed += seen.bytes;
+                }
+                keep
+            });
+            self.budget.release(freed);
         }
     }
 
@@ -108,55 +251,210 @@ impl MemoryStore {
             .sum()
     }
 
+    /// The live entry of `key`, freeing an expired one first.
     fn live_entry<'a>(
+        &self,
         carts: &'a mut HashMap<CartKey, Entry>,
         key: &CartKey,
         now: UnixMillis,
     ) -> Option<&'a mut Entry> {
-        if carts.get(key).is_some_and(|e| e.expires_at <= now) {
-            carts.remove(key);
+        if carts.get(key).is_some_and(|e| e.expires_at <= now)
+            && let Some(expired) = carts.remove(key)
+        {
+            self.budget.release(expired.bytes);
         }
         carts.get_mut(key)
     }
 
-    /// Runs `apply` at most once per request id, under the caller's shard lock: a remembered
-    /// outcome is replayed (changing nothing), another payload under the same id is refused, and
-    /// a new outcome is remembered together with the mutation.
+    fn entry(&self, state: CartState, key: &CartKey) -> Entry {
+        Entry {
+            expires_at: state.expires_at(&self.policy),
+            bytes: cart_bytes(key, &state),
+            state,
+        }
+    }
+
+    /// Runs `plan` at most once per request id, under the caller's shard lock, then makes its
+    /// change: a remembered outcome is replayed (changing nothing), another payload under the
+    /// same id is refused, and a new outcome is remembered together with the change. A change
+    /// and record that would take the store past its cap are refused whole (STORE_FULL, not
+    /// remembered).
     fn once(
         &self,
         shard: &mut Shard,
         key: &CartKey,
         request: Option<&RequestTag>,
         now: UnixMillis,
-        apply: impl FnOnce(&mut HashMap<CartKey, Entry>) -> Result<Reply, CartError>,
+        plan: impl FnOnce(Option<&Entry>) -> Result<Planned, CartError>,
     ) -> Result<Reply, CartError> {
-        let Some(tag) = request else {
-            return apply(&mut shard.carts);
-        };
-        let slot = (key.clone(), tag.id.clone());
-        if let Some(seen) = shard.requests.get(&slot).filter(|s| s.expires_at > now) {
-            if seen.fingerprint != tag.fingerprint {
-                return Err(CartError::RequestIdReused);
+        let slot = request.map(|tag| (key.clone(), tag.id.clone()));
+        if let (Some(tag), Some(slot)) = (request, &slot)
+            && let Some(seen) = shard.requests.get(slot)
+        {
+            if seen.expires_at > now {
+                if seen.fingerprint != tag.fingerprint {
+                    return Err(CartError::RequestIdReused);
+                }
+                return seen.replay();
             }
-            return seen.replay();
+            // Expired: the id is new again.
+            let bytes = seen.bytes;
+            shard.requests.remove(slot);
+            self.budget.release(bytes);
         }
-        let outcome = apply(&mut shard.carts);
-        let kept = match &outcome {
-            Ok(reply) => Some(Ok(reply.clone())),
-            Err(error) => error.remembered().map(Err),
+        let before = self
+            .live_entry(&mut shard.carts, key, now)
+            .map_or(0, |e| e.bytes);
+        let (change, outcome) = match plan(shard.carts.get(key)) {
+            Ok(Planned { change, reply }) => (change, Ok(reply)),
+            Err(refusal) => (Change::Keep, Err(refusal)),
         };
-        if let Some(kept) = kept {
-            shard.requests.insert(
-                slot,
-                Remembered {
-                    fingerprint: tag.fingerprint.clone(),
-                    outcome: kept,
-                    expires_at: now + self.policy.request_id_ttl_ms(),
-                },
-            );
+        let after = match &change {
+            Change::Keep => before,
+            Change::Put(entry) => entry.bytes,
+            Change::Remove => 0,
+        };
+        let record = match (request, slot) {
+            (Some(tag), Some(slot)) => {
+                let kept = match &outcome {
+                    Ok(reply) => Some(Ok(reply.clone())),
+                    Err(error) => error.remembered().map(Err),
+                };
+                kept.map(|outcome| {
+                    let bytes = record_bytes(&slot, &tag.fingerprint, &outcome);
+                    let remembered = Remembered {
+                        fingerprint: tag.fingerprint.clone(),
+                        outcome,
+                        expires_at: now + self.policy.request_id_ttl_ms(),
+                        bytes,
+                    };
+                    (slot, remembered)
+                })
+            }
+            _ => None,
+        };
+        let recorded = record.as_ref().map_or(0, |(_, r)| r.bytes);
+        let new_cart = matches!(change, Change::Put(_)) && !shard.carts.contains_key(key);
+        let new_record = record
+            .as_ref()
+            .is_some_and(|(slot, _)| !shard.requests.contains_key(slot));
+        let tables = shard.tables_after(new_cart, new_record);
+        self.budget
+            .settle(before + shard.counted_tables(), after + recorded + tables)?;
+        match change {
+            Change::Keep => {}
+            // In place when the key is there: `insert` makes room for a new entry first, which
+            // would double a full table for nothing.
+            Change::Put(entry) => match shard.carts.get_mut(key) {
+                Some(slot) => *slot = *entry,
+                None => {
+                    shard.carts.insert(key.clone(), *entry);
+                }
+            },
+            Change::Remove => {
+                shard.carts.remove(key);
+            }
         }
+        if let Some((slot, remembered)) = record {
+            shard.requests.insert(slot, remembered);
+        }
+        // A table may double earlier than foreseen (removed entries' markers use up its room):
+        // that is counted now, past the cap if need be, by at most one table of one shard.
+        let actual = shard.observe_tables();
+        self.budget.force(tables, actual);
         outcome
     }
+}
+
+/// Bytes of a heap block of `len` bytes as the allocator hands it out (mimalloc: 8-byte steps
+/// up to 64, then eight size classes per doubling).
+fn heap(len: usize) -> usize {
+    match len {
+        0 => 0,
+        1..=64 => len.next_multiple_of(8),
+        _ => len.next_multiple_of(len.next_power_of_two() / 8),
+    }
+}
+
+fn text(s: &str) -> usize {
+    heap(s.len())
+}
+
+/// The buckets of a `HashMap` table that holds `capacity` entries (hashbrown: a power of
+/// two, at most 7/8 of it used; small tables one less than their size).
+fn buckets(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        1..7 => (capacity + 1).next_power_of_two(),
+        _ => (capacity * 8).div_ceil(7).next_power_of_two(),
+    }
+}
+
+/// The bytes of a `HashMap` table of `T` entries with `buckets`: a `T` and a control byte per
+/// bucket. Counted by shard, as the table grows, not per entry: a table just doubled costs
+/// twice what one about to double does per entry.
+fn table_of<T>(buckets: usize) -> usize {
+    heap(buckets * (size_of::<T>() + 1))
+}
+
+/// A `BTreeMap<String, String>`: its nodes (11 entries each, about 2/3 full) and the strings.
+fn string_map(map: &BTreeMap<String, String>) -> usize {
+    const NODE: usize = 11 * 2 * size_of::<String>() + 2 * size_of::<usize>();
+    let nodes = map.len().div_ceil(7);
+    nodes * heap(NODE) + map.iter().map(|(k, v)| text(k) + text(v)).sum::<usize>()
+}
+
+/// The estimated bytes one cart costs the store beyond its slot in the shard's table (counted
+/// with the table, see [`table_bytes`]): every heap block of its key and state.
+fn cart_bytes(key: &CartKey, state: &CartState) -> usize {
+    let header = &state.header;
+    let lines = heap(state.lines.capacity() * size_of::<crate::domain::Line>())
+        + state
+            .lines
+            .iter()
+            .map(|line| {
+                text(line.line_id.as_str())
+                    + text(line.sku.as_str())
+                    + text(&line.product_id)
+                    + text(&line.title)
+                    + string_map(&line.attributes)
+            })
+            .sum::<usize>();
+    let coupons = heap(state.coupons.capacity() * size_of::<crate::domain::Coupon>())
+        + state
+            .coupons
+            .iter()
+            .map(|c| text(c.code.as_str()))
+            .sum::<usize>();
+    text(key.tenant.as_str())
+        + text(key.cart_id.as_str())
+        + text(&state.clear_reason)
+        + text(&state.order_number)
+        + lines
+        + coupons
+        + text(&header.customer_id)
+        + text(&header.session_id)
+        + text(&header.channel)
+        + text(header.currency.as_str())
+        + text(&header.locale)
+        + string_map(&header.metadata)
+}
+
+/// The estimated bytes of one remembered outcome beyond its table slot: its key, fingerprint
+/// and reply (a snapshot of the cart for Create and the mutations).
+fn record_bytes(
+    slot: &(CartKey, RequestId),
+    fingerprint: &str,
+    outcome: &Result<Reply, CartError>,
+) -> usize {
+    let (key, id) = slot;
+    let snapshot = match outcome {
+        Ok(Reply::Created(state)) | Ok(Reply::Mutated(Mutated { state, .. })) => {
+            cart_bytes(key, state)
+        }
+        _ => text(key.tenant.as_str()) + text(key.cart_id.as_str()),
+    };
+    snapshot + text(id.as_str()) + text(fingerprint)
 }
 
 /// A replay under a request id that another kind of call made (its fingerprint differed, so
@@ -187,20 +485,15 @@ impl CartStore for MemoryStore {
         request: Option<&RequestTag>,
     ) -> Result<CartState, CartError> {
         let mut shard = self.shard(key);
-        let reply = self.once(&mut shard, key, request, now, |carts| {
-            if Self::live_entry(carts, key, now).is_some() {
+        let reply = self.once(&mut shard, key, request, now, |existing| {
+            if existing.is_some() {
                 return Err(CartError::CartAlreadyExists);
             }
             let state = CartState::create(cart, now, &self.policy.limits)?;
-            let expires_at = state.expires_at(&self.policy);
-            carts.insert(
-                key.clone(),
-                Entry {
-                    state: state.clone(),
-                    expires_at,
-                },
-            );
-            Ok(Reply::Created(state))
+            Ok(Planned {
+                change: Change::Put(Box::new(self.entry(state.clone(), key))),
+                reply: Reply::Created(state),
+            })
         })?;
         match reply {
             Reply::Created(state) => Ok(state),
@@ -210,7 +503,10 @@ impl CartStore for MemoryStore {
 
     async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
         let mut shard = self.shard(key);
-        let entry = Self::live_entry(&mut shard.carts, key, now).ok_or(CartError::CartNotFound)?;
+        let entry = self
+            .live_entry(&mut shard.carts, key, now)
+            .ok_or(CartError::CartNotFound)?;
+        // Only timestamps change: the cart's size does not, so a full store still reads.
         entry.state.touch(now);
         entry.expires_at = entry.state.expires_at(&self.policy);
         Ok(entry.state.clone())
@@ -225,17 +521,15 @@ impl CartStore for MemoryStore {
         request: Option<&RequestTag>,
     ) -> Result<Mutated, CartError> {
         let mut shard = self.shard(key);
-        let reply = self.once(&mut shard, key, request, now, |carts| {
-            let entry = Self::live_entry(carts, key, now).ok_or(CartError::CartNotFound)?;
-            let outcome =
-                entry
-                    .state
-                    .apply(&mutation, expected_version, now, &self.policy.limits)?;
-            entry.expires_at = entry.state.expires_at(&self.policy);
-            Ok(Reply::Mutated(Mutated {
-                state: entry.state.clone(),
-                outcome,
-            }))
+        let reply = self.once(&mut shard, key, request, now, |existing| {
+            let entry = existing.ok_or(CartError::CartNotFound)?;
+            // On a copy: the store takes the result only if its size fits.
+            let mut state = entry.state.clone();
+            let outcome = state.apply(&mutation, expected_version, now, &self.policy.limits)?;
+            Ok(Planned {
+                change: Change::Put(Box::new(self.entry(state.clone(), key))),
+                reply: Reply::Mutated(Mutated { state, outcome }),
+            })
         })?;
         match reply {
             Reply::Mutated(mutated) => Ok(mutated),
@@ -251,12 +545,13 @@ impl CartStore for MemoryStore {
         request: Option<&RequestTag>,
     ) -> Result<i64, CartError> {
         let mut shard = self.shard(key);
-        let reply = self.once(&mut shard, key, request, now, |carts| {
-            let entry = Self::live_entry(carts, key, now).ok_or(CartError::CartNotFound)?;
+        let reply = self.once(&mut shard, key, request, now, |existing| {
+            let entry = existing.ok_or(CartError::CartNotFound)?;
             entry.state.check_live(expected_version)?;
-            let units = entry.state.item_count();
-            carts.remove(key);
-            Ok(Reply::Removed(units))
+            Ok(Planned {
+                change: Change::Remove,
+                reply: Reply::Removed(entry.state.item_count()),
+            })
         })?;
         match reply {
             Reply::Removed(units) => Ok(units),
@@ -339,6 +634,87 @@ mod tests {
             block_on(store.get(&key(), 100 + TOMBSTONE_MS)),
             Err(CartError::CartNotFound)
         ));
+    }
+
+    fn cart(n: usize) -> CartKey {
+        CartKey {
+            cart_id: CartId::parse(&format!("c{n}")).unwrap(),
+            ..key()
+        }
+    }
+
+    fn empty_cart_bytes() -> usize {
+        let state = CartState::create(new_cart(), 0, &CartPolicy::default().limits).unwrap();
+        cart_bytes(&cart(0), &state)
+    }
+
+    #[test]
+    fn every_byte_counted_in_is_counted_out() {
+        let store = store();
+        for n in 0..10 {
+            block_on(store.create(&cart(n), new_cart(), 0, None)).unwrap();
+        }
+        let ten = store.held_bytes();
+        assert!(ten >= 10 * empty_cart_bytes());
+        block_on(store.remove(&cart(0), 0, 1, None)).unwrap();
+        let delete = Mutation::Delete {
+            order_number: OrderNumber::parse("O-1").unwrap(),
+        };
+        block_on(store.mutate(&cart(1), delete, 0, 1, Some(&tag("r1", b"d")))).unwrap();
+        assert!(matches!(
+            block_on(store.remove(&cart(0), 0, 2, Some(&tag("r2", b"x")))),
+            Err(CartError::CartNotFound)
+        ));
+        // Two records and, in their shards, the tables that hold them.
+        assert!(store.held_bytes() < ten + 16 * 1024);
+        // The records expire after the request-id ttl (24 h), the carts after theirs.
+        store.purge_expired(100 * 86_400_000);
+        // What stays is the tables, which keep their size.
+        let tables: usize = store
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().counted_tables())
+            .sum();
+        assert_eq!((store.cart_count(), store.held_bytes()), (0, tables));
+    }
+
+    #[test]
+    fn a_full_store_refuses_growth_whole_and_keeps_reading_and_removing() {
+        let store = MemoryStore::with_max_bytes(CartPolicy::default(), 1024 * 1024);
+        let mut made = 0;
+        while block_on(store.create(&cart(made), new_cart(), 0, None)).is_ok() {
+            assert!(store.held_bytes() <= store.max_bytes());
+            made += 1;
+        }
+        assert!(made > 3, "{made} carts in 1 MiB");
+        let held = store.held_bytes();
+        assert!(matches!(
+            block_on(store.create(&cart(made), new_cart(), 0, None)),
+            Err(CartError::StoreFull)
+        ));
+        // A refusal of the memory kind is not remembered: the same request id runs later.
+        assert!(matches!(
+            block_on(store.create(&cart(made), new_cart(), 0, Some(&tag("r1", b"c")))),
+            Err(CartError::StoreFull)
+        ));
+        assert_eq!(store.held_bytes(), held, "a refused call changes nothing");
+        assert!(matches!(
+            block_on(store.get(&cart(made), 1)),
+            Err(CartError::CartNotFound)
+        ));
+        assert_eq!(block_on(store.get(&cart(0), 1)).unwrap().version, 1);
+        assert_eq!(store.held_bytes(), held, "a read does not grow");
+        block_on(store.remove(&cart(0), 0, 2, None)).unwrap();
+        assert!(store.held_bytes() < held);
+        // A Create under a request id needs room for the cart, the remembered snapshot, and
+        // maybe a first table for records in its shard: more Removes make it.
+        let mut removed = 1;
+        while block_on(store.create(&cart(made), new_cart(), 3, Some(&tag("r1", b"c")))).is_err() {
+            assert!(removed < made, "room after removing every cart");
+            block_on(store.remove(&cart(removed), 0, 2, None)).unwrap();
+            removed += 1;
+        }
+        assert!(store.held_bytes() <= store.max_bytes());
     }
 
     #[test]

@@ -16,7 +16,8 @@ use cart_service::store::SharedStore;
 use tonic::transport::Channel;
 
 /// A `redis-server` child on a free loopback port (persisting nothing unless its extra
-/// arguments say so).
+/// arguments say so), in a directory of its own that goes with it: a stray `dump.rdb` in the
+/// shared temp dir must not be loaded into a test's server.
 ///
 /// It runs under a small `sh` guard that kills it when our end of the guard's stdin closes,
 /// so no server outlives the test process, however the process ends. Writing a signal name
@@ -90,9 +91,10 @@ impl RedisServer {
             .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
             .collect();
         let script = format!(
-            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-             --dir \"$TMPDIR_REDIS\" --logfile '' --loglevel warning {} >/dev/null 2>&1 & \
-             pid=$!; read sig; kill -${{sig:-TERM}} $pid 2>/dev/null; wait $pid",
+            "dir=\"$TMPDIR_REDIS/cart-test-redis-{port}-$$\"; mkdir -p \"$dir\"; \
+             redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+             --dir \"$dir\" --logfile '' --loglevel warning {} >/dev/null 2>&1 & \
+             pid=$!; read sig; kill -${{sig:-TERM}} $pid 2>/dev/null; wait $pid; rm -rf \"$dir\"",
             quoted.join(" ")
         );
         let mut guard = Command::new("sh")
@@ -621,7 +623,8 @@ pub async fn spawn_with_store(store: SharedStore) -> TestApp {
     .await
 }
 
-async fn start(app: Application) -> TestApp {
+/// Serves an app built by the test (to keep a handle on its parts first).
+pub async fn start(app: Application) -> TestApp {
     // RUST_LOG=… shows the service's logs while debugging a test.
     if std::env::var_os("RUST_LOG").is_some() {
         cart_service::telemetry::init();

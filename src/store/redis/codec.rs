@@ -121,6 +121,7 @@ pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply
         "CART_TOO_LARGE" => CartError::CartTooLarge(limits.max_cart_bytes),
         "LINE_ITEM_NOT_FOUND" => CartError::LineNotFound(detail),
         "REQUEST_ID_REUSED" => CartError::RequestIdReused,
+        "STORE_FULL" => CartError::StoreFull,
         "VERSION_MISMATCH" => CartError::VersionMismatch {
             expected: 0,
             actual: detail.parse().map_err(|_| corrupt("version"))?,

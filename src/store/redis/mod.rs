@@ -8,6 +8,9 @@
 //! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
 //! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and
 //! a Cluster connection whose slot map went stale is replaced (`connection.rs`).
+//!
+//! A Redis over `maxmemory` refuses every script that may grow it before it runs (see
+//! `scripts.rs`); that refusal is [`CartError::StoreFull`], answered at once and not resent.
 
 mod codec;
 pub mod connection;
@@ -252,6 +255,10 @@ impl RedisStore {
         let mut connection = self.connection.active().await?;
         let mut loaded = false;
         loop {
+            // Connecting may have taken the client's remaining time.
+            if crate::deadline::check().is_err() {
+                return Err(deadline_passed());
+            }
             let reply = match request {
                 Request::Alone(cmd, _) => cmd
                     .query_async::<Value>(&mut connection)
@@ -336,7 +343,10 @@ impl RedisStore {
             Request::Alone(cmd, call.script)
         };
         let retry = call.retry;
-        let deadline = Instant::now() + self.timeouts.response;
+        let store_deadline = Instant::now() + self.timeouts.response;
+        // The client's deadline, when it comes first, bounds the call and every resend.
+        let client_deadline = crate::deadline::current().filter(|client| *client < store_deadline);
+        let deadline = client_deadline.unwrap_or(store_deadline);
         if self.eviction.needs_survey(self.connection.generation()) {
             // Unreachable Redis shows in the call itself.
             let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
@@ -344,6 +354,8 @@ impl RedisStore {
         self.eviction.admit()?;
         let mut attempt = 1;
         let (reply, acked) = loop {
+            // Never send (or resend) what the client no longer waits for.
+            crate::deadline::check()?;
             let generation = self.connection.generation();
             let error = match tokio::time::timeout_at(deadline, self.send(&request)).await {
                 Ok(Ok(reply)) => break reply,
@@ -352,8 +364,11 @@ impl RedisStore {
                     if connection::failure_is_connection(&error) {
                         self.eviction.invalidate();
                     }
+                    // Past the client's deadline, a failure is not worth a resend, nor reporting.
+                    crate::deadline::check()?;
                     error
                 }
+                Err(_) if client_deadline.is_some() => return Err(CartError::DeadlineExceeded),
                 Err(_) => {
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
@@ -363,7 +378,9 @@ impl RedisStore {
             let resend = match failure(&error) {
                 Failure::NotSent => true,
                 Failure::Unknown => retry == Retry::Safe,
-                Failure::Permanent => false,
+                // Not applied, but a resend within milliseconds meets the same full Redis: the
+                // client gets STORE_FULL at once, with a RetryInfo delay.
+                Failure::Full | Failure::Permanent => false,
             };
             let backoff = RETRY_BACKOFF * attempt;
             if !resend || attempt >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
@@ -376,7 +393,12 @@ impl RedisStore {
         let reply = codec::parse_reply(reply, &self.policy.limits)?;
         // A change (or, under a request id, its remembered outcome) that too few replicas hold
         // may vanish in a failover: the caller must not take it as done.
-        let wrote = matches!(reply, Reply::Ok(_)) || call.request.is_some();
+        let wrote = match &reply {
+            Reply::Ok(_) => true,
+            // A refusal for want of memory is not remembered.
+            Reply::Refused(CartError::StoreFull) => false,
+            Reply::Refused(_) => call.request.is_some(),
+        };
         if let Some(acked) = acked
             && wrote
             && acked < i64::from(self.durability.min_replicas)
@@ -428,6 +450,15 @@ impl Request<'_> {
     }
 }
 
+/// A command not sent because the client's deadline passed while it waited for a
+/// connection; [`RedisStore::run`] answers it with DEADLINE_EXCEEDED.
+fn deadline_passed() -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "the client's deadline passed before the command was sent",
+    ))
+}
+
 /// What a failed call tells about its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
@@ -436,11 +467,18 @@ enum Failure {
     NotSent,
     /// It may or may not have run (the connection broke or timed out after sending).
     Unknown,
+    /// Redis is over `maxmemory` and refused the script before its first command (`OOM`):
+    /// nothing of it was applied.
+    Full,
     /// Neither: a bug or a misconfiguration that a resend cannot fix.
     Permanent,
 }
 
 fn failure(error: &RedisError) -> Failure {
+    // redis-rs knows no OOM kind: it is an `Extension` error whose code is the reply's prefix.
+    if error.code() == Some("OOM") {
+        return Failure::Full;
+    }
     let refused_by_server = matches!(
         error.kind(),
         redis::ErrorKind::Server(
@@ -467,9 +505,12 @@ fn flag(value: bool) -> Vec<u8> {
     if value { b"1".to_vec() } else { b"0".to_vec() }
 }
 
-/// Connection trouble and refused credentials are UNAVAILABLE (the store cannot be used right
-/// now; health says so); anything else is a bug (INTERNAL).
+/// A full Redis is STORE_FULL; connection trouble and refused credentials are UNAVAILABLE (the
+/// store cannot be used right now; health says so); anything else is a bug (INTERNAL).
 fn store_error(error: RedisError) -> CartError {
+    if failure(&error) == Failure::Full {
+        return CartError::StoreFull;
+    }
     let unusable = failure(&error) != Failure::Permanent
         || matches!(error.kind(), redis::ErrorKind::AuthenticationFailed)
         || matches!(

@@ -1,5 +1,11 @@
 //! The Lua scripts, each prefixed with the shared prelude and built once per store.
 //! `redis::Script` calls them by SHA (EVALSHA) and loads them again on NOSCRIPT.
+//!
+//! Every script declares its Redis 7 flags (`#!lua flags=...`, its first line). A script
+//! without `allow-oom` is refused whole by a Redis over `maxmemory` (OOM, before its first
+//! command), so a full Redis never holds half a change; only Get (it overwrites a timestamp in
+//! place) and Remove (it frees) carry `allow-oom` and run when Redis is full. A script with
+//! flags may only touch keys of one slot: each names only its own KEYS, one hash tag.
 
 use redis::Script;
 
@@ -24,8 +30,13 @@ fn mentions(code: &str, name: &str) -> bool {
 /// (with the policy's values written in), the helpers the body needs (and the helpers those
 /// need; a helper only calls helpers defined above it), the header field list when something
 /// reads it, and the body as a function that the prelude's `once` runs at most once per
-/// request id.
-pub fn source(body: &str, policy: &CartPolicy) -> String {
+/// request id. The body's first line, its `#!lua` flags, goes first: Redis reads flags only
+/// there.
+pub fn source(script: &str, policy: &CartPolicy) -> String {
+    let (flags, body) = script
+        .split_once('\n')
+        .filter(|(first, _)| first.starts_with("#!lua"))
+        .expect("every script declares its flags on its first line");
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
     let helpers: Vec<(&str, &str)> = sections
@@ -39,7 +50,7 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
             needed.push_str(code);
         }
     }
-    let mut source = String::new();
+    let mut source = format!("{flags}\n");
     if mentions(&needed, "META_FIELDS") {
         let fields: Vec<String> = super::codec::META_FIELDS
             .iter()
@@ -185,6 +196,43 @@ mod tests {
         let remove = source(include_str!("lua/remove.lua"), &policy);
         assert!(!remove.contains("META_FIELDS"));
         assert!(mentions("x = header()", "header") && !mentions("x = header_of()", "header"));
+    }
+
+    /// The flags each script declares, and so whether a full Redis runs it.
+    const FLAGS: [(&str, &str); 8] = [
+        ("create", "#!lua"),
+        ("get", "#!lua flags=allow-oom"),
+        ("add_items", "#!lua"),
+        ("update_items", "#!lua"),
+        ("apply_coupon", "#!lua"),
+        ("clear", "#!lua"),
+        ("remove", "#!lua flags=allow-oom"),
+        ("delete", "#!lua"),
+    ];
+
+    #[test]
+    fn every_script_starts_with_its_flags() {
+        let scripts = Scripts::new(&CartPolicy::default());
+        let bodies = [
+            include_str!("lua/create.lua"),
+            include_str!("lua/get.lua"),
+            include_str!("lua/add_items.lua"),
+            include_str!("lua/update_items.lua"),
+            include_str!("lua/apply_coupon.lua"),
+            include_str!("lua/clear.lua"),
+            include_str!("lua/remove.lua"),
+            include_str!("lua/delete.lua"),
+        ];
+        for ((name, flags), body) in FLAGS.iter().zip(bodies) {
+            let loaded = source(body, &CartPolicy::default());
+            assert_eq!(loaded.lines().next(), Some(*flags), "{name}");
+            let shebangs = loaded.lines().filter(|l| l.starts_with("#!")).count();
+            assert_eq!(shebangs, 1, "{name}: one shebang");
+            // Each script keeps the reason for its flags in its header comment.
+            assert!(body.contains("-- Flags: "), "{name} says why");
+        }
+        assert_eq!(scripts.all().len(), FLAGS.len());
+        assert_eq!(Scripts::NAMES, FLAGS.map(|(name, _)| name));
     }
 
     #[test]

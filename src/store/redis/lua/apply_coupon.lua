@@ -1,4 +1,6 @@
+#!lua
 -- ApplyCoupon: ARGV[4] code, ARGV[5] amount. The same code again replaces its amount.
+-- Flags: none (not `allow-oom`): a new coupon grows the cart, so a full Redis refuses it.
 local state, refused = live('next_position')
 if refused then return refused end
 local code, amount = ARGV[4], ARGV[5]

@@ -1,6 +1,10 @@
+#!lua
 -- Create: ARGV[4..9] customer_id, session_id, channel, currency, locale, metadata json
 -- (opaque here); ARGV[10] '1' when the service generated the id, else '0'; ARGV[11..] the
 -- initial items (see plan_add). Version starts at 1.
+-- Flags: none, so not `allow-oom`: a Create adds a whole cart, so Redis refuses it (OOM,
+-- before its first command) once it is over `maxmemory`. Without flags Redis would only refuse
+-- the first write that may grow memory, and this script begins with a DEL, which it lets by.
 if redis.call('EXISTS', META) == 1 then return fail('CART_ALREADY_EXISTS') end
 -- Leftovers of a cart whose header expired a moment before its lines must not resurface.
 redis.call('DEL', LINES, COUPONS)

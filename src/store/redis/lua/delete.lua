@@ -1,5 +1,8 @@
+#!lua
 -- Delete: ARGV[4] order number. Turns the cart into a tombstone that lives the tombstone ttl.
 -- Repeating it with the same order number replies the same snapshot and changes nothing.
+-- Flags: none (not `allow-oom`): the tombstone keeps every line and adds deleted_at and the
+-- order number, so it grows; a full Redis refuses it before it runs (resend: idempotent).
 local state = redis.call('HMGET', META, 'status', 'order_number')
 if not state[1] then return fail('CART_NOT_FOUND') end
 if state[1] == 'deleted' then

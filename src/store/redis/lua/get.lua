@@ -1,4 +1,8 @@
+#!lua flags=allow-oom
 -- Get: a live cart's lifetime restarts now; a tombstone keeps its own expiry.
+-- Flags: `allow-oom`, so a full Redis still answers Get: besides reading, it only
+-- overwrites last_activity_at with a timestamp of the same width and re-arms the TTLs of keys
+-- that exist, which adds nothing. The lifetime refresh therefore keeps working when full.
 local status = redis.call('HGET', META, 'status')
 if not status then return fail('CART_NOT_FOUND') end
 if status == 'active' then

@@ -1,4 +1,5 @@
--- Prepended to every cart script: this part always, each `--- helper:` section only to the
+-- Prepended to every cart script (after the script's own `#!lua` line, which Redis reads
+-- only as the first line of the source: it declares the script's flags, see each script): this part always, each `--- helper:` section only to the
 -- scripts that call it (Lua builds every closure of a script on every call, so unused ones
 -- would cost each call).
 --
@@ -49,8 +50,20 @@ local function once(body)
     return cmsgpack.unpack(string.sub(seen, #FINGERPRINT + 1))
   end
   local reply = body()
+  -- A refusal for want of memory is no outcome of the request: nothing is remembered.
+  if reply[1] == 'ERR' and reply[2] == 'STORE_FULL' then return reply end
   redis.call('SET', REQUEST, FINGERPRINT .. cmsgpack.pack(reply), 'PX', REQUEST_TTL)
   return reply
+end
+
+--- helper: over_maxmemory
+-- Whether Redis holds more than its maxmemory, as its own check before a script without
+-- `allow-oom` would say (INFO memory, about 14 µs: only for a write that would grow a Redis
+-- that lets this script run when full).
+local function over_maxmemory()
+  local info = redis.call('INFO', 'memory')
+  local limit = tonumber(string.match(info, '\nmaxmemory:(%d+)'))
+  return limit ~= nil and limit > 0 and tonumber(string.match(info, '\nused_memory:(%d+)')) > limit
 end
 
 --- helper: header

@@ -1,5 +1,8 @@
+#!lua
 -- UpdateItems: ARGV[4] the count, then per update: line_id, quantity (0 removes the line).
 -- Line ids are distinct (the caller merges duplicates).
+-- Flags: none (not `allow-oom`): a record rewritten with a longer quantity grows, and Redis
+-- cannot tell in advance, so a full Redis refuses it before it runs (Remove frees space).
 local state, refused = live('item_count', 'line_bytes')
 if refused then return refused end
 local count = tonumber(ARGV[4])

@@ -1,0 +1,335 @@
+//! Admission control: how many cart requests may be in the store path at once, in all and per
+//! tenant.
+//!
+//! A request takes a [`Permit`] before it does any work and gives it back when it ends (the
+//! permit is dropped, also when the client cancels and the handler's future is dropped). Past
+//! either limit it is refused at once with [`CartError::Overloaded`] (gRPC
+//! `RESOURCE_EXHAUSTED`, reason `OVERLOADED`, with a `RetryInfo`): nothing waits for a slot, so
+//! no queue grows behind a flood, and the requests that are admitted keep the latency of a
+//! store that is not overloaded.
+//!
+//! The per-tenant limit is the fair share: a tenant that floods uses up its own slots only,
+//! and the others keep theirs. The sum of the tenants' limits may exceed the global one; the
+//! global limit is the service's own protection (memory, Redis's queue), the per-tenant limit
+//! the tenants' protection from each other. Health checks never take a permit.
+//!
+//! Why refuse instead of queueing: a request that waits for a slot already holds its memory and
+//! its connection, and under a sustained flood the wait only grows until clients time out,
+//! having cost work that nobody reads. A refusal costs microseconds and tells the client when to
+//! come back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::TenantId;
+use crate::error::CartError;
+
+/// Default of `[admission] max_in_flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Default of `[admission] max_in_flight_per_tenant`.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_TENANT: usize = 32;
+/// Default of `[admission] max_streams_per_connection`: the least RFC 9113 recommends (so as
+/// not to limit a client's parallelism), where tonic would leave it unbounded.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// How long a refused client is asked to wait (`RetryInfo.retry_delay`, `Retry-After`).
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// `[admission]` of the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Cart requests in the store path at once, all tenants together.
+    pub max_in_flight: usize,
+    /// Cart requests of one tenant at once, unless its `[[tenants]]` entry sets
+    /// `max_in_flight`.
+    pub max_in_flight_per_tenant: usize,
+    /// HTTP/2 streams one gRPC connection may have open at once (the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS; health checks count too). A client past it waits on
+    /// its own side, so one connection cannot make the server hold more (streams, tasks,
+    /// buffers) than this, however many requests it sends.
+    pub max_streams_per_connection: u32,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight_per_tenant: DEFAULT_MAX_IN_FLIGHT_PER_TENANT,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+        }
+    }
+}
+
+impl AdmissionConfig {
+    /// A limit of 0 would refuse every request.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_in_flight == 0
+            || self.max_in_flight_per_tenant == 0
+            || self.max_streams_per_connection == 0
+        {
+            return Err("admission limits must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One limit and how much of it is taken.
+#[derive(Debug)]
+struct Gate {
+    limit: usize,
+    taken: AtomicUsize,
+}
+
+impl Gate {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    fn try_enter(&self) -> bool {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn leave(&self) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Debug)]
+struct Limits {
+    global: Gate,
+    per_tenant: usize,
+    /// Tenants of the config file, with their own limit or the default: read without a lock.
+    configured: HashMap<TenantId, Arc<Gate>>,
+    /// Any other tenant a principal names (dev mode's `default`), made on first use.
+    others: Mutex<HashMap<TenantId, Arc<Gate>>>,
+}
+
+/// The admission limits of one service (cheap to clone: clones share the counts).
+#[derive(Debug, Clone)]
+pub struct Admission {
+    limits: Arc<Limits>,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self::new(AdmissionConfig::default(), [])
+    }
+}
+
+impl Admission {
+    /// Limits from `config`, with per-tenant overrides (`[[tenants]] max_in_flight`).
+    pub fn new(
+        config: AdmissionConfig,
+        overrides: impl IntoIterator<Item = (TenantId, Option<usize>)>,
+    ) -> Self {
+        let configured = overrides
+            .into_iter()
+            .map(|(tenant, limit)| {
+                let gate = Gate::new(limit.unwrap_or(config.max_in_flight_per_tenant));
+                (tenant, Arc::new(gate))
+            })
+            .collect();
+        Self {
+            limits: Arc::new(Limits {
+                global: Gate::new(config.max_in_flight),
+                per_tenant: config.max_in_flight_per_tenant,
+                configured,
+                others: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn gate(&self, tenant: &TenantId) -> Arc<Gate> {
+        if let Some(gate) = self.limits.configured.get(tenant) {
+            return gate.clone();
+        }
+        let mut others = self.limits.others.lock().unwrap_or_else(|e| e.into_inner());
+        others
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(Gate::new(self.limits.per_tenant)))
+            .clone()
+    }
+
+    /// A slot for one request of `tenant`, or `Overloaded` at once when the tenant or the
+    /// service is at its limit.
+    pub fn admit(&self, tenant: &TenantId) -> Result<Permit, CartError> {
+        let gate = self.gate(tenant);
+        if !gate.try_enter() {
+            return Err(CartError::Overloaded);
+        }
+        if !self.limits.global.try_enter() {
+            gate.leave();
+            return Err(CartError::Overloaded);
+        }
+        Ok(Permit {
+            limits: self.limits.clone(),
+            tenant: gate,
+        })
+    }
+
+    /// Requests in flight now (all tenants).
+    pub fn in_flight(&self) -> usize {
+        self.limits.global.taken.load(Ordering::Acquire)
+    }
+
+    /// Requests of `tenant` in flight now.
+    pub fn tenant_in_flight(&self, tenant: &TenantId) -> usize {
+        self.gate(tenant).taken.load(Ordering::Acquire)
+    }
+}
+
+/// A taken slot; dropping it gives the slot back.
+#[derive(Debug)]
+#[must_use = "a request holds its permit until it ends"]
+pub struct Permit {
+    limits: Arc<Limits>,
+    tenant: Arc<Gate>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.tenant.leave();
+        self.limits.global.leave();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str) -> TenantId {
+        TenantId::parse(id).unwrap()
+    }
+
+    fn config(global: usize, per_tenant: usize) -> AdmissionConfig {
+        AdmissionConfig {
+            max_in_flight: global,
+            max_in_flight_per_tenant: per_tenant,
+            ..AdmissionConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_tenant_is_refused_past_its_limit_and_admitted_again_when_a_slot_frees() {
+        let admission = Admission::new(config(100, 2), []);
+        let a = tenant("a");
+        let first = admission.admit(&a).unwrap();
+        let _second = admission.admit(&a).unwrap();
+        assert!(matches!(admission.admit(&a), Err(CartError::Overloaded)));
+        assert_eq!(admission.tenant_in_flight(&a), 2);
+        drop(first);
+        assert_eq!(admission.tenant_in_flight(&a), 1);
+        let _third = admission.admit(&a).expect("a freed slot is taken again");
+    }
+
+    #[test]
+    fn one_tenant_at_its_limit_leaves_the_others_their_slots() {
+        let admission = Admission::new(config(100, 3), []);
+        let held: Vec<_> = (0..3)
+            .map(|_| admission.admit(&tenant("a")).unwrap())
+            .collect();
+        assert!(admission.admit(&tenant("a")).is_err());
+        let _b = admission
+            .admit(&tenant("b"))
+            .expect("b has slots of its own");
+        assert_eq!(admission.in_flight(), 4);
+        drop(held);
+        assert_eq!(admission.in_flight(), 1);
+    }
+
+    #[test]
+    fn the_global_limit_holds_across_tenants_and_a_refusal_takes_no_slot() {
+        let admission = Admission::new(config(3, 2), []);
+        let _a1 = admission.admit(&tenant("a")).unwrap();
+        let _a2 = admission.admit(&tenant("a")).unwrap();
+        let _b1 = admission.admit(&tenant("b")).unwrap();
+        // b is under its own limit, but the service is full.
+        assert!(matches!(
+            admission.admit(&tenant("b")),
+            Err(CartError::Overloaded)
+        ));
+        assert_eq!(admission.tenant_in_flight(&tenant("b")), 1);
+        assert_eq!(admission.in_flight(), 3);
+    }
+
+    #[test]
+    fn a_configured_tenant_has_its_own_limit_and_the_others_the_default() {
+        let admission = Admission::new(
+            config(100, 1),
+            [(tenant("big"), Some(3)), (tenant("plain"), None)],
+        );
+        let big: Vec<_> = (0..3).map(|_| admission.admit(&tenant("big"))).collect();
+        assert!(big.iter().all(Result::is_ok));
+        assert!(admission.admit(&tenant("big")).is_err());
+        let _plain = admission.admit(&tenant("plain")).unwrap();
+        assert!(admission.admit(&tenant("plain")).is_err());
+        let _unlisted = admission.admit(&tenant("unlisted")).unwrap();
+        assert!(admission.admit(&tenant("unlisted")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_request_gives_its_slot_back() {
+        let admission = Admission::new(config(100, 1), []);
+        let a = tenant("a");
+        let request = {
+            let admission = admission.clone();
+            let a = a.clone();
+            tokio::spawn(async move {
+                let _permit = admission.admit(&a).unwrap();
+                std::future::pending::<()>().await;
+            })
+        };
+        while admission.tenant_in_flight(&a) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(admission.admit(&a).is_err());
+        // The client went away: the server drops the handler's future.
+        request.abort();
+        let _ = request.await;
+        assert_eq!(admission.in_flight(), 0);
+        let _again = admission.admit(&a).expect("the slot is free again");
+    }
+
+    #[test]
+    fn concurrent_admissions_never_exceed_the_limit() {
+        let admission = Admission::new(config(1000, 8), []);
+        let peak = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let admission = admission.clone();
+                let peak = peak.clone();
+                scope.spawn(move || {
+                    for _ in 0..20_000 {
+                        if let Ok(permit) = admission.admit(&tenant("a")) {
+                            peak.fetch_max(
+                                admission.tenant_in_flight(&tenant("a")),
+                                Ordering::Relaxed,
+                            );
+                            drop(permit);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(peak.load(Ordering::Relaxed) <= 8);
+        assert_eq!(admission.in_flight(), 0);
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert!(config(0, 1).check().is_err());
+        assert!(config(1, 0).check().is_err());
+        assert!(AdmissionConfig::default().check().is_ok());
+    }
+}
