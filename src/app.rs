@@ -1,9 +1,11 @@
 //! Wiring: bind both listeners first (port 0 allowed), then serve gRPC (and gRPC-Web on the
-//! same port) and HTTP on one runtime until one shutdown signal drains both.
+//! same port) and HTTP on one runtime until one shutdown signal drains both (for at most
+//! redis_timeout + 1 s: in-flight calls end by then, streams that never end are cut).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -235,6 +237,7 @@ impl Application {
                 &self.settings.tenants,
             )),
         });
+        let drain_rx = stop_rx.clone();
         let http_listener = self.http_listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
@@ -243,9 +246,22 @@ impl Application {
             .into_future();
 
         tracing::info!(%grpc_addr, %http_addr, "cart-service listening");
-        let (grpc, http) = tokio::join!(grpc, http);
-        grpc?;
-        http?;
+        let served = async {
+            let (grpc, http) = tokio::join!(grpc, http);
+            grpc?;
+            http.map_err(ServeError::from)
+        };
+        // In-flight calls end within redis_timeout; a stream that never ends by itself (a
+        // client's grpc.health.v1 Watch) would hold the drain open until the kubelet's SIGKILL,
+        // so what is still open a second later is cut.
+        let drain_limit = self.settings.redis_timeouts.response + Duration::from_secs(1);
+        tokio::select! {
+            served = served => served?,
+            () = async {
+                stopped(drain_rx).await;
+                tokio::time::sleep(drain_limit).await;
+            } => tracing::warn!(?drain_limit, "drain cut: connections still open after the limit"),
+        }
         tracing::info!("stopped");
         Ok(())
     }

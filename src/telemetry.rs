@@ -139,9 +139,21 @@ fn exported(metadata: &tracing::Metadata<'_>) -> bool {
 }
 
 fn tracer_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()?;
+    use opentelemetry_otlp::WithTonicConfig;
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    // An https:// collector is verified against the system's roots (the container image's CA
+    // bundle; SSL_CERT_FILE names another): without roots, tonic would trust no certificate.
+    let endpoint = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .into_iter()
+    .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()));
+    if endpoint.is_some_and(|url| url.starts_with("https://")) {
+        exporter =
+            exporter.with_tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots());
+    }
+    let exporter = exporter.build()?;
     let mut resource = opentelemetry_sdk::Resource::builder();
     let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));

@@ -470,6 +470,31 @@ async fn stop_drains_and_returns() {
     );
 }
 
+/// A client's health Watch never ends by itself: the drain cuts it once in-flight calls have
+/// had their redis_timeout (2 s by default) and a second more, instead of waiting for it (and,
+/// in a pod, for the kubelet's SIGKILL).
+#[tokio::test]
+async fn stop_cuts_a_stream_that_never_ends() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let app = spawn_app(Backend::Memory).await;
+    let mut watch = HealthClient::new(app.channel.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    watch.message().await.unwrap().expect("the current status");
+    let started = Instant::now();
+    app.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(8),
+        "the drain held the Watch for {took:?}, not redis_timeout + 1 s"
+    );
+}
+
 /// The real binary: serves with no Redis and no config, and exits 0 on SIGTERM.
 #[test]
 fn binary_serves_in_memory_and_exits_cleanly_on_sigterm() {
