@@ -365,6 +365,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_ids_the_service_chooses_are_marked_generated() {
+        let core = core();
+        let create_with = |cart_id: &str, key: Option<&'static str>| {
+            let command = Create {
+                cart_id: (!cart_id.is_empty()).then(|| CartId::parse(cart_id).unwrap()),
+                ..create()
+            };
+            let core = core.clone();
+            async move {
+                let cart = core.create(&caller("default", key), command).await.unwrap();
+                cart.state.id_generated
+            }
+        };
+        assert!(create_with("", None).await);
+        assert!(
+            create_with("", Some("retry-1")).await,
+            "derived with the hmac secret"
+        );
+        assert!(!create_with("cart-42", None).await);
+        assert!(!create_with("cart-43", Some("retry-2")).await);
+    }
+
+    #[tokio::test]
     async fn a_passed_deadline_never_reaches_the_store() {
         let core = core();
         let mut late = caller("default", None);

@@ -460,6 +460,7 @@ pub fn cart_reply(view: CartView) -> pb::Cart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{FieldViolation, MAX_FIELD_VIOLATIONS};
 
     fn item(sku: &str, quantity: i64) -> pb::NewItem {
         pb::NewItem {
@@ -548,6 +549,101 @@ mod tests {
             panic!("a 65-character request id was accepted");
         };
         assert_eq!(violations[0].field, "request_id");
+    }
+
+    fn updates(line_ids: impl Iterator<Item = String>) -> pb::UpdateItemsRequest {
+        pb::UpdateItemsRequest {
+            cart_id: "c1".into(),
+            updates: line_ids
+                .map(|line_id| pb::ItemUpdate {
+                    line_id,
+                    quantity: 1,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn violations(result: Result<impl Sized, CartError>) -> Vec<FieldViolation> {
+        match result {
+            Err(CartError::InvalidArgument(violations)) => violations,
+            Err(other) => panic!("expected InvalidArgument, got {other}"),
+            Ok(_) => panic!("expected InvalidArgument, got a command"),
+        }
+    }
+
+    #[test]
+    fn more_updates_than_a_cart_has_lines_are_refused_before_any_is_read() {
+        let distinct = (0..30_000).map(|i| format!("li_{i:024x}"));
+        let found = violations(update_items(updates(distinct), &Limits::default()));
+        assert_eq!(
+            found,
+            [FieldViolation::new("updates", "at most 250 updates")]
+        );
+        let malformed = (0..30_000).map(|i| format!("bad id {i}"));
+        let found = violations(update_items(updates(malformed), &Limits::default()));
+        assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn violations_are_listed_up_to_the_bound_then_counted() {
+        let found = violations(update_items(
+            updates((0..250).map(|i| format!("bad id {i}"))),
+            &Limits::default(),
+        ));
+        assert_eq!(found.len(), MAX_FIELD_VIOLATIONS + 1);
+        assert_eq!(found[0].field, "updates[0].line_id");
+        assert_eq!(found[MAX_FIELD_VIOLATIONS - 1].field, "updates[19].line_id");
+        assert_eq!(
+            found[MAX_FIELD_VIOLATIONS],
+            FieldViolation::omitted(250 - MAX_FIELD_VIOLATIONS)
+        );
+    }
+
+    #[test]
+    fn duplicate_line_ids_are_found_wherever_they_are() {
+        let mut ids: Vec<String> = (0..250).map(|i| format!("li_{i:024x}")).collect();
+        ids[249] = ids[3].clone();
+        let found = violations(update_items(updates(ids.into_iter()), &Limits::default()));
+        assert_eq!(
+            found,
+            [FieldViolation::new(
+                "updates[249].line_id",
+                "line appears twice"
+            )]
+        );
+    }
+
+    #[test]
+    fn oversized_maps_are_refused_without_reading_their_entries() {
+        let metadata = (0..5_000)
+            .map(|i| (format!("{i}\n{}", "k".repeat(1000)), String::new()))
+            .collect();
+        let req = pb::CreateRequest {
+            currency: "USD".into(),
+            metadata,
+            ..Default::default()
+        };
+        let found = violations(create(req, &Limits::default()));
+        assert_eq!(
+            found,
+            [FieldViolation::new("metadata", "at most 64 entries")]
+        );
+    }
+
+    #[test]
+    fn a_huge_map_key_does_not_make_a_huge_field_name() {
+        let mut item = item("A", 1);
+        item.attributes.insert("k".repeat(100_000), "v".into());
+        let req = pb::AddItemsRequest {
+            cart_id: "c1".into(),
+            items: vec![item],
+            ..Default::default()
+        };
+        let found = violations(add_items(req, &Limits::default()));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].field.starts_with("items[0].attributes[kkk"));
+        assert!(found[0].field.len() <= crate::error::MAX_VIOLATION_FIELD_BYTES);
     }
 
     #[test]
