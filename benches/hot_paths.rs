@@ -1,11 +1,12 @@
-//! Micro-benchmarks of the pure code on every request: proto → domain validation, domain →
-//! proto rendering (with the cart's hmac), and each dialect's encoder.
+//! Micro-benchmarks of the pure code on every request: proto → command validation, the core's
+//! cart view (with the cart's hmac) → proto rendering, and each dialect's encoder.
 //!
 //! `cargo bench --bench hot_paths`
 
 use std::hint::black_box;
 
 use cart_service::auth::CartTokens;
+use cart_service::core::CartView;
 use cart_service::domain::{
     CartHeader, CartKey, CartPolicy, CartState, Currency, Limits, NewCart, TenantId,
 };
@@ -44,9 +45,10 @@ fn cart(lines: usize) -> (CartKey, CartState) {
     let items = match lines {
         0 => Vec::new(),
         _ => {
-            convert::add_items(&tenant, request, &Limits::default())
+            convert::add_items(request, &Limits::default())
                 .unwrap()
-                .change
+                .command
+                .items
         }
     };
     let header = CartHeader {
@@ -71,7 +73,6 @@ fn cart(lines: usize) -> (CartKey, CartState) {
 }
 
 fn benches(c: &mut Criterion) {
-    let tenant = TenantId::default_tenant();
     let limits = Limits::default();
     let tokens = CartTokens::new(b"bench secret of some length");
     let policy = CartPolicy::default();
@@ -85,7 +86,7 @@ fn benches(c: &mut Criterion) {
                 expected_version: 0,
                 request_id: String::new(),
             };
-            black_box(convert::add_items(&tenant, request, &limits).unwrap())
+            black_box(convert::add_items(request, &limits).unwrap())
         })
     });
     c.bench_function("convert/clear", |b| {
@@ -94,18 +95,14 @@ fn benches(c: &mut Criterion) {
             reason: "customer_requested".into(),
             ..Default::default()
         };
-        b.iter(|| black_box(convert::clear(&tenant, black_box(&request)).unwrap()))
+        b.iter(|| black_box(convert::clear(black_box(request.clone()), &limits).unwrap()))
     });
     for lines in [0, 10, 250] {
         let (key, state) = cart(lines);
         c.bench_function(&format!("render/cart_view_{lines}_lines"), |b| {
             b.iter(|| {
-                black_box(convert::cart_view(
-                    &key,
-                    black_box(&state),
-                    &tokens,
-                    &policy,
-                ))
+                let view = CartView::new(key.clone(), black_box(state.clone()), &policy, &tokens);
+                black_box(convert::cart(&view))
             })
         });
     }
@@ -115,7 +112,7 @@ fn benches(c: &mut Criterion) {
     });
 
     let (key, state) = cart(10);
-    let view = convert::cart_view(&key, &state, &tokens, &policy);
+    let view = CartView::new(key, state, &policy, &tokens);
     c.bench_function("dialect/zaui_decode_and_envelope", |b| {
         let body = "<request><zapiToken>1</zapiToken><zapiAccountId>1234</zapiAccountId><zapiUserId>7</zapiUserId><zapiMethod><methodName>zapiRemoveCartSession</methodName><cartId>0123456789abcdef01234567</cartId></zapiMethod></request>";
         b.iter(|| {
@@ -161,7 +158,6 @@ fn hostile_update(line_id: impl Fn(usize) -> String, n: usize) -> Vec<u8> {
 /// The server's work on a hostile UpdateItems: decode, convert, and the refusal as a status.
 fn hostile(c: &mut Criterion) {
     use prost::Message;
-    let tenant = TenantId::default_tenant();
     let limits = Limits::default();
     for (name, line_id) in [
         (
@@ -175,7 +171,7 @@ fn hostile(c: &mut Criterion) {
             c.bench_function(&format!("hostile/update_items_{n}_{name}"), |b| {
                 b.iter(|| {
                     let request = pb::UpdateItemsRequest::decode(black_box(&bytes[..])).unwrap();
-                    let refusal = convert::update_items(&tenant, request, &limits);
+                    let refusal = convert::update_items(request, &limits);
                     black_box(refusal.err().map(tonic::Status::from))
                 })
             });

@@ -1,8 +1,9 @@
 //! Admission control: how many cart requests may be in the store path at once, in all and per
 //! tenant.
 //!
-//! A request takes a [`Permit`] before it does any work and gives it back when it ends (the
-//! permit is dropped, also when the client cancels and the handler's future is dropped). Past
+//! A request takes a [`Permit`] before it calls the store (in `Core::store_call`, the one
+//! place every interface's store calls go through) and gives it back when the call ends (the
+//! permit is dropped, also when the client cancels and the request's future is dropped). Past
 //! either limit it is refused at once with [`CartError::Overloaded`] (gRPC
 //! `RESOURCE_EXHAUSTED`, reason `OVERLOADED`, with a `RetryInfo`): nothing waits for a slot, so
 //! no queue grows behind a flood, and the requests that are admitted keep the latency of a

@@ -15,8 +15,9 @@ use tonic::transport::server::TcpIncoming;
 use crate::admission::Admission;
 use crate::auth::CartTokens;
 use crate::config::Settings;
+use crate::core::Core;
 use crate::domain::TenantId;
-use crate::grpc::{AuthInterceptor, CartService, MAX_MESSAGE_BYTES, ServerSpanLayer};
+use crate::grpc::{AuthInterceptor, GrpcCarts, MAX_MESSAGE_BYTES, ServerSpanLayer};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
 use crate::store::{MemoryStore, RedisStore, SharedStore};
@@ -52,7 +53,7 @@ pub enum ServeError {
 pub struct Application {
     settings: Settings,
     store: SharedStore,
-    service: CartService,
+    core: Core,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
 }
@@ -116,7 +117,7 @@ impl Application {
                 Some((TenantId::parse(&tenant.id).ok()?, tenant.max_in_flight))
             }),
         );
-        let service = CartService::new(
+        let core = Core::new(
             store.clone(),
             CartTokens::new(settings.hmac_secret.expose().as_bytes()),
             settings.policy.clone(),
@@ -132,7 +133,7 @@ impl Application {
         Ok(Self {
             settings,
             store,
-            service,
+            core,
             grpc_listener,
             http_listener,
         })
@@ -150,9 +151,9 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// The handlers, for callers that embed the service.
-    pub fn service(&self) -> &CartService {
-        &self.service
+    /// The core, for callers that embed the service.
+    pub fn core(&self) -> &Core {
+        &self.core
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -194,7 +195,7 @@ impl Application {
             .build_v1alpha()
             .expect("descriptor sets are valid");
 
-        let cart_server = CartServiceServer::new(self.service.clone())
+        let cart_server = CartServiceServer::new(GrpcCarts::new(self.core.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let interceptor = AuthInterceptor::new(Arc::new(self.settings.authenticator.clone()));
 
@@ -230,7 +231,7 @@ impl Application {
 
         let http_app = crate::http::router(crate::http::HttpState {
             readiness,
-            service: self.service.clone(),
+            core: self.core.clone(),
             tenancy: Arc::new(Tenancy::new(
                 self.settings.authenticator.clone(),
                 &self.settings.tenants,

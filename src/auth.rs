@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{CartId, RequestId, TenantId};
+use crate::domain::{CartId, IdempotencyKey, TenantId};
 use crate::error::CartError;
 
 /// The secret of dev mode (no config file): fixed, so dev hmacs survive restarts. Never used
@@ -71,13 +71,6 @@ impl Principal {
         }
     }
 }
-
-/// Marks a request whose only credential for its cart is the cart id itself (VTEX's public
-/// route, where the orderFormId is the capability): the handlers act on it only for a cart
-/// whose id the service generated, so a client-chosen id such as `cart-42`, which anyone may
-/// guess, is worth nothing there (the cart "does not exist").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdIsTheCapability;
 
 /// Resolves bearer API keys. Keys are looked up by their SHA-256, so the lookup's timing
 /// says nothing about how much of a guessed key was right.
@@ -150,15 +143,15 @@ impl CartTokens {
         BASE64.encode(self.mac(tenant, cart_id).finalize().into_bytes())
     }
 
-    /// The id of a cart created without `cart_id` under `request_id`: the same on every retry,
+    /// The id of a cart created without `cart_id` under an idempotency key: the same on every retry,
     /// and as unguessable as a generated id to whoever lacks the secret (VTEX treats the id as
     /// a capability). Domain-separated from [`CartTokens::sign`]: ids never contain ':'.
-    pub fn derive_cart_id(&self, tenant: &TenantId, request_id: &RequestId) -> CartId {
+    pub fn derive_cart_id(&self, tenant: &TenantId, key: &IdempotencyKey) -> CartId {
         let mut mac = self.mac.clone();
         mac.update(b"request:");
         mac.update(tenant.as_str().as_bytes());
         mac.update(b":");
-        mac.update(request_id.as_str().as_bytes());
+        mac.update(key.as_str().as_bytes());
         CartId::from_digest(&mac.finalize().into_bytes().into())
     }
 

@@ -147,7 +147,7 @@ pub struct ConfigFile {
     pub tombstone_ttl: Option<String>,
     /// How long one Redis call may take before it fails with UNAVAILABLE.
     pub redis_timeout: Option<String>,
-    /// How long a mutation's outcome is remembered under its request id.
+    /// How long a mutation's outcome is remembered under its idempotency key (`request_id`).
     pub request_id_ttl: Option<String>,
     #[serde(default)]
     pub durability: DurabilityConfig,

@@ -1,19 +1,11 @@
-//! The one error type of the service, mapped once to a gRPC status.
+//! The one error type of the service.
 //!
-//! Every layer (domain, stores, handlers) returns [`CartError`]. The gRPC mapping lives here;
-//! each HTTP dialect maps the same `reason` strings into its own error body.
+//! Every layer (domain, stores, core) returns [`CartError`]. Each edge maps it once, with an
+//! exhaustive `match` over the variants: gRPC into a `Status` (`grpc::status`), each HTTP
+//! dialect into its own error body. [`CartError::reason`] is the stable name of a variant on
+//! the wire (`ErrorInfo.reason`) and in metrics; no edge reads it back.
 
 use std::fmt;
-
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
-
-/// Domain of every `google.rpc.ErrorInfo` the service emits.
-pub const ERROR_DOMAIN: &str = "cart.v1";
-
-/// The `google.rpc.RetryInfo` delay of a STORE_FULL refusal: memory is freed by Removes and
-/// expiring carts, which a resend within milliseconds would not see.
-pub const STORE_FULL_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A boxed internal cause, logged but never sent to a client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -27,7 +19,7 @@ pub const MAX_VIOLATION_FIELD_BYTES: usize = 160;
 /// Longest description of a violation, in bytes.
 pub const MAX_VIOLATION_DESCRIPTION_BYTES: usize = 256;
 /// Longest message of an `InvalidArgument` status, in bytes.
-const MAX_MESSAGE_BYTES: usize = 1024;
+pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// The field of the entry that counts the violations not listed.
 pub const OMITTED_FIELD: &str = "(more)";
 
@@ -118,7 +110,7 @@ pub enum CartError {
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     #[error("this request_id was used for another request (another payload or RPC)")]
-    RequestIdReused,
+    IdempotencyKeyReused,
     #[error("cart store unavailable")]
     Unavailable(#[source] BoxError),
     /// The store holds as much as it may (Redis at `maxmemory`, the in-memory store at its
@@ -167,7 +159,8 @@ impl CartError {
         Self::InvalidArgument(bounded_violations(violations, total))
     }
 
-    /// Stable UPPER_SNAKE reason, the `ErrorInfo.reason` and the key each dialect maps from.
+    /// Stable UPPER_SNAKE reason: the `ErrorInfo.reason` of gRPC, and the `outcome` label of
+    /// metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
@@ -184,37 +177,13 @@ impl CartError {
             Self::VersionMismatch { .. } => "VERSION_MISMATCH",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
-            Self::RequestIdReused => "REQUEST_ID_REUSED",
+            Self::IdempotencyKeyReused => "REQUEST_ID_REUSED",
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
             Self::StoreFull => "STORE_FULL",
             Self::ReplicationTimeout { .. } => "REPLICATION_TIMEOUT",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Self::Overloaded => "OVERLOADED",
             Self::Internal(_) => "INTERNAL",
-        }
-    }
-
-    /// The gRPC code of SPEC §3.
-    pub fn code(&self) -> Code {
-        match self {
-            Self::InvalidArgument(_) | Self::RequestIdReused => Code::InvalidArgument,
-            Self::CartNotFound | Self::LineNotFound(_) => Code::NotFound,
-            Self::CartAlreadyExists => Code::AlreadyExists,
-            Self::CartDeleted
-            | Self::OrderNumberMismatch
-            | Self::CurrencyMismatch(_)
-            | Self::LineLimit(_)
-            | Self::QuantityLimit { .. }
-            | Self::CouponLimit(_)
-            | Self::CartTooLarge(_) => Code::FailedPrecondition,
-            Self::VersionMismatch { .. } => Code::Aborted,
-            Self::Unauthenticated => Code::Unauthenticated,
-            Self::PermissionDenied(_) => Code::PermissionDenied,
-            Self::Unavailable(_) | Self::ReplicationTimeout { .. } => Code::Unavailable,
-            Self::StoreFull => Code::ResourceExhausted,
-            Self::DeadlineExceeded => Code::DeadlineExceeded,
-            Self::Overloaded => Code::ResourceExhausted,
-            Self::Internal(_) => Code::Internal,
         }
     }
 
@@ -256,16 +225,17 @@ impl CartError {
         })
     }
 
-    /// Whether the message may be shown to a client (internal causes never are).
-    fn client_message(&self) -> String {
+    /// The message a client may be shown (internal causes never are).
+    pub fn client_message(&self) -> String {
         match self {
             Self::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         }
     }
 
-    /// Logs causes that a client never sees, with their chain.
-    fn log(&self) {
+    /// Logs causes that a client never sees, with their chain (once per request, by
+    /// `core::observe`).
+    pub fn log(&self) {
         match self {
             Self::Internal(cause) => {
                 tracing::error!(error = %chain(cause.as_ref()), "internal error")
@@ -299,152 +269,9 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-impl From<CartError> for Status {
-    fn from(error: CartError) -> Self {
-        error.log();
-        let mut details = ErrorDetails::with_error_info(
-            error.reason(),
-            ERROR_DOMAIN,
-            std::collections::HashMap::<String, String>::new(),
-        );
-        match &error {
-            CartError::InvalidArgument(violations) => {
-                // Violations built elsewhere than `invalid_fields` are bounded here too (one
-                // slot more: a list already bounded ends with its count of the rest).
-                let listed = if violations.len() > MAX_FIELD_VIOLATIONS + 1 {
-                    bounded_violations(violations.clone(), violations.len())
-                } else {
-                    violations.clone()
-                };
-                for v in listed {
-                    details.add_bad_request_violation(v.field, v.description);
-                }
-            }
-            CartError::RequestIdReused => {
-                details.add_bad_request_violation(
-                    "request_id",
-                    "already used for a request with another payload or RPC",
-                );
-            }
-            CartError::VersionMismatch { actual, .. } => {
-                details.set_error_info(
-                    error.reason(),
-                    ERROR_DOMAIN,
-                    std::collections::HashMap::from([(
-                        "current_version".to_owned(),
-                        actual.to_string(),
-                    )]),
-                );
-            }
-            CartError::ReplicationTimeout { acked, wanted } => {
-                details.set_error_info(
-                    error.reason(),
-                    ERROR_DOMAIN,
-                    std::collections::HashMap::from([
-                        ("acknowledged_replicas".to_owned(), acked.to_string()),
-                        ("min_replicas".to_owned(), wanted.to_string()),
-                    ]),
-                );
-            }
-            CartError::StoreFull => {
-                details.set_retry_info(Some(STORE_FULL_RETRY_DELAY));
-            }
-            CartError::Overloaded => {
-                details.set_retry_info(Some(crate::admission::RETRY_AFTER));
-            }
-            _ => {}
-        }
-        Status::with_error_details(error.code(), error.client_message(), details)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn internal_errors_do_not_leak_their_cause() {
-        let status: Status = CartError::Internal("redis said: WRONGTYPE at key x".into()).into();
-        assert_eq!(status.code(), Code::Internal);
-        assert_eq!(status.message(), "internal error");
-        assert_eq!(
-            status.get_error_details().error_info().unwrap().reason,
-            "INTERNAL"
-        );
-    }
-
-    #[test]
-    fn invalid_argument_carries_field_violations() {
-        let status: Status = CartError::InvalidArgument(vec![
-            FieldViolation::new("currency", "required"),
-            FieldViolation::new("items[0].sku", "too long"),
-        ])
-        .into();
-        let details = status.get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect();
-        assert_eq!(fields, ["currency", "items[0].sku"]);
-        let info = details.error_info().unwrap();
-        assert_eq!(
-            (info.reason.as_str(), info.domain.as_str()),
-            ("INVALID_ARGUMENT", ERROR_DOMAIN)
-        );
-    }
-
-    #[test]
-    fn overload_is_resource_exhausted_with_a_retry_delay() {
-        let status: Status = CartError::Overloaded.into();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        let details = status.get_error_details();
-        assert_eq!(details.error_info().unwrap().reason, "OVERLOADED");
-        assert_eq!(
-            details.retry_info().unwrap().retry_delay,
-            Some(crate::admission::RETRY_AFTER)
-        );
-        assert!(!CartError::Overloaded.is_store_failure());
-        assert!(CartError::Overloaded.remembered().is_none());
-    }
-
-    #[test]
-    fn every_invalid_argument_is_bounded_in_count_and_size() {
-        let many: Vec<_> = (0..30_000)
-            .map(|i| FieldViolation::new(format!("updates[{i}].line_id"), "x".repeat(10_000)))
-            .collect();
-        for error in [
-            CartError::InvalidArgument(many.clone()),
-            CartError::invalid_fields(many),
-        ] {
-            assert!(error.to_string().len() <= MAX_MESSAGE_BYTES + "invalid request: ".len());
-            let status: Status = error.into();
-            let violations = status
-                .get_error_details()
-                .bad_request()
-                .unwrap()
-                .field_violations
-                .clone();
-            assert_eq!(violations.len(), MAX_FIELD_VIOLATIONS + 1);
-            assert_eq!(violations[MAX_FIELD_VIOLATIONS].field, OMITTED_FIELD);
-            assert_eq!(
-                violations[MAX_FIELD_VIOLATIONS].description,
-                "29980 more violations not listed"
-            );
-            assert!(
-                violations
-                    .iter()
-                    .all(|v| v.description.len() <= MAX_VIOLATION_DESCRIPTION_BYTES)
-            );
-            assert!(
-                status.details().len() < 16 * 1024,
-                "{}",
-                status.details().len()
-            );
-        }
-    }
 
     #[test]
     fn truncation_keeps_characters_whole() {
@@ -452,38 +279,5 @@ mod tests {
         let cut = truncated("é".repeat(100), 11);
         assert!(cut.len() <= 11 && cut.ends_with('…'), "{cut}");
         assert_eq!(cut, format!("{}…", "é".repeat(4)));
-    }
-
-    #[test]
-    fn a_full_store_is_resource_exhausted_with_a_retry_delay() {
-        let status: Status = CartError::StoreFull.into();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        let details = status.get_error_details();
-        let info = details.error_info().unwrap();
-        assert_eq!(
-            (info.reason.as_str(), info.domain.as_str()),
-            ("STORE_FULL", ERROR_DOMAIN)
-        );
-        assert_eq!(
-            details.retry_info().unwrap().retry_delay,
-            Some(STORE_FULL_RETRY_DELAY)
-        );
-        assert!(CartError::StoreFull.is_store_failure());
-        assert!(CartError::StoreFull.remembered().is_none());
-    }
-
-    #[test]
-    fn version_mismatch_tells_the_current_version() {
-        let status: Status = CartError::VersionMismatch {
-            expected: 3,
-            actual: 5,
-        }
-        .into();
-        assert_eq!(status.code(), Code::Aborted);
-        let info = status.get_error_details().error_info().unwrap().clone();
-        assert_eq!(
-            info.metadata.get("current_version").map(String::as_str),
-            Some("5")
-        );
     }
 }

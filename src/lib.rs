@@ -1,10 +1,11 @@
 //! cart-service: shopping carts over gRPC (`cart.v1.CartService`), stored in Redis or in
-//! memory, with HTTP shims for legacy cart APIs that call the same handlers.
+//! memory, with HTTP shims for legacy cart APIs; both are adapters over one core.
 
 pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod core;
 pub mod deadline;
 pub mod domain;
 pub mod error;

@@ -1,7 +1,7 @@
 //! Prometheus metrics (the `prometheus-client` crate), served as OpenMetrics text at
 //! `GET /metrics`.
 //!
-//! Recorded where every interface meets: the `CartService` handlers (requests, latency and
+//! Recorded where every interface meets: the core's `observe` step (requests, latency and
 //! in-flight requests; store errors), the HTTP edge (responses by dialect and status, including
 //! requests refused before reaching a handler), the Redis store (latency of each script) and
 //! the health watcher (whether Redis answers). Process metrics are read from `/proc` at scrape

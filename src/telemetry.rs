@@ -99,8 +99,8 @@ pub fn init() -> Telemetry {
         (None, None)
     };
     // The service's own spans go to the exporter whatever RUST_LOG says about logging: the
-    // server and client spans (not the handlers' and the store's inner spans, which would only
-    // repeat them at the cost of every request), and events (as span events).
+    // server and client spans (not the core's operation spans and other inner spans, which
+    // would only repeat them at the cost of every request), and events (as span events).
     let otel = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("cart-service"))
@@ -232,7 +232,7 @@ tokio::task_local! {
 }
 
 /// Runs a request's future in its server span, which [`record_on_request`] can reach from
-/// the handlers below it.
+/// the core below it.
 pub fn in_request_span<F: Future>(span: Span, future: F) -> impl Future<Output = F::Output> {
     REQUEST_SPAN.scope(span.clone(), future.instrument(span))
 }

@@ -12,10 +12,8 @@ fn is_id_char(c: char) -> bool {
 macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(
-            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-        )]
-        #[serde(transparent)]
+        // No `Deserialize`: a value that bypassed `parse` could exist.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
 
         impl $name {
@@ -63,8 +61,9 @@ string_newtype!(
     CouponCode
 );
 string_newtype!(
-    /// An idempotency key: `^[A-Za-z0-9_-]{1,64}$` (a UUID recommended); safe inside a Redis key.
-    RequestId
+    /// An idempotency key (the retry key of a mutation; `request_id` on gRPC, `Idempotency-Key`
+    /// on the shims): `^[A-Za-z0-9_-]{1,64}$` (a UUID recommended); safe inside a Redis key.
+    IdempotencyKey
 );
 string_newtype!(
     /// The order that closed a cart: 1..=64 printable ASCII characters without spaces.
@@ -100,7 +99,7 @@ impl CartId {
     }
 
     /// The same shape as [`CartId::generate`], from the first 96 bits of a keyed digest: a
-    /// Create retried with its request id must land on the same id.
+    /// Create retried with its idempotency key must land on the same id.
     pub fn from_digest(digest: &[u8; 32]) -> Self {
         Self(hex(&digest[..12]))
     }
@@ -117,7 +116,7 @@ impl TenantId {
     }
 }
 
-impl RequestId {
+impl IdempotencyKey {
     pub fn parse(value: &str) -> Result<Self, String> {
         parse_token(value, "request_id").map(Self)
     }

@@ -1,17 +1,17 @@
 //! Validated cart types and the reference semantics of every mutation.
 
 pub mod cart;
+pub mod idempotency;
 pub mod ids;
 pub mod policy;
-pub mod request;
 
 pub use cart::{
     CartHeader, CartState, CartStatus, Coupon, Line, LineDescription, LineUpdate, Mutation,
     MutationOutcome, NewCart, NewLine,
 };
-pub use ids::{CartId, CouponCode, Currency, LineId, OrderNumber, RequestId, Sku, TenantId};
+pub use idempotency::IdempotencyTag;
+pub use ids::{CartId, CouponCode, Currency, IdempotencyKey, LineId, OrderNumber, Sku, TenantId};
 pub use policy::{CartPolicy, Limits};
-pub use request::RequestTag;
 
 /// Milliseconds since the Unix epoch: the one clock unit of stores and snapshots.
 pub type UnixMillis = i64;

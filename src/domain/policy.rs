@@ -1,4 +1,4 @@
-//! How long carts live and how big they may grow; shared by both stores and the handlers.
+//! How long carts live and how big they may grow; shared by both stores and the core.
 
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ pub struct CartPolicy {
     pub cart_ttl: Duration,
     /// How long a deleted cart's snapshot stays readable.
     pub tombstone_ttl: Duration,
-    /// How long a mutation's outcome is remembered under its request id (the retry window).
+    /// How long a mutation's outcome is remembered under its idempotency key (the retry window).
     pub request_id_ttl: Duration,
     pub limits: Limits,
 }

@@ -1,79 +1,45 @@
-//! `cart.v1` messages ↔ validated domain values, at the edge and nowhere else.
+//! `cart.v1` messages ↔ the core: each request into its validated [`crate::core::Command`] (and the
+//! idempotency key of its `request_id`), each outcome into its reply. At the edge and nowhere
+//! else.
 //!
 //! Every request is checked whole: its bad fields are reported at once as field violations,
-//! at most [`MAX_FIELD_VIOLATIONS`] of them (then how many more). Hostile input costs little:
-//! a repeated field longer than its limit is refused before any entry is looked at, and
-//! duplicates are found with a set.
+//! at most [`crate::error::MAX_FIELD_VIOLATIONS`] of them (then how many more). Hostile input
+//! costs little: a repeated field longer than its limit is refused before any entry is looked
+//! at, and duplicates are found with a set or a map.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use prost::Message;
 use prost_types::Timestamp;
 
-use crate::auth::CartTokens;
-use crate::domain::{
-    CartHeader, CartId, CartKey, CartPolicy, CartState, CartStatus, CouponCode, Currency, Limits,
-    LineId, LineUpdate, NewCart, NewLine, OrderNumber, RequestId, RequestTag, Sku, TenantId,
-    UnixMillis,
+use crate::core::command::{self, MAX_TEXT_BYTES, Violations, bounded_text};
+use crate::core::{
+    AddItems, ApplyCoupon, CartView, Clear, ClearOutcome, Create, Delete, Get, Remove,
+    RemoveOutcome, UpdateItems,
 };
-use crate::error::{CartError, FieldViolation, MAX_FIELD_VIOLATIONS, bounded_violations};
+use crate::domain::{
+    CartHeader, CartId, CartStatus, CouponCode, Currency, IdempotencyKey, Limits, LineId,
+    LineUpdate, NewCart, NewLine, Sku, UnixMillis,
+};
+use crate::error::CartError;
 use crate::pb;
 
 /// Largest accepted unit price or coupon amount (minor units): keeps every total far from
 /// i64 overflow (1e12 × 999 × 250 < 2^63).
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
-const MAX_TEXT_BYTES: usize = 256;
 const MAX_TITLE_BYTES: usize = 1024;
 const MAX_MAP_ENTRIES: usize = 64;
 const MAX_MAP_KEY_BYTES: usize = 128;
 const MAX_METADATA_VALUE_BYTES: usize = 1024;
 
-/// Collects field violations while a request is decoded: the first
-/// [`MAX_FIELD_VIOLATIONS`] in full, the rest only counted (their field names are never built).
-#[derive(Default)]
-struct Violations {
-    listed: Vec<FieldViolation>,
-    total: usize,
+/// A decoded request: the command and the idempotency key its `request_id` names.
+#[derive(Debug)]
+pub struct Decoded<C> {
+    pub idempotency_key: Option<IdempotencyKey>,
+    pub command: C,
 }
 
-impl Violations {
-    fn check<T>(&mut self, field: impl FnOnce() -> String, result: Result<T, String>) -> Option<T> {
-        result
-            .map_err(|description| self.push(field, description))
-            .ok()
-    }
-
-    fn push(&mut self, field: impl FnOnce() -> String, description: String) {
-        self.total += 1;
-        if self.listed.len() < MAX_FIELD_VIOLATIONS {
-            self.listed.push(FieldViolation::new(field(), description));
-        }
-    }
-
-    fn refuse(&mut self, field: &str, description: String) {
-        self.push(|| field.to_owned(), description);
-    }
-
-    fn finish<T>(self, value: Option<T>) -> Result<T, CartError> {
-        match value {
-            Some(value) if self.total == 0 => Ok(value),
-            _ => Err(CartError::InvalidArgument(bounded_violations(
-                self.listed,
-                self.total,
-            ))),
-        }
-    }
-}
-
-fn bounded_text(value: &str, max_bytes: usize) -> Result<String, String> {
-    if value.len() > max_bytes {
-        Err(format!("must be at most {max_bytes} bytes"))
-    } else if value.chars().any(|c| c.is_control() && c != '\t') {
-        Err("must not contain control characters".to_owned())
-    } else {
-        Ok(value.to_owned())
-    }
-}
+/// A message's decoding into its command (the one signature the gRPC handler is generic over).
+pub type Decode<M, C> = fn(M, &Limits) -> Result<Decoded<C>, CartError>;
 
 fn string_map(
     v: &mut Violations,
@@ -106,75 +72,40 @@ fn string_map(
     out
 }
 
-/// A mutation request, which may carry an idempotency key (`request_id`).
-pub trait Idempotent: Message + Clone {
-    /// Part of the fingerprint, so that one request id cannot replay another RPC's outcome.
-    const RPC: &'static str;
-    fn request_id(&self) -> &str;
-    fn clear_request_id(&mut self);
-}
-
-macro_rules! idempotent {
-    ($($message:ident => $rpc:literal),* $(,)?) => {
-        $(
-            impl Idempotent for pb::$message {
-                const RPC: &'static str = $rpc;
-                fn request_id(&self) -> &str {
-                    &self.request_id
-                }
-                fn clear_request_id(&mut self) {
-                    self.request_id.clear();
-                }
-            }
-        )*
-    };
-}
-
-idempotent!(
-    CreateRequest => "Create",
-    AddItemsRequest => "AddItems",
-    UpdateItemsRequest => "UpdateItems",
-    ApplyCouponRequest => "ApplyCoupon",
-    ClearRequest => "Clear",
-    RemoveRequest => "Remove",
-    DeleteRequest => "Delete",
-);
-
-/// The request's id (none when empty) and the fingerprint of everything else it asks for: the
-/// message encoded without its id (maps are sorted, so equal payloads encode equally).
-fn request_tag<M: Idempotent>(v: &mut Violations, req: &M) -> Option<RequestTag> {
-    if req.request_id().is_empty() {
+/// The idempotency key of a `request_id` (none when empty).
+fn idempotency_key(v: &mut Violations, request_id: &str) -> Option<IdempotencyKey> {
+    if request_id.is_empty() {
         return None;
     }
-    let id = v.check(
-        || "request_id".to_owned(),
-        RequestId::parse(req.request_id()),
-    )?;
-    let mut payload = req.clone();
-    payload.clear_request_id();
-    Some(RequestTag::new(id, M::RPC, &payload.encode_to_vec()))
-}
-
-fn cart_id(v: &mut Violations, value: &str) -> Option<CartId> {
-    v.check(|| "cart_id".to_owned(), CartId::parse(value))
-}
-
-fn expected_version(v: &mut Violations, value: i64) -> Option<i64> {
     v.check(
-        || "expected_version".to_owned(),
-        if value >= 0 {
-            Ok(value)
-        } else {
-            Err("must be 0 (don't check) or a version".to_owned())
-        },
+        || "request_id".to_owned(),
+        IdempotencyKey::parse(request_id),
     )
 }
 
-fn key(tenant: &TenantId, cart_id: CartId) -> CartKey {
-    CartKey {
-        tenant: tenant.clone(),
-        cart_id,
-    }
+/// The fields every mutation request has, in the order they are reported.
+fn common(
+    v: &mut Violations,
+    cart_id: &str,
+    expected_version: i64,
+    request_id: &str,
+) -> (Option<CartId>, Option<i64>, Option<IdempotencyKey>) {
+    (
+        command::cart_id(v, cart_id),
+        command::expected_version(v, expected_version),
+        idempotency_key(v, request_id),
+    )
+}
+
+fn decoded<C>(
+    v: Violations,
+    idempotency_key: Option<IdempotencyKey>,
+    command: Option<C>,
+) -> Result<Decoded<C>, CartError> {
+    v.finish(command).map(|command| Decoded {
+        idempotency_key,
+        command,
+    })
 }
 
 /// Decodes items, merging repeated skus so each line appears once.
@@ -254,29 +185,13 @@ fn new_items(v: &mut Violations, items: Vec<pb::NewItem>, limits: &Limits) -> Ve
     lines
 }
 
-pub struct CreateCommand {
-    pub key: CartKey,
-    pub cart: NewCart,
-    pub request: Option<RequestTag>,
-}
-
-/// `tokens` derive the id of a cart created without `cart_id` but with a request id.
-pub fn create(
-    tenant: &TenantId,
-    req: pb::CreateRequest,
-    limits: &Limits,
-    tokens: &CartTokens,
-) -> Result<CreateCommand, CartError> {
+/// `Create`; without `cart_id` the core makes the id.
+pub fn create(req: pb::CreateRequest, limits: &Limits) -> Result<Decoded<Create>, CartError> {
     let mut v = Violations::default();
-    let request = request_tag(&mut v, &req);
-    // Both ids the service chooses are capabilities (VTEX takes them as one): 96 random bits,
-    // or 96 bits of HMAC-SHA256 under the hmac secret, unguessable without it even when the
-    // request id is guessable.
-    let id_generated = req.cart_id.is_empty();
-    let id = match (req.cart_id.as_str(), &request) {
-        ("", Some(tag)) => Some(tokens.derive_cart_id(tenant, &tag.id)),
-        ("", None) => Some(CartId::generate()),
-        (id, _) => cart_id(&mut v, id),
+    let key = idempotency_key(&mut v, &req.request_id);
+    let cart_id = match req.cart_id.as_str() {
+        "" => Some(None),
+        id => command::cart_id(&mut v, id).map(Some),
     };
     let currency = v.check(|| "currency".to_owned(), Currency::parse(&req.currency));
     let mut text = |name: &'static str, value: &str| {
@@ -300,9 +215,8 @@ pub fn create(
                 format!("currency {mismatch} differs from the cart's"),
             );
         }
-        Some(CreateCommand {
-            request,
-            key: key(tenant, id?),
+        Some(Create {
+            cart_id: cart_id?,
             cart: NewCart {
                 header: CartHeader {
                     customer_id: customer_id?,
@@ -313,95 +227,56 @@ pub fn create(
                     metadata,
                 },
                 items,
-                id_generated,
+                // The core decides the id, and so whether it generated it.
+                id_generated: false,
             },
         })
     })();
-    v.finish(command)
+    decoded(v, key, command)
 }
 
-pub fn get(tenant: &TenantId, req: &pb::GetRequest) -> Result<CartKey, CartError> {
+pub fn get(req: pb::GetRequest, _: &Limits) -> Result<Decoded<Get>, CartError> {
     let mut v = Violations::default();
-    let id = cart_id(&mut v, &req.cart_id);
-    v.finish(id.map(|id| key(tenant, id)))
-}
-
-/// A decoded mutation request: which cart, what change, at which version, under which
-/// request id.
-pub struct MutationCommand<M> {
-    pub key: CartKey,
-    pub change: M,
-    pub expected_version: i64,
-    pub request: Option<RequestTag>,
-}
-
-/// The parts every mutation request has; `expected_version` is checked here.
-struct Common {
-    id: Option<CartId>,
-    expected: Option<i64>,
-    request: Option<RequestTag>,
-}
-
-fn common<M: Idempotent>(
-    v: &mut Violations,
-    req: &M,
-    cart_id_value: &str,
-    expected_value: i64,
-) -> Common {
-    Common {
-        id: cart_id(v, cart_id_value),
-        expected: expected_version(v, expected_value),
-        request: request_tag(v, req),
-    }
-}
-
-fn command<M>(
-    v: Violations,
-    tenant: &TenantId,
-    common: Common,
-    change: Option<M>,
-) -> Result<MutationCommand<M>, CartError> {
-    let command = match (common.id, change, common.expected) {
-        (Some(id), Some(change), Some(expected_version)) => Some(MutationCommand {
-            key: key(tenant, id),
-            change,
-            expected_version,
-            request: common.request,
-        }),
-        _ => None,
-    };
-    v.finish(command)
+    let cart_id = command::cart_id(&mut v, &req.cart_id);
+    decoded(v, None, cart_id.map(|cart_id| Get { cart_id }))
 }
 
 pub fn add_items(
-    tenant: &TenantId,
     req: pb::AddItemsRequest,
     limits: &Limits,
-) -> Result<MutationCommand<Vec<NewLine>>, CartError> {
+) -> Result<Decoded<AddItems>, CartError> {
     let mut v = Violations::default();
-    let common = common(&mut v, &req, &req.cart_id, req.expected_version);
+    let (cart_id, expected_version, key) =
+        common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     if req.items.is_empty() {
-        v.refuse("items", "at least one item is required".to_owned());
+        v.refuse("items", "at least one item is required");
     }
     let items = new_items(&mut v, req.items, limits);
-    command(v, tenant, common, Some(items))
+    let command = (|| {
+        Some(AddItems {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+            items,
+        })
+    })();
+    decoded(v, key, command)
 }
 
 pub fn update_items(
-    tenant: &TenantId,
     req: pb::UpdateItemsRequest,
     limits: &Limits,
-) -> Result<MutationCommand<Vec<LineUpdate>>, CartError> {
+) -> Result<Decoded<UpdateItems>, CartError> {
     let mut v = Violations::default();
-    let common = common(&mut v, &req, &req.cart_id, req.expected_version);
+    let (cart_id, expected_version, key) =
+        common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     if req.updates.is_empty() {
-        v.refuse("updates", "at least one update is required".to_owned());
+        v.refuse("updates", "at least one update is required");
     }
     if req.updates.len() > limits.max_lines as usize {
         // A cart has no more lines than this, so neither has a valid request: refused before
         // any entry is looked at.
         v.refuse("updates", format!("at most {} updates", limits.max_lines));
-        return command(v, tenant, common, None);
+        return decoded(v, key, None);
     }
     let mut updates: Vec<LineUpdate> = Vec::with_capacity(req.updates.len());
     let mut seen = HashSet::with_capacity(req.updates.len());
@@ -419,23 +294,28 @@ pub fn update_items(
         );
         if let (Some(line_id), Some(quantity)) = (line_id, quantity) {
             if !seen.insert(line_id.clone()) {
-                v.push(
-                    || format!("updates[{i}].line_id"),
-                    "line appears twice".to_owned(),
-                );
+                v.push(|| format!("updates[{i}].line_id"), "line appears twice");
             }
             updates.push(LineUpdate { line_id, quantity });
         }
     }
-    command(v, tenant, common, Some(updates))
+    let command = (|| {
+        Some(UpdateItems {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+            updates,
+        })
+    })();
+    decoded(v, key, command)
 }
 
 pub fn apply_coupon(
-    tenant: &TenantId,
-    req: &pb::ApplyCouponRequest,
-) -> Result<MutationCommand<(CouponCode, i64)>, CartError> {
+    req: pb::ApplyCouponRequest,
+    _: &Limits,
+) -> Result<Decoded<ApplyCoupon>, CartError> {
     let mut v = Violations::default();
-    let common = common(&mut v, req, &req.cart_id, req.expected_version);
+    let (cart_id, expected_version, key) =
+        common(&mut v, &req.cart_id, req.expected_version, &req.request_id);
     let code = v.check(|| "code".to_owned(), CouponCode::parse(&req.code));
     let amount = v.check(
         || "amount".to_owned(),
@@ -444,44 +324,47 @@ pub fn apply_coupon(
             _ => Err(format!("must be between 1 and {MAX_AMOUNT} minor units")),
         },
     );
-    let change = code.zip(amount);
-    command(v, tenant, common, change)
+    let command = (|| {
+        Some(ApplyCoupon {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+            code: code?,
+            amount: amount?,
+        })
+    })();
+    decoded(v, key, command)
 }
 
-pub fn clear(
-    tenant: &TenantId,
-    req: &pb::ClearRequest,
-) -> Result<MutationCommand<(bool, String)>, CartError> {
+pub fn clear(req: pb::ClearRequest, _: &Limits) -> Result<Decoded<Clear>, CartError> {
     let mut v = Violations::default();
-    let common = common(&mut v, req, &req.cart_id, req.expected_version);
-    let reason = v.check(
-        || "reason".to_owned(),
-        bounded_text(&req.reason, MAX_TEXT_BYTES),
+    let key = idempotency_key(&mut v, &req.request_id);
+    let command = Clear::check(
+        &mut v,
+        &req.cart_id,
+        req.expected_version,
+        req.preserve_coupons,
+        &req.reason,
     );
-    let change = reason.map(|reason| (req.preserve_coupons, reason));
-    command(v, tenant, common, change)
+    decoded(v, key, command)
 }
 
-pub fn remove(
-    tenant: &TenantId,
-    req: &pb::RemoveRequest,
-) -> Result<MutationCommand<()>, CartError> {
+pub fn remove(req: pb::RemoveRequest, _: &Limits) -> Result<Decoded<Remove>, CartError> {
     let mut v = Violations::default();
-    let common = common(&mut v, req, &req.cart_id, req.expected_version);
-    command(v, tenant, common, Some(()))
+    let key = idempotency_key(&mut v, &req.request_id);
+    let command = Remove::check(&mut v, &req.cart_id, req.expected_version);
+    decoded(v, key, command)
 }
 
-pub fn delete(
-    tenant: &TenantId,
-    req: &pb::DeleteRequest,
-) -> Result<MutationCommand<OrderNumber>, CartError> {
+pub fn delete(req: pb::DeleteRequest, _: &Limits) -> Result<Decoded<Delete>, CartError> {
     let mut v = Violations::default();
-    let common = common(&mut v, req, &req.cart_id, req.expected_version);
-    let order_number = v.check(
-        || "order_number".to_owned(),
-        OrderNumber::parse(&req.order_number),
+    let key = idempotency_key(&mut v, &req.request_id);
+    let command = Delete::check(
+        &mut v,
+        &req.cart_id,
+        req.expected_version,
+        &req.order_number,
     );
-    command(v, tenant, common, order_number)
+    decoded(v, key, command)
 }
 
 pub fn timestamp(millis: UnixMillis) -> Timestamp {
@@ -491,16 +374,12 @@ pub fn timestamp(millis: UnixMillis) -> Timestamp {
     }
 }
 
-/// The `cart.v1.Cart` a client sees: derived totals, expiry and the cart's hmac.
-pub fn cart_view(
-    key: &CartKey,
-    state: &CartState,
-    tokens: &CartTokens,
-    policy: &CartPolicy,
-) -> pb::Cart {
-    let totals = state.totals();
+/// The `cart.v1.Cart` of a view.
+pub fn cart(view: &CartView) -> pb::Cart {
+    let state = &view.state;
+    let totals = &view.totals;
     pb::Cart {
-        id: key.cart_id.to_string(),
+        id: view.key.cart_id.to_string(),
         customer_id: state.header.customer_id.clone(),
         session_id: state.header.session_id.clone(),
         channel: state.header.channel.clone(),
@@ -520,7 +399,7 @@ pub fn cart_view(
                 title: line.title.clone(),
                 quantity: i64::from(line.quantity),
                 unit_price: line.unit_price,
-                total_price: line.unit_price.saturating_mul(i64::from(line.quantity)),
+                total_price: line.total_price(),
                 attributes: line.attributes.clone().into_iter().collect(),
                 added_at: Some(timestamp(line.added_at)),
                 updated_at: Some(timestamp(line.updated_at)),
@@ -543,23 +422,45 @@ pub fn cart_view(
         created_at: Some(timestamp(state.created_at)),
         updated_at: Some(timestamp(state.updated_at)),
         last_activity_at: Some(timestamp(state.last_activity_at)),
-        expires_at: Some(timestamp(state.expires_at(policy))),
+        expires_at: Some(timestamp(view.expires_at)),
         cleared_at: state.cleared_at.map(timestamp),
         deleted_at: state.deleted_at.map(timestamp),
         clear_reason: state.clear_reason.clone(),
         order_number: state.order_number.clone(),
         version: state.version,
-        hmac: tokens.sign(&key.tenant, &key.cart_id),
+        hmac: view.hmac.clone(),
     }
+}
+
+pub fn cleared(outcome: ClearOutcome) -> pb::ClearResponse {
+    pb::ClearResponse {
+        cart: Some(cart(&outcome.cart)),
+        items_cleared: outcome.items_cleared,
+    }
+}
+
+pub fn removed(outcome: RemoveOutcome) -> pb::RemoveResponse {
+    pb::RemoveResponse {
+        cart_id: outcome.cart_id,
+        items_removed: outcome.items_removed,
+    }
+}
+
+pub fn deleted(view: CartView) -> pb::DeleteResponse {
+    pb::DeleteResponse {
+        cart: Some(cart(&view)),
+    }
+}
+
+/// The reply of the operations that answer the cart.
+pub fn cart_reply(view: CartView) -> pb::Cart {
+    cart(&view)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tenant() -> TenantId {
-        TenantId::default_tenant()
-    }
+    use crate::error::{FieldViolation, MAX_FIELD_VIOLATIONS};
 
     fn item(sku: &str, quantity: i64) -> pb::NewItem {
         pb::NewItem {
@@ -568,10 +469,6 @@ mod tests {
             unit_price: 100,
             ..Default::default()
         }
-    }
-
-    fn tokens() -> CartTokens {
-        CartTokens::new(b"convert tests secret")
     }
 
     #[test]
@@ -583,9 +480,7 @@ mod tests {
             request_id: "not a token".into(),
             ..Default::default()
         };
-        let Err(CartError::InvalidArgument(violations)) =
-            create(&tenant(), req, &Limits::default(), &tokens())
-        else {
+        let Err(CartError::InvalidArgument(violations)) = create(req, &Limits::default()) else {
             panic!("expected InvalidArgument");
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
@@ -611,9 +506,10 @@ mod tests {
             expected_version: 0,
             request_id: String::new(),
         };
-        let command = add_items(&tenant(), req, &Limits::default()).unwrap();
-        let quantities: Vec<_> = command
-            .change
+        let decoded = add_items(req, &Limits::default()).unwrap();
+        let quantities: Vec<_> = decoded
+            .command
+            .items
             .iter()
             .map(|l| (l.sku.to_string(), l.quantity))
             .collect();
@@ -621,54 +517,34 @@ mod tests {
     }
 
     #[test]
-    fn create_without_id_generates_one() {
+    fn create_without_id_leaves_it_to_the_core() {
         let req = pb::CreateRequest {
             currency: "EUR".into(),
             ..Default::default()
         };
-        let command = create(&tenant(), req, &Limits::default(), &tokens()).unwrap();
-        assert_eq!(command.key.cart_id.as_str().len(), 24);
-        assert!(command.request.is_none());
+        let decoded = create(req, &Limits::default()).unwrap();
+        assert!(decoded.command.cart_id.is_none());
+        assert!(decoded.idempotency_key.is_none());
     }
 
     #[test]
-    fn create_with_a_request_id_derives_the_same_id_every_time() {
-        let req = || pb::CreateRequest {
-            currency: "EUR".into(),
-            request_id: "7c0d6a4e-retry".into(),
-            ..Default::default()
-        };
-        let first = create(&tenant(), req(), &Limits::default(), &tokens()).unwrap();
-        let again = create(&tenant(), req(), &Limits::default(), &tokens()).unwrap();
-        assert_eq!(first.key, again.key);
-        assert_eq!(first.request, again.request);
-        assert!(CartId::parse(first.key.cart_id.as_str()).is_ok());
-        assert_eq!(first.key.cart_id.as_str().len(), 24);
-        let other_tenant = TenantId::parse("other").unwrap();
-        let elsewhere = create(&other_tenant, req(), &Limits::default(), &tokens()).unwrap();
-        assert_ne!(first.key.cart_id, elsewhere.key.cart_id);
-    }
-
-    #[test]
-    fn fingerprints_ignore_the_request_id_but_not_the_payload() {
-        let clear = |request_id: &str, reason: &str| pb::ClearRequest {
+    fn request_ids_become_idempotency_keys() {
+        let clear = |request_id: &str| pb::ClearRequest {
             cart_id: "c1".into(),
-            reason: reason.into(),
+            reason: "x".into(),
             request_id: request_id.into(),
             ..Default::default()
         };
-        let tag = |req: &pb::ClearRequest| super::clear(&tenant(), req).unwrap().request.unwrap();
-        let a = tag(&clear("r-1", "x"));
-        assert_eq!(a.fingerprint, tag(&clear("r-2", "x")).fingerprint);
-        assert_ne!(a.fingerprint, tag(&clear("r-1", "y")).fingerprint);
+        let decoded = super::clear(clear("r-1"), &Limits::default()).unwrap();
+        assert_eq!(decoded.idempotency_key.unwrap().as_str(), "r-1");
         assert!(
-            super::clear(&tenant(), &clear("", "x"))
+            super::clear(clear(""), &Limits::default())
                 .unwrap()
-                .request
+                .idempotency_key
                 .is_none()
         );
         let Err(CartError::InvalidArgument(violations)) =
-            super::clear(&tenant(), &clear(&"r".repeat(65), "x"))
+            super::clear(clear(&"r".repeat(65)), &Limits::default())
         else {
             panic!("a 65-character request id was accepted");
         };
@@ -699,28 +575,19 @@ mod tests {
     #[test]
     fn more_updates_than_a_cart_has_lines_are_refused_before_any_is_read() {
         let distinct = (0..30_000).map(|i| format!("li_{i:024x}"));
-        let found = violations(update_items(
-            &tenant(),
-            updates(distinct),
-            &Limits::default(),
-        ));
+        let found = violations(update_items(updates(distinct), &Limits::default()));
         assert_eq!(
             found,
             [FieldViolation::new("updates", "at most 250 updates")]
         );
         let malformed = (0..30_000).map(|i| format!("bad id {i}"));
-        let found = violations(update_items(
-            &tenant(),
-            updates(malformed),
-            &Limits::default(),
-        ));
+        let found = violations(update_items(updates(malformed), &Limits::default()));
         assert_eq!(found.len(), 1);
     }
 
     #[test]
     fn violations_are_listed_up_to_the_bound_then_counted() {
         let found = violations(update_items(
-            &tenant(),
             updates((0..250).map(|i| format!("bad id {i}"))),
             &Limits::default(),
         ));
@@ -737,11 +604,7 @@ mod tests {
     fn duplicate_line_ids_are_found_wherever_they_are() {
         let mut ids: Vec<String> = (0..250).map(|i| format!("li_{i:024x}")).collect();
         ids[249] = ids[3].clone();
-        let found = violations(update_items(
-            &tenant(),
-            updates(ids.into_iter()),
-            &Limits::default(),
-        ));
+        let found = violations(update_items(updates(ids.into_iter()), &Limits::default()));
         assert_eq!(
             found,
             [FieldViolation::new(
@@ -761,7 +624,7 @@ mod tests {
             metadata,
             ..Default::default()
         };
-        let found = violations(create(&tenant(), req, &Limits::default(), &tokens()));
+        let found = violations(create(req, &Limits::default()));
         assert_eq!(
             found,
             [FieldViolation::new("metadata", "at most 64 entries")]
@@ -777,30 +640,10 @@ mod tests {
             items: vec![item],
             ..Default::default()
         };
-        let found = violations(add_items(&tenant(), req, &Limits::default()));
+        let found = violations(add_items(req, &Limits::default()));
         assert_eq!(found.len(), 1);
         assert!(found[0].field.starts_with("items[0].attributes[kkk"));
         assert!(found[0].field.len() <= crate::error::MAX_VIOLATION_FIELD_BYTES);
-    }
-
-    #[test]
-    fn only_ids_the_service_chooses_are_marked_generated() {
-        let create_with = |cart_id: &str, request_id: &str| {
-            let req = pb::CreateRequest {
-                cart_id: cart_id.into(),
-                currency: "EUR".into(),
-                request_id: request_id.into(),
-                ..Default::default()
-            };
-            create(&tenant(), req, &Limits::default(), &tokens())
-                .unwrap()
-                .cart
-                .id_generated
-        };
-        assert!(create_with("", ""));
-        assert!(create_with("", "retry-1"), "derived with the hmac secret");
-        assert!(!create_with("cart-42", ""));
-        assert!(!create_with("cart-42", "retry-1"));
     }
 
     #[test]

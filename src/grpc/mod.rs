@@ -1,9 +1,11 @@
-//! The gRPC edge: the `cart.v1.CartService` handlers, their request conversions, and the
-//! interceptor that authenticates callers.
+//! The gRPC edge: a thin adapter over [`crate::core`] (the `cart.v1.CartService` handlers,
+//! pb ↔ command conversions, `CartError` → `Status`), its server span, and the interceptor
+//! that authenticates callers.
 
 pub mod convert;
 pub mod server_span;
 pub mod service;
+pub mod status;
 
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
@@ -11,13 +13,13 @@ use tonic::{Request, Status};
 use crate::auth::Authenticator;
 
 pub use server_span::ServerSpanLayer;
-pub use service::CartService;
+pub use service::GrpcCarts;
 
 /// Largest accepted gRPC message (SPEC §6).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Resolves the `authorization: Bearer` metadata into a [`crate::auth::Principal`] that the
-/// handlers find in the request's extensions.
+/// gRPC adapter finds in the request's extensions.
 #[derive(Clone)]
 pub struct AuthInterceptor {
     authenticator: std::sync::Arc<Authenticator>,

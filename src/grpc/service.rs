@@ -1,126 +1,71 @@
-//! `cart.v1.CartService`: the handlers that gRPC and every HTTP shim call.
+//! The gRPC adapter: the generated `cart.v1.CartService` trait implemented over the
+//! [`Core`], one generic `GrpcCarts::handle` for every RPC.
 //!
-//! A handler authorizes the caller (the [`Principal`] an interceptor or a shim put into the
-//! request's extensions), decodes the request into domain values, makes one store call and
-//! renders the result. No other code decides anything about carts.
+//! A handler reads the caller (the [`Principal`] the interceptor put into the request's
+//! extensions) and the client's deadline (`grpc-timeout`), decodes the message into its
+//! command ([`convert`]), runs it in the core and encodes the outcome; the error becomes a
+//! `Status` in one place ([`super::status`]). No cart logic lives here.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
-use crate::admission::Admission;
-use crate::auth::{CartTokens, IdIsTheCapability, Principal, Scope};
-use crate::deadline;
-use crate::domain::{CartKey, CartPolicy, CartState, Mutation, RequestTag, TenantId, now_millis};
-use crate::error::CartError;
-use crate::metrics::{self, Interface};
+use super::convert::{self, Decode};
+use crate::auth::Principal;
+use crate::core::{self, Caller, Command, Core, CorrelationId};
+use crate::metrics::Interface;
 use crate::pb;
-use crate::pb::cart_service_server::CartService as CartServiceApi;
-use crate::store::SharedStore;
-use crate::telemetry;
+use crate::pb::cart_service_server::CartService;
 
-/// The one implementation of `cart.v1.CartService`.
+/// The core, served as `cart.v1.CartService`.
 #[derive(Clone)]
-pub struct CartService {
-    store: SharedStore,
-    tokens: CartTokens,
-    policy: CartPolicy,
-    admission: Admission,
+pub struct GrpcCarts {
+    core: Core,
 }
 
-impl CartService {
-    pub fn new(store: SharedStore, tokens: CartTokens, policy: CartPolicy) -> Self {
-        Self {
-            store,
-            tokens,
-            policy,
-            admission: Admission::default(),
-        }
+impl GrpcCarts {
+    pub fn new(core: Core) -> Self {
+        Self { core }
     }
 
-    /// The same handlers under other admission limits.
-    pub fn with_admission(self, admission: Admission) -> Self {
-        Self { admission, ..self }
-    }
-
-    pub fn tokens(&self) -> &CartTokens {
-        &self.tokens
-    }
-
-    /// The admission limits the handlers apply (what is in flight, for embedding callers).
-    pub fn admission(&self) -> &Admission {
-        &self.admission
-    }
-
-    fn view(&self, key: &CartKey, state: &CartState) -> pb::Cart {
-        convert::cart_view(key, state, &self.tokens, &self.policy)
-    }
-
-    async fn mutate(
+    /// Observes the RPC (see [`core::observe`]), admits the caller, decodes the message, runs
+    /// the command and encodes its outcome.
+    async fn handle<M, C: Command, R>(
         &self,
-        key: &CartKey,
-        mutation: Mutation,
-        expected_version: i64,
-        request: Option<&RequestTag>,
-    ) -> Result<(pb::Cart, i64), CartError> {
-        let mutated = self
-            .store
-            .mutate(key, mutation, expected_version, now_millis(), request)
-            .await?;
-        Ok((
-            self.view(key, &mutated.state),
-            mutated.outcome.items_cleared,
-        ))
-    }
-}
-
-/// The caller of a request, checked for `scope`.
-fn authorize<T>(request: &Request<T>, scope: Scope) -> Result<Principal, CartError> {
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or(CartError::Unauthenticated)?;
-    principal.require(scope)?;
-    tracing::Span::current().record("tenant", principal.tenant.as_str());
-    telemetry::record_on_request("tenant", principal.tenant.as_str());
-    Ok(principal)
-}
-
-fn record_cart(key: &CartKey) {
-    tracing::Span::current().record("cart_id", key.cart_id.as_str());
-    telemetry::record_on_request("cart_id", key.cart_id.as_str());
-}
-
-/// What a handler knows of its call besides the message.
-#[derive(Debug, Clone)]
-struct Call {
-    interface: Interface,
-    /// The client's deadline (`grpc-timeout`), from when the request arrived.
-    budget: Option<Duration>,
-    /// The caller's tenant, whose admission limit the request counts against.
-    tenant: Option<TenantId>,
-}
-
-/// The interface a request came through (gRPC unless a shim says otherwise) and its deadline.
-fn call<T>(request: &Request<T>) -> Call {
-    Call {
-        interface: request
-            .extensions()
-            .get::<Interface>()
-            .copied()
-            .unwrap_or(Interface::Grpc),
-        budget: request
+        request: Request<M>,
+        decode: Decode<M, C>,
+        encode: fn(C::Outcome) -> R,
+    ) -> Result<Response<R>, Status> {
+        let deadline = request
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout),
-        tenant: request
-            .extensions()
-            .get::<Principal>()
-            .map(|principal| principal.tenant.clone()),
+            .and_then(parse_grpc_timeout)
+            .map(|budget| core::deadline(Instant::now(), budget));
+        let principal = request.extensions().get::<Principal>().cloned();
+        // A client's `x-request-id`, when it sends one (gRPC has no correlation id of its own).
+        let correlation_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(CorrelationId::new);
+        core::observe(C::OPERATION, Interface::Grpc, deadline, async {
+            let principal = principal.ok_or(crate::error::CartError::Unauthenticated)?;
+            core::admit(&principal, C::OPERATION)?;
+            let decoded = decode(request.into_inner(), &self.core.policy().limits)?;
+            let caller = Caller {
+                idempotency_key: decoded.idempotency_key,
+                deadline,
+                correlation_id,
+                ..Caller::new(principal, Interface::Grpc)
+            };
+            self.core.run(&caller, decoded.command).await
+        })
+        .await
+        .map(|outcome| Response::new(encode(outcome)))
+        .map_err(Status::from)
     }
 }
 
@@ -142,246 +87,32 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-impl CartService {
-    /// Runs one handler body if admission lets it (see [`crate::admission`]), within the
-    /// client's deadline, records its metrics, and turns its error into a status.
-    async fn observed<T>(
-        &self,
-        method: &'static str,
-        call: Call,
-        body: impl Future<Output = Result<T, CartError>>,
-    ) -> Result<Response<T>, Status> {
-        observed(method, call, &self.admission, body).await
-    }
-}
-
-async fn observed<T>(
-    method: &'static str,
-    call: Call,
-    admission: &Admission,
-    body: impl Future<Output = Result<T, CartError>>,
-) -> Result<Response<T>, Status> {
-    let metrics = metrics::global();
-    let _in_flight = metrics.in_flight();
-    let started = Instant::now();
-    let arrived = tokio::time::Instant::now();
-    // Held until the body ends or is dropped (the client went away).
-    let permit = call.tenant.as_ref().map(|tenant| admission.admit(tenant));
-    let result = match (permit, call.budget) {
-        (Some(Err(refused)), _) => Err(refused),
-        // Answer a little before the deadline, so the client reads DEADLINE_EXCEEDED rather
-        // than the transport's own CANCELLED when both timers fire. A deadline that has
-        // already passed does no work at all.
-        (_permit, Some(budget)) => {
-            let margin = (budget / 10).min(Duration::from_millis(10));
-            let deadline = arrived + (budget - margin);
-            match budget - margin {
-                left if left.is_zero() => Err(CartError::DeadlineExceeded),
-                _ => tokio::time::timeout_at(deadline, deadline::within(Some(deadline), body))
-                    .await
-                    .unwrap_or(Err(CartError::DeadlineExceeded)),
-            }
-        }
-        (_permit, None) => body.await,
-    };
-    let interface = call.interface;
-    let outcome = match &result {
-        Ok(_) => "OK",
-        Err(error) => {
-            if error.is_store_failure() {
-                metrics.record_store_error(error.reason());
-            }
-            telemetry::record_on_request("error.type", error.reason());
-            error.reason()
+/// The generated trait's methods, each one `GrpcCarts::handle` of its decoder and encoder.
+macro_rules! rpcs {
+    ($($method:ident($message:ty) -> $reply:ty = $decode:path, $encode:path;)*) => {
+        #[tonic::async_trait]
+        impl CartService for GrpcCarts {
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<$message>,
+                ) -> Result<Response<$reply>, Status> {
+                    self.handle(request, $decode, $encode).await
+                }
+            )*
         }
     };
-    let elapsed = started.elapsed();
-    metrics.record_rpc(
-        interface,
-        method,
-        outcome,
-        elapsed,
-        telemetry::sampled_trace_id(),
-    );
-    result.map(Response::new).map_err(Status::from)
 }
 
-#[tonic::async_trait]
-impl CartServiceApi for CartService {
-    #[tracing::instrument(name = "Create", skip_all, fields(tenant, cart_id))]
-    async fn create(
-        &self,
-        request: Request<pb::CreateRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.observed("Create", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let command = convert::create(
-                &principal.tenant,
-                request.into_inner(),
-                &self.policy.limits,
-                &self.tokens,
-            )?;
-            record_cart(&command.key);
-            let state = self
-                .store
-                .create(
-                    &command.key,
-                    command.cart,
-                    now_millis(),
-                    command.request.as_ref(),
-                )
-                .await?;
-            Ok(self.view(&command.key, &state))
-        })
-        .await
-    }
-
-    #[tracing::instrument(name = "Get", skip_all, fields(tenant, cart_id))]
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Cart>, Status> {
-        self.observed("Get", call(&request), async {
-            let principal = authorize(&request, Scope::Read)?;
-            let key = convert::get(&principal.tenant, request.get_ref())?;
-            record_cart(&key);
-            let state = self.store.get(&key, now_millis()).await?;
-            Ok(self.view(&key, &state))
-        })
-        .await
-    }
-
-    #[tracing::instrument(name = "AddItems", skip_all, fields(tenant, cart_id))]
-    async fn add_items(
-        &self,
-        request: Request<pb::AddItemsRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.observed("AddItems", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c =
-                convert::add_items(&principal.tenant, request.into_inner(), &self.policy.limits)?;
-            record_cart(&c.key);
-            let (cart, _) = self
-                .mutate(
-                    &c.key,
-                    Mutation::AddItems(c.change),
-                    c.expected_version,
-                    c.request.as_ref(),
-                )
-                .await?;
-            Ok(cart)
-        })
-        .await
-    }
-
-    #[tracing::instrument(name = "UpdateItems", skip_all, fields(tenant, cart_id))]
-    async fn update_items(
-        &self,
-        request: Request<pb::UpdateItemsRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.observed("UpdateItems", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::update_items(
-                &principal.tenant,
-                request.into_inner(),
-                &self.policy.limits,
-            )?;
-            record_cart(&c.key);
-            let (cart, _) = self
-                .mutate(
-                    &c.key,
-                    Mutation::UpdateItems(c.change),
-                    c.expected_version,
-                    c.request.as_ref(),
-                )
-                .await?;
-            Ok(cart)
-        })
-        .await
-    }
-
-    #[tracing::instrument(name = "ApplyCoupon", skip_all, fields(tenant, cart_id))]
-    async fn apply_coupon(
-        &self,
-        request: Request<pb::ApplyCouponRequest>,
-    ) -> Result<Response<pb::Cart>, Status> {
-        self.observed("ApplyCoupon", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::apply_coupon(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let (code, amount) = c.change;
-            let mutation = Mutation::ApplyCoupon { code, amount };
-            let (cart, _) = self
-                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
-                .await?;
-            Ok(cart)
-        })
-        .await
-    }
-
-    #[tracing::instrument(name = "Clear", skip_all, fields(tenant, cart_id))]
-    async fn clear(
-        &self,
-        request: Request<pb::ClearRequest>,
-    ) -> Result<Response<pb::ClearResponse>, Status> {
-        self.observed("Clear", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::clear(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let (preserve_coupons, reason) = c.change;
-            let mutation = Mutation::Clear {
-                preserve_coupons,
-                reason,
-                only_generated_id: request.extensions().get::<IdIsTheCapability>().is_some(),
-            };
-            let (cart, items_cleared) = self
-                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
-                .await?;
-            Ok(pb::ClearResponse {
-                cart: Some(cart),
-                items_cleared,
-            })
-        })
-        .await
-    }
-
-    #[tracing::instrument(name = "Remove", skip_all, fields(tenant, cart_id))]
-    async fn remove(
-        &self,
-        request: Request<pb::RemoveRequest>,
-    ) -> Result<Response<pb::RemoveResponse>, Status> {
-        self.observed("Remove", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::remove(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let items_removed = self
-                .store
-                .remove(&c.key, c.expected_version, now_millis(), c.request.as_ref())
-                .await?;
-            Ok(pb::RemoveResponse {
-                cart_id: c.key.cart_id.to_string(),
-                items_removed,
-            })
-        })
-        .await
-    }
-
-    #[tracing::instrument(name = "Delete", skip_all, fields(tenant, cart_id))]
-    async fn delete(
-        &self,
-        request: Request<pb::DeleteRequest>,
-    ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.observed("Delete", call(&request), async {
-            let principal = authorize(&request, Scope::Write)?;
-            let c = convert::delete(&principal.tenant, request.get_ref())?;
-            record_cart(&c.key);
-            let mutation = Mutation::Delete {
-                order_number: c.change,
-            };
-            let (cart, _) = self
-                .mutate(&c.key, mutation, c.expected_version, c.request.as_ref())
-                .await?;
-            Ok(pb::DeleteResponse { cart: Some(cart) })
-        })
-        .await
-    }
+rpcs! {
+    create(pb::CreateRequest) -> pb::Cart = convert::create, convert::cart_reply;
+    get(pb::GetRequest) -> pb::Cart = convert::get, convert::cart_reply;
+    add_items(pb::AddItemsRequest) -> pb::Cart = convert::add_items, convert::cart_reply;
+    update_items(pb::UpdateItemsRequest) -> pb::Cart = convert::update_items, convert::cart_reply;
+    apply_coupon(pb::ApplyCouponRequest) -> pb::Cart = convert::apply_coupon, convert::cart_reply;
+    clear(pb::ClearRequest) -> pb::ClearResponse = convert::clear, convert::cleared;
+    remove(pb::RemoveRequest) -> pb::RemoveResponse = convert::remove, convert::removed;
+    delete(pb::DeleteRequest) -> pb::DeleteResponse = convert::delete, convert::deleted;
 }
 
 #[cfg(test)]

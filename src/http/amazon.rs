@@ -5,26 +5,26 @@
 //! checked in constant time before the store is touched. Answers `CartClearResponse` XML with
 //! `OperationRequest` and `Cart`; refusals go in `Cart/Request/Errors` with `IsValid` False.
 
-use std::time::Instant;
-
 use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
-use tower_http::request_id::RequestId;
 
+use super::pipeline::{self, BodyError, Context, Credentials, Dialect};
 use super::xml::escape;
-use super::{HttpState, cart_request, header_str, reason, respond};
+use super::{HttpState, header_str, respond};
+use crate::auth::{CartTokens, Principal};
+use crate::core::{Clear, ClearOutcome};
 use crate::domain::CartId;
-use crate::pb;
-use crate::pb::cart_service_server::CartService as _;
+use crate::error::CartError;
+use crate::tenancy::Tenancy;
 
 pub const DIALECT: &str = "amazon";
 pub const NAMESPACE: &str = "http://webservices.amazon.com/AWSECommerceService/2011-08-01";
 
 pub fn routes() -> Router<HttpState> {
-    Router::new().route("/onca/xml", any(handle))
+    Router::new().route("/onca/xml", any(pipeline::handle::<Amazon>))
 }
 
 /// An error of the `Errors` element.
@@ -47,6 +47,14 @@ impl AwsError {
     fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            "AWS.InternalError",
+            "We encountered an internal error. Please try again.",
+        )
+        .with_status(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -178,97 +186,143 @@ fn invalid_cart_id(cart_id: &str) -> AwsError {
     )
 }
 
-async fn handle(
-    State(state): State<HttpState>,
-    method: axum::http::Method,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    request_id: Option<axum::Extension<RequestId>>,
-) -> Response {
-    let started = Instant::now();
-    let arguments = parse_query(query.as_deref()).unwrap_or_default();
-    let cart_id = argument(&arguments, "CartId")
-        .unwrap_or_default()
-        .to_owned();
-    let hmac = argument(&arguments, "HMAC").unwrap_or_default().to_owned();
-    let outcome = if method == axum::http::Method::GET {
-        clear(&state, query.as_deref()).await
-    } else {
-        Err(
-            AwsError::new("AWS.InvalidHTTPMethod", "CartClear is called with GET.")
-                .with_status(StatusCode::METHOD_NOT_ALLOWED),
-        )
-    };
+/// The whole response, echoing the query the client sent.
+fn respond_xml(cx: &Context, outcome: &Result<(), AwsError>) -> Response {
+    let arguments = parse_query(cx.head.query.as_deref()).unwrap_or_default();
+    let cart_id = argument(&arguments, "CartId").unwrap_or_default();
+    let hmac = argument(&arguments, "HMAC").unwrap_or_default();
     let status = outcome.as_ref().err().map_or(StatusCode::OK, |e| e.status);
     let body = response_xml(
         &arguments,
-        header_str(&headers, header::USER_AGENT).unwrap_or(""),
-        &super::request_id(request_id.as_ref().map(|e| &e.0)),
-        started.elapsed().as_secs_f64(),
-        (&cart_id, &hmac),
-        &outcome,
+        header_str(&cx.head.headers, header::USER_AGENT).unwrap_or(""),
+        cx.correlation_id.as_str(),
+        cx.started.elapsed().as_secs_f64(),
+        (cart_id, hmac),
+        outcome,
     );
     respond(status, "text/xml; charset=UTF-8", body)
 }
 
-async fn clear(state: &HttpState, query: Option<&str>) -> Result<(), AwsError> {
-    let request = decode(&parse_query(query)?)?;
-    let principal = state
-        .tenancy
-        .amazon(&request.access_key_id)
-        .ok_or_else(|| {
-            AwsError::new(
-                "AWS.InvalidAccount",
-                "Your AccessKey Id is not registered for Product Advertising API.",
-            )
-        })?;
-    let cart_id = CartId::parse(&request.cart_id).map_err(|_| invalid_cart_id(&request.cart_id))?;
-    if !state
-        .service
-        .tokens()
-        .verify(&principal.tenant, &cart_id, &request.hmac)
-    {
-        return Err(AwsError::new(
-            "AWS.ECommerceService.InvalidHMAC",
-            format!(
-                "Your request contains an invalid value for HMAC. Please check your HMAC and retry your request. HMAC: {}",
-                request.hmac
+/// `GET /onca/xml?Operation=CartClear` → Clear.
+pub struct Amazon;
+
+impl Dialect for Amazon {
+    const NAME: &'static str = DIALECT;
+    type Command = Clear;
+    type Request = CartClear;
+    type Error = AwsError;
+
+    fn check_method(method: &Method) -> Result<(), AwsError> {
+        match *method {
+            Method::GET => Ok(()),
+            _ => Err(
+                AwsError::new("AWS.InvalidHTTPMethod", "CartClear is called with GET.")
+                    .with_status(StatusCode::METHOD_NOT_ALLOWED),
             ),
-        ));
+        }
     }
-    let clear = pb::ClearRequest {
-        cart_id: request.cart_id.clone(),
-        preserve_coupons: false,
-        reason: "CartClear".to_owned(),
-        expected_version: 0,
-        request_id: String::new(),
-    };
-    match state
-        .service
-        .clear(cart_request(clear, principal, DIALECT))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(status) => Err(match reason(&status).as_str() {
-            "CART_NOT_FOUND" | "CART_DELETED" | "INVALID_ARGUMENT" => {
-                invalid_cart_id(&request.cart_id)
+
+    /// The access key id of a well-formed CartClear query names the tenant.
+    fn authenticate(tenancy: &Tenancy, cx: &Context) -> Result<Credentials, AwsError> {
+        let request = decode(&parse_query(cx.head.query.as_deref())?)?;
+        tenancy
+            .amazon(&request.access_key_id)
+            .map(Credentials::Head)
+            .ok_or_else(|| {
+                AwsError::new(
+                    "AWS.InvalidAccount",
+                    "Your AccessKey Id is not registered for Product Advertising API.",
+                )
+            })
+    }
+
+    fn forbidden() -> AwsError {
+        AwsError::new(
+            "AWS.InvalidAccount",
+            "Your AccessKey Id is not registered for Product Advertising API.",
+        )
+    }
+
+    fn body_refused(_: BodyError, _: &Context) -> AwsError {
+        AwsError::new(
+            "AWS.InvalidParameterValue",
+            "The request body could not be read.",
+        )
+    }
+
+    /// CartClear is all query: the body is ignored.
+    fn decode(cx: &Context, _: Bytes) -> Result<CartClear, AwsError> {
+        decode(&parse_query(cx.head.query.as_deref())?)
+    }
+
+    /// The HMAC (the cart's token) is checked in constant time before the store is touched.
+    fn authorize(
+        request: &CartClear,
+        principal: &Principal,
+        tokens: &CartTokens,
+    ) -> Result<(), AwsError> {
+        let cart_id =
+            CartId::parse(&request.cart_id).map_err(|_| invalid_cart_id(&request.cart_id))?;
+        if tokens.verify(&principal.tenant, &cart_id, &request.hmac) {
+            Ok(())
+        } else {
+            Err(AwsError::new(
+                "AWS.ECommerceService.InvalidHMAC",
+                format!(
+                    "Your request contains an invalid value for HMAC. Please check your HMAC and retry your request. HMAC: {}",
+                    request.hmac
+                ),
+            ))
+        }
+    }
+
+    fn command(request: CartClear) -> Result<Clear, CartError> {
+        Clear::parse(&request.cart_id, false, "CartClear")
+    }
+
+    fn encode(_: ClearOutcome, cx: &Context) -> Response {
+        respond_xml(cx, &Ok(()))
+    }
+
+    fn error(error: CartError, cx: &Context) -> AwsError {
+        match error {
+            // A cart the caller cannot clear, in Amazon's words.
+            CartError::CartNotFound | CartError::CartDeleted | CartError::InvalidArgument(_) => {
+                let arguments = parse_query(cx.head.query.as_deref()).unwrap_or_default();
+                invalid_cart_id(argument(&arguments, "CartId").unwrap_or_default())
             }
-            "OVERLOADED" => AwsError::new(
+            CartError::Overloaded => AwsError::new(
                 "AWS.ServiceUnavailable",
                 "Too many requests are in flight. Please retry.",
             )
             .with_status(StatusCode::SERVICE_UNAVAILABLE),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => AwsError::new(
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => AwsError::new(
                 "AWS.ServiceUnavailable",
                 "The service is temporarily unavailable. Please retry.",
             )
             .with_status(StatusCode::SERVICE_UNAVAILABLE),
-            _ => AwsError::new(
-                "AWS.InternalError",
-                "We encountered an internal error. Please try again.",
-            )
-            .with_status(StatusCode::INTERNAL_SERVER_ERROR),
-        }),
+            // Not outcomes of a Clear this shim sends, or faults of the service.
+            CartError::LineNotFound(_)
+            | CartError::CartAlreadyExists
+            | CartError::OrderNumberMismatch
+            | CartError::CurrencyMismatch(_)
+            | CartError::LineLimit(_)
+            | CartError::QuantityLimit { .. }
+            | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
+            | CartError::VersionMismatch { .. }
+            | CartError::IdempotencyKeyReused
+            | CartError::Unauthenticated
+            | CartError::PermissionDenied(_)
+            | CartError::DeadlineExceeded
+            | CartError::Internal(_) => AwsError::internal(),
+        }
+    }
+
+    fn refuse(error: AwsError, cx: &Context) -> Response {
+        respond_xml(cx, &Err(error))
     }
 }
 

@@ -1,5 +1,5 @@
 //! Fabric XM (seed 001): `PATCH /api-cart/cart/{cartId}/orderNumber` with `{"orderNumber"}`,
-//! mapped to `Delete`. An `Idempotency-Key` header is the request id.
+//! mapped to `Delete`. An `Idempotency-Key` header is the idempotency key.
 //!
 //! The tenant comes from the `x-site-context` header's `account`; the caller also presents a
 //! `Bearer` API key of that tenant. Answers the deleted cart in XM's shape, or
@@ -8,24 +8,26 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Value, json};
 
-use super::{BodyError, HttpState, cart_request, header_str, reason, respond, rfc3339_millis};
-use crate::auth::Scope;
-use crate::pb;
-use crate::pb::cart_service_server::CartService as _;
+use super::pipeline::{self, BodyError, Context, Credentials, Dialect};
+use super::{HttpState, header_str, respond, rfc3339_millis};
+use crate::core::{CartView, Delete};
+use crate::error::CartError;
+use crate::tenancy::Tenancy;
 
 pub const DIALECT: &str = "fabric_xm";
 /// XM cart ids are exactly this long.
 const CART_ID_LEN: usize = 24;
 
 pub fn routes() -> Router<HttpState> {
-    Router::new().route("/api-cart/cart/{cart_id}/orderNumber", any(handle))
+    Router::new().route(
+        "/api-cart/cart/{cart_id}/orderNumber",
+        any(pipeline::handle::<FabricXm>),
+    )
 }
 
 /// An XM error: HTTP status, `code` and `message`.
@@ -51,6 +53,14 @@ impl XmError {
             code,
             message: message.into(),
         }
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_SERVER_ERROR",
+            "Internal Server Error",
+        )
     }
 
     fn into_response(self) -> Response {
@@ -159,10 +169,11 @@ fn name_values(map: &std::collections::BTreeMap<String, String>) -> Vec<Value> {
 }
 
 /// The deleted cart in XM's shape.
-pub fn deleted_cart(cart: &pb::Cart) -> Value {
-    let currency = cart.currency.as_str();
-    let items: Vec<Value> = cart
-        .items
+pub fn deleted_cart(cart: &CartView) -> Value {
+    let state = &cart.state;
+    let currency = state.header.currency.as_str();
+    let items: Vec<Value> = state
+        .lines
         .iter()
         .enumerate()
         .map(|(i, line)| {
@@ -181,164 +192,176 @@ pub fn deleted_cart(cart: &pb::Cart) -> Value {
                 "sample": false,
                 "discountedQuantity": 0,
                 "isPickup": false,
-                "createdAt": rfc3339_millis(&line.added_at),
-                "updatedAt": rfc3339_millis(&line.updated_at),
-                "_id": line.line_id,
+                "createdAt": rfc3339_millis(line.added_at),
+                "updatedAt": rfc3339_millis(line.updated_at),
+                "_id": line.line_id.as_str(),
                 "itemId": item_id,
                 "quantity": line.quantity,
-                "sku": line.sku,
+                "sku": line.sku.as_str(),
                 "title": line.title,
                 "lineItemId": i + 1,
                 "attributeTotalPrice": 0,
-                "totalPrice": amount(currency, line.total_price),
+                "totalPrice": amount(currency, line.total_price()),
                 "attributes": name_values(&line.attributes),
-                "id": line.line_id,
+                "id": line.line_id.as_str(),
             })
         })
         .collect();
-    let promos: Vec<Value> = cart
-        .applied_coupons
+    let promos: Vec<Value> = state
+        .coupons
         .iter()
-        .map(|c| json!({ "code": c.code, "discountAmount": c.amount }))
+        .map(|c| json!({ "code": c.code.as_str(), "discountAmount": c.amount }))
         .collect();
     json!({
-        "_id": cart.id,
-        "deleted": cart.status() == pb::CartStatus::Deleted,
-        "registeredUser": !cart.customer_id.is_empty(),
+        "_id": cart.id(),
+        "deleted": cart.is_deleted(),
+        "registeredUser": !state.header.customer_id.is_empty(),
         "items": items,
         "allPromosApplied": promos,
-        "attributes": name_values(&cart.metadata),
-        "createdAt": rfc3339_millis(&cart.created_at),
-        "updatedAt": rfc3339_millis(&cart.updated_at),
-        "__v": cart.version,
-        "orderNumber": cart.order_number,
-        "totalAmount": amount(currency, cart.total),
-        "quantity": cart.item_count,
+        "attributes": name_values(&state.header.metadata),
+        "createdAt": rfc3339_millis(state.created_at),
+        "updatedAt": rfc3339_millis(state.updated_at),
+        "__v": state.version,
+        "orderNumber": state.order_number,
+        "totalAmount": amount(currency, cart.totals.total),
+        "quantity": cart.totals.item_count,
     })
 }
 
-async fn handle(
-    State(state): State<HttpState>,
-    method: axum::http::Method,
-    Path(cart_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match delete(&state, method, &cart_id, &headers, body).await {
-        Ok(cart) => respond(
-            StatusCode::OK,
-            "application/json",
-            deleted_cart(&cart).to_string(),
-        ),
-        Err(error) => error.into_response(),
-    }
-}
+/// `PATCH /api-cart/cart/{cartId}/orderNumber` → Delete.
+pub struct FabricXm;
 
-async fn delete(
-    state: &HttpState,
-    method: axum::http::Method,
-    cart_id: &str,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<pb::Cart, XmError> {
-    if method != axum::http::Method::PATCH {
-        return Err(XmError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-            "Use PATCH.",
-        ));
+impl Dialect for FabricXm {
+    const NAME: &'static str = DIALECT;
+    const IDEMPOTENCY_KEY_HEADER: bool = true;
+    type Command = Delete;
+    /// The path's cart id and the body's order number.
+    type Request = (String, String);
+    type Error = XmError;
+
+    fn check_method(method: &Method) -> Result<(), XmError> {
+        match *method {
+            Method::PATCH => Ok(()),
+            _ => Err(XmError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "Use PATCH.",
+            )),
+        }
     }
-    let body = super::body(body).map_err(|e| match e {
-        BodyError::TooLarge => XmError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "Request body is larger than 64 KiB.",
-        ),
-        BodyError::Unreadable => XmError::validation("Invalid data in body: unreadable"),
-    })?;
-    check_cart_id(cart_id)?;
-    let account = site_account(header_str(headers, "x-site-context"))?;
-    let tenant = state.tenancy.xm_account(&account).ok_or_else(|| {
-        XmError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
-            "Internal Server Error",
-        )
-    })?;
-    let principal = state
-        .tenancy
-        .api_key(header_str(headers, header::AUTHORIZATION))
-        .ok()
-        .filter(|p| p.tenant == tenant)
-        .ok_or_else(|| {
-            XmError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "Invalid or missing API key for this account.",
-            )
-        })?;
-    principal.require(Scope::Write).map_err(|_| {
+
+    /// The `x-site-context` account names the tenant; the API key must be one of its keys.
+    fn authenticate(tenancy: &Tenancy, cx: &Context) -> Result<Credentials, XmError> {
+        let headers = &cx.head.headers;
+        let account = site_account(header_str(headers, "x-site-context"))?;
+        let tenant = tenancy.xm_account(&account).ok_or_else(XmError::internal)?;
+        tenancy
+            .api_key(header_str(headers, header::AUTHORIZATION))
+            .ok()
+            .filter(|p| p.tenant == tenant)
+            .map(Credentials::Head)
+            .ok_or_else(|| {
+                XmError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "Invalid or missing API key for this account.",
+                )
+            })
+    }
+
+    fn forbidden() -> XmError {
         XmError::new(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
             "This API key cannot modify carts.",
         )
-    })?;
-    let order_number = order_number(headers, &body)?;
-    let request = pb::DeleteRequest {
-        cart_id: cart_id.to_owned(),
-        order_number,
-        expected_version: 0,
-        request_id: super::idempotency_key(headers),
-    };
-    match state
-        .service
-        .delete(cart_request(request, principal, DIALECT))
-        .await
-    {
-        Ok(response) => response.into_inner().cart.ok_or_else(|| {
-            XmError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_SERVER_ERROR",
-                "Internal Server Error",
-            )
-        }),
-        Err(status) => Err(match reason(&status).as_str() {
-            "CART_NOT_FOUND" => {
+    }
+
+    fn body_refused(error: BodyError, _: &Context) -> XmError {
+        match error {
+            BodyError::TooLarge => XmError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                "Request body is larger than 64 KiB.",
+            ),
+            BodyError::Unreadable => XmError::validation("Invalid data in body: unreadable"),
+        }
+    }
+
+    fn decode(cx: &Context, body: Bytes) -> Result<Self::Request, XmError> {
+        check_cart_id(&cx.head.path)?;
+        let order_number = order_number(&cx.head.headers, &body)?;
+        Ok((cx.head.path.clone(), order_number))
+    }
+
+    fn command((cart_id, order_number): Self::Request) -> Result<Delete, CartError> {
+        Delete::parse(&cart_id, &order_number)
+    }
+
+    fn encode(cart: CartView, _: &Context) -> Response {
+        respond(
+            StatusCode::OK,
+            "application/json",
+            deleted_cart(&cart).to_string(),
+        )
+    }
+
+    fn error(error: CartError, _: &Context) -> XmError {
+        match error {
+            CartError::CartNotFound => {
                 XmError::new(StatusCode::NOT_FOUND, "CART_NOT_FOUND", "Cart not found.")
             }
-            "INVALID_ARGUMENT" if super::violates(&status, "request_id") => XmError::validation(
-                "Invalid data in header: Idempotency-Key should be 1 to 64 characters of A-Z, a-z, 0-9, _ and -",
-            ),
-            "INVALID_ARGUMENT" => XmError::validation(
+            // The cart id was checked in XM's words: only the order number is left.
+            CartError::InvalidArgument(_) => XmError::validation(
                 "Invalid data in body: /orderNumber should be printable text of at most 64 characters",
             ),
-            "REQUEST_ID_REUSED" => XmError::new(
+            CartError::IdempotencyKeyReused => XmError::new(
                 StatusCode::CONFLICT,
                 "IDEMPOTENCY_KEY_REUSED",
                 "Idempotency-Key was already used for a different request.",
             ),
-            "ORDER_NUMBER_MISMATCH" => XmError::new(
+            CartError::OrderNumberMismatch => XmError::new(
                 StatusCode::CONFLICT,
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
-            "OVERLOADED" => XmError::new(
+            CartError::Overloaded => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "Too many requests in flight, retry later.",
             ),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => XmError::new(
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "Service unavailable, retry later.",
             ),
-            _ => XmError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_SERVER_ERROR",
-                "Internal Server Error",
-            ),
-        }),
+            // Not outcomes of a Delete, or faults of the service.
+            CartError::LineNotFound(_)
+            | CartError::CartAlreadyExists
+            | CartError::CartDeleted
+            | CartError::CurrencyMismatch(_)
+            | CartError::LineLimit(_)
+            | CartError::QuantityLimit { .. }
+            | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
+            | CartError::VersionMismatch { .. }
+            | CartError::Unauthenticated
+            | CartError::PermissionDenied(_)
+            | CartError::DeadlineExceeded
+            | CartError::Internal(_) => XmError::internal(),
+        }
+    }
+
+    fn bad_idempotency_key(_: CartError, _: &Context) -> XmError {
+        XmError::validation(
+            "Invalid data in header: Idempotency-Key should be 1 to 64 characters of A-Z, a-z, 0-9, _ and -",
+        )
+    }
+
+    fn refuse(error: XmError, _: &Context) -> Response {
+        error.into_response()
     }
 }
 

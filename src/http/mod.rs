@@ -1,12 +1,14 @@
 //! The HTTP side (axum): the five compatibility shims, health probes and metrics.
 //!
-//! A shim decodes its dialect into a `cart.v1` request, calls the same [`CartService`] handler
-//! that gRPC calls (with the caller's [`Principal`] and its [`Interface`] in the request's
-//! extensions), and encodes the reply or the `tonic::Status` back into its dialect. Cart logic
-//! lives only in the handlers.
+//! A shim is an adapter over the same [`Core`] that gRPC serves: [`pipeline`] runs every step
+//! of a shim request in one order (method, authentication, scope, body limit, idempotency key,
+//! correlation id, the core call, error mapping); each dialect module holds only its wire
+//! format (decode, encode, and its error table over `CartError`). Cart logic lives only in
+//! the core.
 
 pub mod amazon;
 pub mod fabric_xm;
+pub mod pipeline;
 pub mod stateset;
 pub mod vtex;
 pub mod xml;
@@ -15,35 +17,32 @@ pub mod zaui;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::field::Empty;
 
-use crate::auth::Principal;
-use crate::grpc::CartService;
+use crate::core::Core;
+use crate::domain::UnixMillis;
 use crate::health::Readiness;
-use crate::metrics::{self, Interface};
+use crate::metrics;
 use crate::telemetry;
 use crate::tenancy::Tenancy;
 
 /// Largest accepted HTTP body (SPEC §6); larger ones get 413 in the dialect's shape.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-const REQUEST_ID: &str = "x-request-id";
+/// The correlation id's header.
+const CORRELATION_ID: &str = "x-request-id";
 
-/// State shared by the HTTP handlers.
+/// State shared by the HTTP routes.
 #[derive(Clone)]
 pub struct HttpState {
     pub readiness: Readiness,
-    pub service: CartService,
+    pub core: Core,
     pub tenancy: Arc<Tenancy>,
 }
 
@@ -59,7 +58,8 @@ pub fn router(state: HttpState) -> Router {
         .merge(vtex::routes())
         .fallback(not_found)
         .with_state(state)
-        // Bodies are read into memory only up to the limit; each shim answers 413 itself.
+        // Bodies are read into memory only up to the limit; the pipeline answers 413 in the
+        // dialect's shape.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(retry_after))
         .layer(middleware::from_fn(count_responses))
@@ -121,7 +121,7 @@ async fn server_span(request: Request, next: Next) -> Response {
         Some(route) => format!("{method} {route}"),
         None => method.to_string(),
     };
-    let request_id = header_str(request.headers(), REQUEST_ID).unwrap_or("-");
+    let correlation_id = header_str(request.headers(), CORRELATION_ID).unwrap_or("-");
     let span = tracing::info_span!(
         "http",
         otel.name = name,
@@ -131,7 +131,7 @@ async fn server_span(request: Request, next: Next) -> Response {
         http.route = route,
         url.path = request.uri().path(),
         http.response.status_code = Empty,
-        request_id,
+        correlation_id,
         tenant = Empty,
         cart_id = Empty,
         "error.type" = Empty,
@@ -180,68 +180,6 @@ async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "not found\n")
 }
 
-/// A `cart.v1` request as a shim hands it to the handlers.
-pub(crate) fn cart_request<T>(
-    message: T,
-    principal: Principal,
-    dialect: &'static str,
-) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.extensions_mut().insert(principal);
-    request.extensions_mut().insert(Interface::Http(dialect));
-    request
-}
-
-/// The `ErrorInfo.reason` of a handler's status ("" when it has none).
-pub(crate) fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
-/// The `Idempotency-Key` header, the request id of the shims that take one ("" when absent;
-/// a value that is not text fails the handler's request-id check).
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> String {
-    headers
-        .get("idempotency-key")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default()
-}
-
-/// Whether a handler refused the request's `field` as malformed.
-pub(crate) fn violates(status: &tonic::Status, field: &str) -> bool {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .bad_request()
-        .is_some_and(|b| b.field_violations.iter().any(|v| v.field == field))
-}
-
-/// Why a body could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyError {
-    TooLarge,
-    Unreadable,
-}
-
-pub(crate) fn body(result: Result<Bytes, BytesRejection>) -> Result<Bytes, BodyError> {
-    result.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => BodyError::TooLarge,
-        _ => BodyError::Unreadable,
-    })
-}
-
-/// The request id the middleware assigned (or the client sent).
-pub(crate) fn request_id(request_id: Option<&RequestId>) -> String {
-    request_id
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
 pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -268,18 +206,17 @@ pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: Stri
     response
 }
 
+fn system_time(millis: UnixMillis) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64)
+}
+
 /// RFC 3339 with seconds (`2024-06-20T17:30:00Z`).
-pub(crate) fn rfc3339_seconds(ts: &Option<prost_types::Timestamp>) -> Option<String> {
-    let ts = ts.as_ref()?;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.seconds.max(0) as u64);
-    Some(humantime::format_rfc3339_seconds(time).to_string())
+pub(crate) fn rfc3339_seconds(millis: UnixMillis) -> String {
+    let seconds = millis.max(0) / 1000 * 1000;
+    humantime::format_rfc3339_seconds(system_time(seconds)).to_string()
 }
 
 /// RFC 3339 with milliseconds (`2021-04-21T18:51:24.975Z`).
-pub(crate) fn rfc3339_millis(ts: &Option<prost_types::Timestamp>) -> Option<String> {
-    let ts = ts.as_ref()?;
-    let time = std::time::UNIX_EPOCH
-        + std::time::Duration::from_secs(ts.seconds.max(0) as u64)
-        + std::time::Duration::from_nanos(ts.nanos.max(0) as u64);
-    Some(humantime::format_rfc3339_millis(time).to_string())
+pub(crate) fn rfc3339_millis(millis: UnixMillis) -> String {
+    humantime::format_rfc3339_millis(system_time(millis)).to_string()
 }

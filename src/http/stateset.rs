@@ -1,28 +1,31 @@
 //! Stateset (seed 002): `POST /v1/carts/{id}/clear` with `{preserve_coupons, reason}`, mapped
 //! to `Clear`. Needs a `Bearer` API key with `carts:write`. An `Idempotency-Key` header is the
-//! request id: a retry with the same key replays the first clear.
+//! idempotency key: a retry with the same key replays the first clear.
 //!
 //! Answers Stateset's cart object (amounts in minor units, `metadata.clear_reason`,
 //! `metadata.items_cleared`, an info message), or `{"error": {type, code, message}}`.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Map, Value, json};
 
-use super::{BodyError, HttpState, cart_request, header_str, reason, respond, rfc3339_seconds};
-use crate::auth::Scope;
-use crate::pb;
-use crate::pb::cart_service_server::CartService as _;
+use super::pipeline::{self, BodyError, Context, Credentials, Dialect};
+use super::{HttpState, header_str, respond, rfc3339_seconds};
+use crate::core::{CartView, Clear, ClearOutcome};
+use crate::domain::CartStatus;
+use crate::error::CartError;
+use crate::tenancy::Tenancy;
 
 pub const DIALECT: &str = "stateset";
 
 pub fn routes() -> Router<HttpState> {
-    Router::new().route("/v1/carts/{cart_id}/clear", any(handle))
+    Router::new().route(
+        "/v1/carts/{cart_id}/clear",
+        any(pipeline::handle::<Stateset>),
+    )
 }
 
 /// A Stateset error body.
@@ -55,6 +58,15 @@ impl StatesetError {
             "invalid_request_error",
             code,
             message,
+        )
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "internal_error",
+            "Internal error",
         )
     }
 
@@ -121,194 +133,202 @@ pub fn decode(headers: &HeaderMap, body: &[u8]) -> Result<ClearOptions, Stateset
 }
 
 /// The cleared cart as Stateset's cart object.
-pub fn cart_object(cart: &pb::Cart, items_cleared: i64) -> Value {
-    let status = match cart.status() {
-        pb::CartStatus::Deleted => "deleted",
-        _ => "active",
+pub fn cart_object(cart: &CartView, items_cleared: i64) -> Value {
+    let state = &cart.state;
+    let status = match state.status {
+        CartStatus::Deleted => "deleted",
+        CartStatus::Active => "active",
     };
-    let mut metadata: Map<String, Value> = cart
+    let mut metadata: Map<String, Value> = state
+        .header
         .metadata
         .iter()
         .map(|(k, v)| (k.clone(), Value::from(v.clone())))
         .collect();
     metadata.insert(
         "clear_reason".into(),
-        Value::from(cart.clear_reason.clone()),
+        Value::from(state.clear_reason.clone()),
     );
     metadata.insert("items_cleared".into(), Value::from(items_cleared));
-    let items: Vec<Value> = cart
-        .items
+    let items: Vec<Value> = state
+        .lines
         .iter()
         .map(|l| {
             json!({
-                "id": l.line_id, "sku": l.sku, "product_id": l.product_id, "name": l.title,
-                "quantity": l.quantity, "unit_price": l.unit_price, "total": l.total_price,
+                "id": l.line_id.as_str(), "sku": l.sku.as_str(), "product_id": l.product_id,
+                "name": l.title, "quantity": l.quantity, "unit_price": l.unit_price,
+                "total": l.total_price(),
             })
         })
         .collect();
-    let coupons: Vec<Value> = cart
-        .applied_coupons
+    let coupons: Vec<Value> = state
+        .coupons
         .iter()
-        .map(|c| json!({ "code": c.code, "amount": c.amount }))
+        .map(|c| json!({ "code": c.code.as_str(), "amount": c.amount }))
         .collect();
+    let header = &state.header;
     json!({
-        "id": cart.id,
+        "id": cart.id(),
         "object": "cart",
-        "customer_id": cart.customer_id,
-        "session_id": cart.session_id,
-        "channel": cart.channel,
-        "currency": cart.currency,
-        "locale": cart.locale,
+        "customer_id": header.customer_id,
+        "session_id": header.session_id,
+        "channel": header.channel,
+        "currency": header.currency.as_str(),
+        "locale": header.locale,
         "status": status,
         "items": items,
-        "item_count": cart.item_count,
-        "unique_item_count": cart.unique_item_count,
-        "subtotal": cart.subtotal,
+        "item_count": cart.totals.item_count,
+        "unique_item_count": cart.totals.unique_item_count,
+        "subtotal": cart.totals.subtotal,
         "tax_amount": 0,
         "shipping_amount": 0,
-        "discount_amount": cart.discount_amount,
-        "total": cart.total,
+        "discount_amount": cart.totals.discount_amount,
+        "total": cart.totals.total,
         "shipping_address": Value::Null,
         "applied_coupons": coupons,
         "applied_promotions": [],
-        "expires_at": rfc3339_seconds(&cart.expires_at),
-        "created_at": rfc3339_seconds(&cart.created_at),
-        "updated_at": rfc3339_seconds(&cart.updated_at),
-        "last_activity": rfc3339_seconds(&cart.last_activity_at),
-        "cleared_at": rfc3339_seconds(&cart.cleared_at),
+        "expires_at": rfc3339_seconds(cart.expires_at),
+        "created_at": rfc3339_seconds(state.created_at),
+        "updated_at": rfc3339_seconds(state.updated_at),
+        "last_activity": rfc3339_seconds(state.last_activity_at),
+        "cleared_at": state.cleared_at.map(rfc3339_seconds),
         "metadata": metadata,
         "messages": [ { "type": "info", "message": "Cart has been cleared" } ],
     })
 }
 
-async fn handle(
-    State(state): State<HttpState>,
-    method: axum::http::Method,
-    Path(cart_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match clear(&state, method, cart_id, &headers, body).await {
-        Ok((cart, items_cleared)) => respond(
-            StatusCode::OK,
-            "application/json",
-            cart_object(&cart, items_cleared).to_string(),
-        ),
-        Err(error) => error.into_response(),
-    }
-}
+/// `POST /v1/carts/{id}/clear` → Clear.
+pub struct Stateset;
 
-async fn clear(
-    state: &HttpState,
-    method: axum::http::Method,
-    cart_id: String,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(pb::Cart, i64), StatesetError> {
-    if method != axum::http::Method::POST {
-        return Err(StatesetError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request_error",
-            "method_not_allowed",
-            "Use POST to clear a cart",
-        ));
+impl Dialect for Stateset {
+    const NAME: &'static str = DIALECT;
+    const IDEMPOTENCY_KEY_HEADER: bool = true;
+    type Command = Clear;
+    /// The path's cart id and the body's options.
+    type Request = (String, ClearOptions);
+    type Error = StatesetError;
+
+    fn check_method(method: &Method) -> Result<(), StatesetError> {
+        match *method {
+            Method::POST => Ok(()),
+            _ => Err(StatesetError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+                "Use POST to clear a cart",
+            )),
+        }
     }
-    let principal = state
-        .tenancy
-        .api_key(header_str(headers, header::AUTHORIZATION))
-        .map_err(|_| {
-            StatesetError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
-                "unauthorized",
-                "Invalid or missing API key",
-            )
-        })?;
-    principal.require(Scope::Write).map_err(|_| {
+
+    fn authenticate(tenancy: &Tenancy, cx: &Context) -> Result<Credentials, StatesetError> {
+        tenancy
+            .api_key(header_str(&cx.head.headers, header::AUTHORIZATION))
+            .map(Credentials::Head)
+            .map_err(|_| {
+                StatesetError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication_error",
+                    "unauthorized",
+                    "Invalid or missing API key",
+                )
+            })
+    }
+
+    fn forbidden() -> StatesetError {
         StatesetError::new(
             StatusCode::FORBIDDEN,
             "permission_error",
             "forbidden",
             "This API key lacks the carts:write permission",
         )
-    })?;
-    let body = super::body(body).map_err(|e| match e {
-        BodyError::TooLarge => StatesetError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "payload_too_large",
-            "The request body is larger than 64 KiB",
-        ),
-        BodyError::Unreadable => {
-            StatesetError::invalid("invalid_body", "The request body could not be read")
+    }
+
+    fn body_refused(error: BodyError, _: &Context) -> StatesetError {
+        match error {
+            BodyError::TooLarge => StatesetError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "payload_too_large",
+                "The request body is larger than 64 KiB",
+            ),
+            BodyError::Unreadable => {
+                StatesetError::invalid("invalid_body", "The request body could not be read")
+            }
         }
-    })?;
-    let options = decode(headers, &body)?;
-    let request = pb::ClearRequest {
-        cart_id,
-        preserve_coupons: options.preserve_coupons,
-        reason: options.reason,
-        expected_version: 0,
-        request_id: super::idempotency_key(headers),
-    };
-    match state
-        .service
-        .clear(cart_request(request, principal, DIALECT))
-        .await
-    {
-        Ok(response) => {
-            let response = response.into_inner();
-            let cart = response.cart.ok_or_else(|| {
-                StatesetError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "api_error",
-                    "internal_error",
-                    "Internal error",
-                )
-            })?;
-            Ok((cart, response.items_cleared))
-        }
-        Err(status) => Err(match reason(&status).as_str() {
-            "CART_NOT_FOUND" => StatesetError::new(
+    }
+
+    fn decode(cx: &Context, body: Bytes) -> Result<Self::Request, StatesetError> {
+        Ok((cx.head.path.clone(), decode(&cx.head.headers, &body)?))
+    }
+
+    fn command((cart_id, options): Self::Request) -> Result<Clear, CartError> {
+        Clear::parse(&cart_id, options.preserve_coupons, &options.reason)
+    }
+
+    fn encode(outcome: ClearOutcome, _: &Context) -> Response {
+        respond(
+            StatusCode::OK,
+            "application/json",
+            cart_object(&outcome.cart, outcome.items_cleared).to_string(),
+        )
+    }
+
+    fn error(error: CartError, _: &Context) -> StatesetError {
+        match error {
+            CartError::CartNotFound => StatesetError::new(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 "resource_missing",
                 "Cart not found",
             ),
-            "INVALID_ARGUMENT" => {
-                StatesetError::invalid("parameter_invalid", status.message().to_owned())
+            CartError::InvalidArgument(_) => {
+                StatesetError::invalid("parameter_invalid", error.client_message())
             }
-            "CART_DELETED" => StatesetError::new(
+            CartError::CartDeleted => StatesetError::new(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
                 "cart_not_active",
                 "Cart is checked out and cannot be cleared",
             ),
-            "REQUEST_ID_REUSED" => StatesetError::new(
+            CartError::IdempotencyKeyReused => StatesetError::new(
                 StatusCode::BAD_REQUEST,
                 "idempotency_error",
                 "idempotency_key_reused",
                 "Keys for idempotent requests can only be used with the same parameters they were first used with",
             ),
-            "OVERLOADED" => StatesetError::new(
+            CartError::Overloaded => StatesetError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 "service_unavailable",
                 "Too many requests in flight, retry later",
             ),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => StatesetError::new(
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => StatesetError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 "service_unavailable",
                 "Service unavailable, retry later",
             ),
-            _ => StatesetError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "internal_error",
-                "Internal error",
-            ),
-        }),
+            // Not outcomes of a Clear this shim sends, or faults of the service.
+            CartError::LineNotFound(_)
+            | CartError::CartAlreadyExists
+            | CartError::OrderNumberMismatch
+            | CartError::CurrencyMismatch(_)
+            | CartError::LineLimit(_)
+            | CartError::QuantityLimit { .. }
+            | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
+            | CartError::VersionMismatch { .. }
+            | CartError::Unauthenticated
+            | CartError::PermissionDenied(_)
+            | CartError::DeadlineExceeded
+            | CartError::Internal(_) => StatesetError::internal(),
+        }
+    }
+
+    fn refuse(error: StatesetError, _: &Context) -> Response {
+        error.into_response()
     }
 }
 

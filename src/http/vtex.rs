@@ -2,26 +2,24 @@
 //! with the body `{}`, mapped to `Clear`.
 //!
 //! Public: the unguessable orderFormId is the capability, so only a cart whose id the service
-//! generated is found here ([`IdIsTheCapability`]); a client-chosen id answers ORD002 like an
-//! unknown one and nothing changes. The store account (tenant) comes
+//! generated is found here ([`crate::core::Clear::only_generated_id`]); a client-chosen id
+//! answers ORD002 like an unknown one and nothing changes. The store account (tenant) comes
 //! from the `Host` header's first label, else the `an` query parameter. Answers the orderForm,
 //! `400 {"error": {"code": "ORD002"}}` for an unknown orderFormId, `400 001` for any other
 //! body, and VTEX's HTML 404 page for any other URL under `/api/checkout/`.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
 use serde_json::{Value, json};
-use tower_http::request_id::RequestId;
 
-use super::{BodyError, HttpState, cart_request, header_str, reason, respond};
-use crate::auth::IdIsTheCapability;
-use crate::pb;
-use crate::pb::cart_service_server::CartService as _;
+use super::pipeline::{self, BodyError, Context, Credentials, Dialect};
+use super::{HttpState, header_str, respond};
+use crate::core::{CartView, Clear, ClearOutcome};
+use crate::error::CartError;
+use crate::tenancy::Tenancy;
 
 pub const DIALECT: &str = "vtex";
 
@@ -32,7 +30,7 @@ pub fn routes() -> Router<HttpState> {
     Router::new()
         .route(
             "/api/checkout/pub/orderForm/{order_form_id}/items/removeAll",
-            any(handle),
+            any(pipeline::handle::<Vtex>),
         )
         .route("/api/checkout", any(not_found))
         .route("/api/checkout/", any(not_found))
@@ -69,6 +67,26 @@ impl VtexError {
         status: StatusCode::BAD_REQUEST,
         code: "001",
         message: "Bad Request",
+    };
+    pub const TOO_LARGE: Self = Self {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "001",
+        message: "Request body too large",
+    };
+    pub const UNAVAILABLE: Self = Self {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "CHK0503",
+        message: "Service unavailable",
+    };
+    pub const OVERLOADED: Self = Self {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "CHK0503",
+        message: "Too many requests, retry later",
+    };
+    pub const INTERNAL: Self = Self {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "CHK0500",
+        message: "Internal error",
     };
 
     fn body(&self, operation_id: &str) -> String {
@@ -117,30 +135,40 @@ pub fn store_account(
     account(host, an, known).map(str::to_owned)
 }
 
+/// A refusal: VTEX's error document, or its HTML 404 page (an unknown store or method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VtexRefusal {
+    Document(VtexError),
+    NotFoundPage,
+}
+
 /// The orderForm after removeAll.
-pub fn order_form(cart: &pb::Cart) -> Value {
+pub fn order_form(cart: &CartView) -> Value {
+    let totals = &cart.totals;
+    let header = &cart.state.header;
     let mut totalizers = Vec::new();
-    if cart.subtotal > 0 {
+    if totals.subtotal > 0 {
         totalizers
-            .push(json!({ "id": "Items", "name": "Total dos Itens", "value": cart.subtotal }));
+            .push(json!({ "id": "Items", "name": "Total dos Itens", "value": totals.subtotal }));
     }
-    if cart.discount_amount > 0 {
-        totalizers.push(json!({ "id": "Discounts", "name": "Total dos Descontos", "value": -cart.discount_amount }));
+    if totals.discount_amount > 0 {
+        totalizers.push(json!({ "id": "Discounts", "name": "Total dos Descontos", "value": -totals.discount_amount }));
     }
     let items: Vec<Value> = cart
-        .items
+        .state
+        .lines
         .iter()
         .map(|l| {
             json!({
-                "uniqueId": l.line_id, "id": l.sku, "productId": l.product_id, "name": l.title,
-                "quantity": l.quantity, "price": l.unit_price, "listPrice": l.unit_price,
-                "sellingPrice": l.unit_price,
+                "uniqueId": l.line_id.as_str(), "id": l.sku.as_str(), "productId": l.product_id,
+                "name": l.title, "quantity": l.quantity, "price": l.unit_price,
+                "listPrice": l.unit_price, "sellingPrice": l.unit_price,
             })
         })
         .collect();
     json!({
-        "orderFormId": cart.id,
-        "salesChannel": if cart.channel.is_empty() { "1" } else { cart.channel.as_str() },
+        "orderFormId": cart.id(),
+        "salesChannel": if header.channel.is_empty() { "1" } else { header.channel.as_str() },
         "loggedIn": false,
         "isCheckedIn": false,
         "storeId": Value::Null,
@@ -150,7 +178,7 @@ pub fn order_form(cart: &pb::Cart) -> Value {
         "userProfileId": Value::Null,
         "userType": Value::Null,
         "ignoreProfileData": false,
-        "value": cart.total,
+        "value": totals.total,
         "messages": [],
         "items": items,
         "selectableGifts": [],
@@ -161,9 +189,9 @@ pub fn order_form(cart: &pb::Cart) -> Value {
         "paymentData": { "installmentOptions": [], "paymentSystems": [], "payments": [], "giftCards": [], "availableAccounts": [] },
         "marketingData": Value::Null,
         "sellers": [],
-        "clientPreferencesData": { "locale": cart.locale, "optinNewsLetter": Value::Null },
+        "clientPreferencesData": { "locale": header.locale, "optinNewsLetter": Value::Null },
         "commercialConditionData": Value::Null,
-        "storePreferencesData": { "currencyCode": cart.currency },
+        "storePreferencesData": { "currencyCode": header.currency.as_str() },
         "giftRegistryData": Value::Null,
         "openTextField": Value::Null,
         "invoiceData": Value::Null,
@@ -175,85 +203,106 @@ pub fn order_form(cart: &pb::Cart) -> Value {
     })
 }
 
-async fn handle(
-    State(state): State<HttpState>,
-    method: axum::http::Method,
-    Path(order_form_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    request_id: Option<axum::Extension<RequestId>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if method != axum::http::Method::POST {
-        return not_found_page();
-    }
-    let operation_id = super::request_id(request_id.as_ref().map(|e| &e.0));
-    let refuse = |error: VtexError| {
-        respond(
-            error.status,
-            "application/json; charset=utf-8",
-            error.body(&operation_id),
-        )
-    };
-    let host = header_str(&headers, header::HOST);
-    let principal = store_account(host, query.as_deref(), |label| {
-        state.tenancy.vtex(label).is_some()
-    })
-    .and_then(|account| state.tenancy.vtex(&account));
-    let Some(principal) = principal else {
-        return not_found_page();
-    };
-    let body = match super::body(body) {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            let too_large = VtexError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "001",
-                message: "Request body too large",
-            };
-            return refuse(too_large);
+/// `POST /api/checkout/pub/orderForm/{orderFormId}/items/removeAll` → Clear.
+pub struct Vtex;
+
+impl Dialect for Vtex {
+    const NAME: &'static str = DIALECT;
+    type Command = Clear;
+    /// The orderFormId.
+    type Request = String;
+    type Error = VtexRefusal;
+
+    fn check_method(method: &Method) -> Result<(), VtexRefusal> {
+        match *method {
+            Method::POST => Ok(()),
+            _ => Err(VtexRefusal::NotFoundPage),
         }
-        Err(BodyError::Unreadable) => return refuse(VtexError::BAD_REQUEST),
-    };
-    if !is_empty_object(&body) {
-        return refuse(VtexError::BAD_REQUEST);
     }
-    let request = pb::ClearRequest {
-        cart_id: order_form_id,
-        preserve_coupons: false,
-        reason: "removeAll".to_owned(),
-        expected_version: 0,
-        request_id: String::new(),
-    };
-    let mut request = cart_request(request, principal, DIALECT);
-    request.extensions_mut().insert(IdIsTheCapability);
-    match state.service.clear(request).await {
-        Ok(response) => match response.into_inner().cart {
-            Some(cart) => respond(
-                StatusCode::OK,
+
+    /// The store account of the Host or `an=`; an unknown store is VTEX's 404 page.
+    fn authenticate(tenancy: &Tenancy, cx: &Context) -> Result<Credentials, VtexRefusal> {
+        let host = header_str(&cx.head.headers, header::HOST);
+        store_account(host, cx.head.query.as_deref(), |label| {
+            tenancy.vtex(label).is_some()
+        })
+        .and_then(|account| tenancy.vtex(&account))
+        .map(Credentials::Head)
+        .ok_or(VtexRefusal::NotFoundPage)
+    }
+
+    fn forbidden() -> VtexRefusal {
+        VtexRefusal::NotFoundPage
+    }
+
+    fn body_refused(error: BodyError, _: &Context) -> VtexRefusal {
+        VtexRefusal::Document(match error {
+            BodyError::TooLarge => VtexError::TOO_LARGE,
+            BodyError::Unreadable => VtexError::BAD_REQUEST,
+        })
+    }
+
+    fn decode(cx: &Context, body: Bytes) -> Result<String, VtexRefusal> {
+        if is_empty_object(&body) {
+            Ok(cx.head.path.clone())
+        } else {
+            Err(VtexRefusal::Document(VtexError::BAD_REQUEST))
+        }
+    }
+
+    /// The orderFormId is the capability: only a cart whose id the service generated is
+    /// found.
+    fn command(order_form_id: String) -> Result<Clear, CartError> {
+        Ok(Clear {
+            only_generated_id: true,
+            ..Clear::parse(&order_form_id, false, "removeAll")?
+        })
+    }
+
+    fn encode(outcome: ClearOutcome, _: &Context) -> Response {
+        respond(
+            StatusCode::OK,
+            "application/json; charset=utf-8",
+            order_form(&outcome.cart).to_string(),
+        )
+    }
+
+    fn error(error: CartError, _: &Context) -> VtexRefusal {
+        VtexRefusal::Document(match error {
+            CartError::CartNotFound | CartError::InvalidArgument(_) | CartError::CartDeleted => {
+                VtexError::INVALID_CART
+            }
+            CartError::Overloaded => VtexError::OVERLOADED,
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => VtexError::UNAVAILABLE,
+            // Not outcomes of a Clear this shim sends, or faults of the service.
+            CartError::LineNotFound(_)
+            | CartError::CartAlreadyExists
+            | CartError::OrderNumberMismatch
+            | CartError::CurrencyMismatch(_)
+            | CartError::LineLimit(_)
+            | CartError::QuantityLimit { .. }
+            | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
+            | CartError::VersionMismatch { .. }
+            | CartError::IdempotencyKeyReused
+            | CartError::Unauthenticated
+            | CartError::PermissionDenied(_)
+            | CartError::DeadlineExceeded
+            | CartError::Internal(_) => VtexError::INTERNAL,
+        })
+    }
+
+    fn refuse(refusal: VtexRefusal, cx: &Context) -> Response {
+        match refusal {
+            VtexRefusal::NotFoundPage => not_found_page(),
+            VtexRefusal::Document(error) => respond(
+                error.status,
                 "application/json; charset=utf-8",
-                order_form(&cart).to_string(),
+                error.body(cx.correlation_id.as_str()),
             ),
-            None => refuse(VtexError::BAD_REQUEST),
-        },
-        Err(status) => refuse(match reason(&status).as_str() {
-            "CART_NOT_FOUND" | "INVALID_ARGUMENT" | "CART_DELETED" => VtexError::INVALID_CART,
-            "OVERLOADED" => VtexError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "CHK0503",
-                message: "Too many requests, retry later",
-            },
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => VtexError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "CHK0503",
-                message: "Service unavailable",
-            },
-            _ => VtexError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "CHK0500",
-                message: "Internal error",
-            },
-        }),
+        }
     }
 }
 

@@ -7,17 +7,18 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 
+use super::pipeline::{self, BodyError, Context, Credentials, Dialect};
 use super::xml::{self, escape};
-use super::{BodyError, HttpState, cart_request, reason, respond};
-use crate::pb;
-use crate::pb::cart_service_server::CartService as _;
+use super::{HttpState, respond};
+use crate::auth::Principal;
+use crate::core::{Remove, RemoveOutcome};
+use crate::error::CartError;
 use crate::secret::Secret;
+use crate::tenancy::Tenancy;
 
 pub const DIALECT: &str = "zaui";
 const METHOD: &str = "zapiRemoveCartSession";
@@ -25,8 +26,8 @@ const ZAPI_VERSION: &str = "2.1";
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/zapi/", any(handle))
-        .route("/zapi", any(handle))
+        .route("/zapi/", any(pipeline::handle::<Zaui>))
+        .route("/zapi", any(pipeline::handle::<Zaui>))
 }
 
 /// A refusal: the method error code and message of the envelope.
@@ -150,80 +151,153 @@ fn reply(status: StatusCode, method: &str, outcome: Result<(), ZapiError>) -> Re
     )
 }
 
-async fn handle(
-    State(state): State<HttpState>,
-    method: axum::http::Method,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if method != axum::http::Method::DELETE && method != axum::http::Method::POST {
-        let refusal = ZapiError::validation("ZAPI accepts DELETE or POST");
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "", Err(refusal));
-    }
-    let body = match super::body(body) {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            let refusal = ZapiError::validation("The request body is larger than 64 KiB");
-            return reply(StatusCode::PAYLOAD_TOO_LARGE, "", Err(refusal));
+/// A refused ZAPI call: the envelope's method name and error, and the HTTP status (200 but
+/// for the refusals that happen before the envelope is read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZauiRefusal {
+    pub status: StatusCode,
+    pub method: String,
+    pub error: ZapiError,
+}
+
+impl ZauiRefusal {
+    /// A refusal of a decoded `zapiRemoveCartSession`.
+    fn of_method(error: ZapiError) -> Self {
+        Self {
+            status: StatusCode::OK,
+            method: METHOD.to_owned(),
+            error,
         }
-        Err(BodyError::Unreadable) => {
-            return reply(
+    }
+}
+
+/// `zapiRemoveCartSession` → Remove.
+pub struct Zaui;
+
+impl Dialect for Zaui {
+    const NAME: &'static str = DIALECT;
+    type Command = Remove;
+    type Request = RemoveCartSession;
+    type Error = ZauiRefusal;
+
+    fn check_method(method: &Method) -> Result<(), ZauiRefusal> {
+        match *method {
+            Method::DELETE | Method::POST => Ok(()),
+            _ => Err(ZauiRefusal {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                method: String::new(),
+                error: ZapiError::validation("ZAPI accepts DELETE or POST"),
+            }),
+        }
+    }
+
+    /// The account id and token are elements of the request document.
+    fn authenticate(_: &Tenancy, _: &Context) -> Result<Credentials, ZauiRefusal> {
+        Ok(Credentials::InBody)
+    }
+
+    fn authenticate_request(
+        tenancy: &Tenancy,
+        request: &RemoveCartSession,
+    ) -> Result<Principal, ZauiRefusal> {
+        tenancy
+            .zaui(request.account_id, request.token.expose())
+            .ok_or_else(|| {
+                ZauiRefusal::of_method(ZapiError::validation("Invalid zapiAccountId or zapiToken"))
+            })
+    }
+
+    fn forbidden() -> ZauiRefusal {
+        ZauiRefusal::of_method(ZapiError::validation("Invalid zapiAccountId or zapiToken"))
+    }
+
+    fn body_refused(error: BodyError, _: &Context) -> ZauiRefusal {
+        let (status, error) = match error {
+            BodyError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ZapiError::validation("The request body is larger than 64 KiB"),
+            ),
+            BodyError::Unreadable => (
                 StatusCode::OK,
-                "",
-                Err(ZapiError::invalid_xml("Invalid XML: unreadable body")),
-            );
+                ZapiError::invalid_xml("Invalid XML: unreadable body"),
+            ),
+        };
+        ZauiRefusal {
+            status,
+            method: String::new(),
+            error,
         }
-    };
-    if headers.contains_key(axum::http::header::CONTENT_TYPE)
-        && !super::content_type_is(&headers, "xml")
-    {
-        let refusal =
-            ZapiError::invalid_xml("Invalid XML: Content-Type must be application/xml or text/xml");
-        return reply(StatusCode::OK, "", Err(refusal));
     }
-    let request = match decode(&body) {
-        Ok(request) => request,
-        Err((method, refusal)) => return reply(StatusCode::OK, &method, Err(refusal)),
-    };
-    let Some(principal) = state
-        .tenancy
-        .zaui(request.account_id, request.token.expose())
-    else {
-        return reply(
-            StatusCode::OK,
-            METHOD,
-            Err(ZapiError::validation("Invalid zapiAccountId or zapiToken")),
-        );
-    };
-    let remove = pb::RemoveRequest {
-        cart_id: request.cart_id,
-        expected_version: 0,
-        request_id: String::new(),
-    };
-    let mut status_code = StatusCode::OK;
-    let outcome = match state
-        .service
-        .remove(cart_request(remove, principal, DIALECT))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(status) => Err(match reason(&status).as_str() {
+
+    fn decode(cx: &Context, body: Bytes) -> Result<RemoveCartSession, ZauiRefusal> {
+        let headers = &cx.head.headers;
+        if headers.contains_key(axum::http::header::CONTENT_TYPE)
+            && !super::content_type_is(headers, "xml")
+        {
+            return Err(ZauiRefusal {
+                status: StatusCode::OK,
+                method: String::new(),
+                error: ZapiError::invalid_xml(
+                    "Invalid XML: Content-Type must be application/xml or text/xml",
+                ),
+            });
+        }
+        decode(&body).map_err(|(method, error)| ZauiRefusal {
+            status: StatusCode::OK,
+            method,
+            error,
+        })
+    }
+
+    fn command(request: RemoveCartSession) -> Result<Remove, CartError> {
+        Remove::parse(&request.cart_id)
+    }
+
+    fn encode(_: RemoveOutcome, _: &Context) -> Response {
+        reply(StatusCode::OK, METHOD, Ok(()))
+    }
+
+    fn error(error: CartError, _: &Context) -> ZauiRefusal {
+        ZauiRefusal::of_method(match error {
+            CartError::CartNotFound => ZapiError::validation("Cart session not found"),
+            CartError::InvalidArgument(_) => ZapiError::validation("cartId is not a valid cart id"),
+            CartError::CartDeleted => ZapiError::validation("Cart session is already checked out"),
             // The one refusal that is not 200: HTTP clients and proxies back off on a 503
             // with Retry-After, whatever the envelope says.
-            "OVERLOADED" => {
-                status_code = StatusCode::SERVICE_UNAVAILABLE;
-                ZapiError::general("Too many requests in flight, retry later")
+            CartError::Overloaded => {
+                return ZauiRefusal {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    ..ZauiRefusal::of_method(ZapiError::general(
+                        "Too many requests in flight, retry later",
+                    ))
+                };
             }
-            "CART_NOT_FOUND" => ZapiError::validation("Cart session not found"),
-            "INVALID_ARGUMENT" => ZapiError::validation("cartId is not a valid cart id"),
-            "CART_DELETED" => ZapiError::validation("Cart session is already checked out"),
-            "STORE_UNAVAILABLE" | "REPLICATION_TIMEOUT" | "STORE_FULL" => {
+            CartError::Unavailable(_)
+            | CartError::ReplicationTimeout { .. }
+            | CartError::StoreFull => {
                 ZapiError::general("Service temporarily unavailable, retry later")
             }
-            _ => ZapiError::general("General error"),
-        }),
-    };
-    reply(status_code, METHOD, outcome)
+            // Not outcomes of a Remove, or faults of the service.
+            CartError::LineNotFound(_)
+            | CartError::CartAlreadyExists
+            | CartError::OrderNumberMismatch
+            | CartError::CurrencyMismatch(_)
+            | CartError::LineLimit(_)
+            | CartError::QuantityLimit { .. }
+            | CartError::CouponLimit(_)
+            | CartError::CartTooLarge(_)
+            | CartError::VersionMismatch { .. }
+            | CartError::IdempotencyKeyReused
+            | CartError::Unauthenticated
+            | CartError::PermissionDenied(_)
+            | CartError::DeadlineExceeded
+            | CartError::Internal(_) => ZapiError::general("General error"),
+        })
+    }
+
+    fn refuse(refusal: ZauiRefusal, _: &Context) -> Response {
+        reply(refusal.status, &refusal.method, Err(refusal.error))
+    }
 }
 
 #[cfg(test)]

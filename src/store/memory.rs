@@ -3,7 +3,7 @@
 //! Carts live in shards of `HashMap`s behind `std` mutexes; each call takes its shard's lock
 //! once and runs the domain mutation inside it, so every call is atomic and linearizable.
 //! Expiry matches Redis: an expired cart is invisible at once, and a janitor frees it later.
-//! Outcomes remembered under request ids sit in the cart's shard, beside the carts, so the
+//! Outcomes remembered under idempotency keys sit in the cart's shard, beside the carts, so the
 //! mutation and its record happen under one lock; they outlive the cart (a replayed Remove).
 //!
 //! The store holds at most `max_bytes` (config `[memory] max_bytes`) of carts and remembered
@@ -24,7 +24,7 @@ use async_trait::async_trait;
 
 use super::{CartStore, Mutated};
 use crate::domain::{
-    CartKey, CartPolicy, CartState, Mutation, NewCart, RequestId, RequestTag, UnixMillis,
+    CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, Mutation, NewCart, UnixMillis,
     now_millis,
 };
 use crate::error::CartError;
@@ -51,7 +51,7 @@ enum Reply {
     Removed(i64),
 }
 
-/// The outcome of a mutation, kept under its request id until `expires_at`.
+/// The outcome of a mutation, kept under its idempotency key until `expires_at`.
 struct Remembered {
     fingerprint: String,
     /// A success, or a refusal (see [`CartError::remembered`]).
@@ -86,7 +86,7 @@ struct Planned {
 #[derive(Default)]
 struct Shard {
     carts: HashMap<CartKey, Entry>,
-    requests: HashMap<(CartKey, RequestId), Remembered>,
+    requests: HashMap<(CartKey, IdempotencyKey), Remembered>,
     /// The buckets of each map's table as last counted in [`Budget`]: the most ever seen (a
     /// `HashMap` never shrinks, and removed entries leave markers that hide part of its
     /// capacity, so `capacity()` alone may under-report it).
@@ -98,7 +98,7 @@ impl Shard {
     /// The bytes of both maps' tables as counted.
     fn counted_tables(&self) -> usize {
         table_of::<(CartKey, Entry)>(self.cart_buckets)
-            + table_of::<((CartKey, RequestId), Remembered)>(self.request_buckets)
+            + table_of::<((CartKey, IdempotencyKey), Remembered)>(self.request_buckets)
     }
 
     /// The bytes of both maps' tables once `new_cart` and `new_record` (keys not in them yet)
@@ -112,7 +112,7 @@ impl Shard {
             }
         }
         table_of::<(CartKey, Entry)>(after(&self.carts, self.cart_buckets, new_cart))
-            + table_of::<((CartKey, RequestId), Remembered)>(after(
+            + table_of::<((CartKey, IdempotencyKey), Remembered)>(after(
                 &self.requests,
                 self.request_buckets,
                 new_record,
@@ -274,7 +274,7 @@ impl MemoryStore {
         }
     }
 
-    /// Runs `plan` at most once per request id, under the caller's shard lock, then makes its
+    /// Runs `plan` at most once per idempotency key, under the caller's shard lock, then makes its
     /// change: a remembered outcome is replayed (changing nothing), another payload under the
     /// same id is refused, and a new outcome is remembered together with the change. A change
     /// and record that would take the store past its cap are refused whole (STORE_FULL, not
@@ -283,17 +283,17 @@ impl MemoryStore {
         &self,
         shard: &mut Shard,
         key: &CartKey,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
         now: UnixMillis,
         plan: impl FnOnce(Option<&Entry>) -> Result<Planned, CartError>,
     ) -> Result<Reply, CartError> {
-        let slot = request.map(|tag| (key.clone(), tag.id.clone()));
+        let slot = request.map(|tag| (key.clone(), tag.key.clone()));
         if let (Some(tag), Some(slot)) = (request, &slot)
             && let Some(seen) = shard.requests.get(slot)
         {
             if seen.expires_at > now {
                 if seen.fingerprint != tag.fingerprint {
-                    return Err(CartError::RequestIdReused);
+                    return Err(CartError::IdempotencyKeyReused);
                 }
                 return seen.replay();
             }
@@ -443,7 +443,7 @@ fn cart_bytes(key: &CartKey, state: &CartState) -> usize {
 /// The estimated bytes of one remembered outcome beyond its table slot: its key, fingerprint
 /// and reply (a snapshot of the cart for Create and the mutations).
 fn record_bytes(
-    slot: &(CartKey, RequestId),
+    slot: &(CartKey, IdempotencyKey),
     fingerprint: &str,
     outcome: &Result<Reply, CartError>,
 ) -> usize {
@@ -457,10 +457,10 @@ fn record_bytes(
     snapshot + text(id.as_str()) + text(fingerprint)
 }
 
-/// A replay under a request id that another kind of call made (its fingerprint differed, so
+/// A replay under an idempotency key that another kind of call made (its fingerprint differed, so
 /// this is only reachable by a corrupt record).
 fn other_rpc<T>() -> Result<T, CartError> {
-    Err(CartError::RequestIdReused)
+    Err(CartError::IdempotencyKeyReused)
 }
 
 async fn janitor(store: Weak<MemoryStore>) {
@@ -482,7 +482,7 @@ impl CartStore for MemoryStore {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |existing| {
@@ -518,7 +518,7 @@ impl CartStore for MemoryStore {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<Mutated, CartError> {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |existing| {
@@ -542,7 +542,7 @@ impl CartStore for MemoryStore {
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<i64, CartError> {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |existing| {
@@ -692,7 +692,7 @@ mod tests {
             block_on(store.create(&cart(made), new_cart(), 0, None)),
             Err(CartError::StoreFull)
         ));
-        // A refusal of the memory kind is not remembered: the same request id runs later.
+        // A refusal of the memory kind is not remembered: the same idempotency key runs later.
         assert!(matches!(
             block_on(store.create(&cart(made), new_cart(), 0, Some(&tag("r1", b"c")))),
             Err(CartError::StoreFull)
@@ -706,7 +706,7 @@ mod tests {
         assert_eq!(store.held_bytes(), held, "a read does not grow");
         block_on(store.remove(&cart(0), 0, 2, None)).unwrap();
         assert!(store.held_bytes() < held);
-        // A Create under a request id needs room for the cart, the remembered snapshot, and
+        // A Create under an idempotency key needs room for the cart, the remembered snapshot, and
         // maybe a first table for records in its shard: more Removes make it.
         let mut removed = 1;
         while block_on(store.create(&cart(made), new_cart(), 3, Some(&tag("r1", b"c")))).is_err() {
@@ -731,8 +731,8 @@ mod tests {
         block_on(store.get(&other, TTL_MS + 1)).expect("the younger cart stays");
     }
 
-    fn tag(id: &str, payload: &[u8]) -> RequestTag {
-        RequestTag::new(RequestId::parse(id).unwrap(), "Clear", payload)
+    fn tag(id: &str, payload: &[u8]) -> IdempotencyTag {
+        IdempotencyTag::new(IdempotencyKey::parse(id).unwrap(), "Clear", payload)
     }
 
     fn clear() -> Mutation {
@@ -759,7 +759,7 @@ mod tests {
         );
         assert!(matches!(
             block_on(store.mutate(&key(), clear(), 0, 50, Some(&tag("r1", b"y")))),
-            Err(CartError::RequestIdReused)
+            Err(CartError::IdempotencyKeyReused)
         ));
         // Past the retention the id is new again: the mutation applies (version 3).
         let later =

@@ -2,10 +2,10 @@
 //!
 //! [`memory::MemoryStore`] is the embedded default; [`redis::RedisStore`] is production. Both
 //! apply the semantics of [`crate::domain::cart`] atomically per call, and both remember a
-//! mutation's outcome under its request id in that same atomic step (see
-//! [`crate::domain::request`]): with the same [`RequestTag`] again, a mutation returns the
-//! remembered outcome and changes nothing; with the same id and another fingerprint it fails with
-//! [`CartError::RequestIdReused`].
+//! mutation's outcome under its idempotency key in that same atomic step (see
+//! [`crate::domain::idempotency`]): with the same [`IdempotencyTag`] again, a mutation returns the
+//! remembered outcome and changes nothing; with the same key and another fingerprint it fails with
+//! [`CartError::IdempotencyKeyReused`].
 
 pub mod memory;
 pub mod redis;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    CartKey, CartState, Mutation, MutationOutcome, NewCart, RequestTag, UnixMillis,
+    CartKey, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart, UnixMillis,
 };
 use crate::error::CartError;
 
@@ -38,7 +38,7 @@ pub trait CartStore: Send + Sync + 'static {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError>;
 
     /// Reads a cart and restarts a live cart's lifetime.
@@ -51,7 +51,7 @@ pub trait CartStore: Send + Sync + 'static {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<Mutated, CartError>;
 
     /// Forgets a live cart entirely; returns the units it held.
@@ -60,12 +60,12 @@ pub trait CartStore: Send + Sync + 'static {
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<i64, CartError>;
 
     /// Whether the store answers (drives health and readiness).
     async fn ping(&self) -> Result<(), CartError>;
 }
 
-/// How handlers hold the store.
+/// How the core holds the store.
 pub type SharedStore = Arc<dyn CartStore>;

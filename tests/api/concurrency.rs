@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cart_service::domain::{
-    CartKey, CartPolicy, CartState, Mutation, NewCart, RequestTag, UnixMillis,
+    CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, NewCart, UnixMillis,
 };
 use cart_service::error::CartError;
 use cart_service::pb;
@@ -160,7 +160,7 @@ impl CartStore for ReadModifyWriteStore {
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
-        _request: Option<&RequestTag>,
+        _request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
         let state = CartState::create(cart, now, &CartPolicy::default().limits)?;
         self.carts
@@ -180,7 +180,7 @@ impl CartStore for ReadModifyWriteStore {
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
-        _request: Option<&RequestTag>,
+        _request: Option<&IdempotencyTag>,
     ) -> Result<Mutated, CartError> {
         let mut state = self.read(key)?;
         tokio::time::sleep(Duration::from_micros(200)).await;
@@ -202,7 +202,7 @@ impl CartStore for ReadModifyWriteStore {
         key: &CartKey,
         _expected: i64,
         _now: UnixMillis,
-        _request: Option<&RequestTag>,
+        _request: Option<&IdempotencyTag>,
     ) -> Result<i64, CartError> {
         let state = self
             .carts

@@ -120,7 +120,7 @@ async fn past_its_limit_a_tenant_is_refused_on_every_interface_and_nothing_chang
         .apply_file(&config, std::path::Path::new("overload.toml"))
         .expect("config parses");
     let built = Application::build(settings).await.expect("app builds");
-    let admission = built.service().admission().clone();
+    let admission = built.core().admission().clone();
     let app = start(built).await;
     let acme = TenantId::parse("acme").unwrap();
 

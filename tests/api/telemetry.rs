@@ -573,3 +573,47 @@ async fn json_logs_carry_the_trace() {
         assert!(tagged, "no log line of trace {trace} in {lines:#?}");
     }
 }
+
+/// The correlation id a client sends (`x-request-id`) names the operation in its log lines, on
+/// gRPC and on a shim: here the warnings of calls made while Redis is down.
+#[tokio::test]
+async fn the_correlation_id_names_the_operation_in_its_log_lines() {
+    let mut redis = RedisServer::start();
+    let mut service = Service::start(&redis, &[]);
+    let mut client = service.client().await;
+    redis.stop();
+    let mut request = authed(
+        pb::GetRequest {
+            cart_id: "c1".into(),
+        },
+        None,
+    );
+    request
+        .metadata_mut()
+        .insert("x-request-id", "corr-grpc-7".parse().unwrap());
+    let error = client.get(request).await.expect_err("redis is down");
+    assert_eq!(error.code(), tonic::Code::Unavailable);
+    let response = helpers::http(
+        service.http_addr,
+        "POST",
+        "/v1/carts/c1/clear",
+        &[
+            ("Authorization", &format!("Bearer {ACME_KEY}")),
+            ("x-request-id", "corr-http-7"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 503, "{}", response.body);
+    service.stop().await;
+    let log = service.log();
+    for (operation, id) in [("Get", "corr-grpc-7"), ("Clear", "corr-http-7")] {
+        assert!(
+            log.iter()
+                .any(|line| line.contains("cart store unavailable")
+                    && line.contains(&format!("{operation}{{"))
+                    && line.contains(&format!("correlation_id=\"{id}\""))),
+            "no warning of {operation} names {id}: {log:#?}"
+        );
+    }
+}

@@ -13,26 +13,88 @@ use crate::domain::{
 };
 use crate::error::CartError;
 
-/// The header fields a snapshot carries, in the order the Lua `header()` joins them.
-pub const META_FIELDS: [&str; 17] = [
-    "customer_id",
-    "session_id",
-    "channel",
-    "currency",
-    "locale",
-    "metadata",
-    "status",
-    "created_at",
-    "updated_at",
-    "last_activity_at",
-    "cleared_at",
-    "clear_reason",
-    "deleted_at",
-    "order_number",
-    "version",
-    "next_position",
-    "generated",
-];
+/// The header fields a snapshot carries, in the order the Lua `header()` joins them: the one
+/// list of them (the Lua side gets `META_FIELDS` and the `F_<FIELD>` positions from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaField {
+    CustomerId,
+    SessionId,
+    Channel,
+    Currency,
+    Locale,
+    Metadata,
+    Status,
+    CreatedAt,
+    UpdatedAt,
+    LastActivityAt,
+    ClearedAt,
+    ClearReason,
+    DeletedAt,
+    OrderNumber,
+    Version,
+    NextPosition,
+    /// "1" when the service generated the cart's id (see `NewCart::id_generated`).
+    Generated,
+}
+
+impl MetaField {
+    pub const ALL: [MetaField; 17] = [
+        Self::CustomerId,
+        Self::SessionId,
+        Self::Channel,
+        Self::Currency,
+        Self::Locale,
+        Self::Metadata,
+        Self::Status,
+        Self::CreatedAt,
+        Self::UpdatedAt,
+        Self::LastActivityAt,
+        Self::ClearedAt,
+        Self::ClearReason,
+        Self::DeletedAt,
+        Self::OrderNumber,
+        Self::Version,
+        Self::NextPosition,
+        Self::Generated,
+    ];
+
+    /// The field of the header hash.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CustomerId => "customer_id",
+            Self::SessionId => "session_id",
+            Self::Channel => "channel",
+            Self::Currency => "currency",
+            Self::Locale => "locale",
+            Self::Metadata => "metadata",
+            Self::Status => "status",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+            Self::LastActivityAt => "last_activity_at",
+            Self::ClearedAt => "cleared_at",
+            Self::ClearReason => "clear_reason",
+            Self::DeletedAt => "deleted_at",
+            Self::OrderNumber => "order_number",
+            Self::Version => "version",
+            Self::NextPosition => "next_position",
+            Self::Generated => "generated",
+        }
+    }
+
+    /// Its position in a Lua list of the fields (1-based, as Lua indexes).
+    pub fn position(self) -> usize {
+        self as usize + 1
+    }
+}
+
+/// The values of a header, in [`MetaField::ALL`] order.
+struct Header<'a>([&'a str; MetaField::ALL.len()]);
+
+impl<'a> Header<'a> {
+    fn get(&self, field: MetaField) -> &'a str {
+        self.0[field as usize]
+    }
+}
 
 /// Separates the header values (ASCII unit separator: validation keeps control characters
 /// out of every stored text, and JSON escapes them).
@@ -92,20 +154,25 @@ fn int(value: &Value) -> Result<i64, CartError> {
     }
 }
 
+/// The first element of every script reply (see `fail` and `cart_reply` in the prelude).
+const OK: &str = "OK";
+
 pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply, CartError> {
     let Value::Array(mut parts) = value else {
         return Err(corrupt("expected an array"));
     };
-    if parts.is_empty() {
+    let Some(tag) = parts.first() else {
         return Err(corrupt("empty reply"));
-    }
-    let tag = text(&parts[0])?;
-    if tag == "OK" {
+    };
+    if text(tag)? == OK {
         parts.remove(0);
         return Ok(Reply::Ok(parts));
     }
-    let reason = parts.get(1).map(text).transpose()?.unwrap_or_default();
-    let detail = parts.get(2).map(text).transpose()?.unwrap_or_default();
+    // `{'ERR', reason, detail}`.
+    let (reason, detail) = match parts.as_slice() {
+        [_, reason, detail] => (text(reason)?, text(detail)?),
+        _ => return Err(corrupt("refusal of unexpected length")),
+    };
     let error = match reason.as_str() {
         "CART_NOT_FOUND" => CartError::CartNotFound,
         "CART_ALREADY_EXISTS" => CartError::CartAlreadyExists,
@@ -120,7 +187,7 @@ pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply
         "COUPON_LIMIT_EXCEEDED" => CartError::CouponLimit(limits.max_coupons),
         "CART_TOO_LARGE" => CartError::CartTooLarge(limits.max_cart_bytes),
         "LINE_ITEM_NOT_FOUND" => CartError::LineNotFound(detail),
-        "REQUEST_ID_REUSED" => CartError::RequestIdReused,
+        "REQUEST_ID_REUSED" => CartError::IdempotencyKeyReused,
         "STORE_FULL" => CartError::StoreFull,
         "VERSION_MISMATCH" => CartError::VersionMismatch {
             expected: 0,
@@ -149,39 +216,19 @@ fn pairs(value: &Value) -> Result<Vec<(String, String)>, CartError> {
     }
 }
 
-/// Decodes the `{meta, lines, coupons, extra}` of a snapshot reply into a cart and the extra.
+/// Decodes a cart reply (after its `OK`; built by the prelude's `cart_reply`) into a cart
+/// and the reply's extra number.
 pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
-    let [meta, lines, coupons, extra] = parts else {
+    let [header, lines, coupons, extra] = parts else {
         return Err(corrupt("snapshot of unexpected length"));
     };
-    let meta = text(meta)?;
-    let values: Vec<&str> = meta.split(FIELD_SEPARATOR).collect();
-    // The order of META_FIELDS.
-    let Ok(
-        [
-            customer_id,
-            session_id,
-            channel,
-            currency,
-            locale,
-            metadata,
-            status,
-            created_at,
-            updated_at,
-            last_activity_at,
-            cleared_at,
-            clear_reason,
-            deleted_at,
-            order_number,
-            version,
-            next_position,
-            generated,
-        ],
-    ) = <[&str; META_FIELDS.len()]>::try_from(values)
-    else {
-        return Err(corrupt("header of unexpected length"));
-    };
-    let number = |name: &str, value: &str| -> Result<Option<i64>, CartError> {
+    let joined = text(header)?;
+    let values: Vec<&str> = joined.split(FIELD_SEPARATOR).collect();
+    let header = Header(
+        <[&str; MetaField::ALL.len()]>::try_from(values)
+            .map_err(|_| corrupt("header of unexpected length"))?,
+    );
+    let number = |(name, value): (&str, &str)| -> Result<Option<i64>, CartError> {
         match value {
             "" => Ok(None),
             v => v
@@ -190,11 +237,12 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
                 .map_err(|_| corrupt(format!("field {name}"))),
         }
     };
-    let required = |name: &str, value: &str| {
-        number(name, value)?.ok_or_else(|| corrupt(format!("missing {name}")))
+    let required = |(name, value): (&str, &str)| {
+        number((name, value))?.ok_or_else(|| corrupt(format!("missing {name}")))
     };
 
-    let metadata = match metadata {
+    let field = |field: MetaField| (field.name(), header.get(field));
+    let metadata = match header.get(MetaField::Metadata) {
         "" => BTreeMap::new(),
         json => serde_json::from_str(json).map_err(|_| corrupt("metadata json"))?,
     };
@@ -218,31 +266,31 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
 
     let state = CartState {
         header: CartHeader {
-            customer_id: customer_id.to_owned(),
-            session_id: session_id.to_owned(),
-            channel: channel.to_owned(),
-            currency: Currency::parse(currency).map_err(corrupt)?,
-            locale: locale.to_owned(),
+            customer_id: header.get(MetaField::CustomerId).to_owned(),
+            session_id: header.get(MetaField::SessionId).to_owned(),
+            channel: header.get(MetaField::Channel).to_owned(),
+            currency: Currency::parse(header.get(MetaField::Currency)).map_err(corrupt)?,
+            locale: header.get(MetaField::Locale).to_owned(),
             metadata,
         },
-        status: if status == "deleted" {
+        status: if header.get(MetaField::Status) == "deleted" {
             CartStatus::Deleted
         } else {
             CartStatus::Active
         },
         lines: decoded_lines,
         coupons: decoded_coupons,
-        created_at: required("created_at", created_at)?,
-        updated_at: required("updated_at", updated_at)?,
-        last_activity_at: required("last_activity_at", last_activity_at)?,
-        cleared_at: number("cleared_at", cleared_at)?,
-        clear_reason: clear_reason.to_owned(),
-        deleted_at: number("deleted_at", deleted_at)?,
-        order_number: order_number.to_owned(),
-        version: required("version", version)?,
-        next_position: number("next_position", next_position)?.unwrap_or(1),
+        created_at: required(field(MetaField::CreatedAt))?,
+        updated_at: required(field(MetaField::UpdatedAt))?,
+        last_activity_at: required(field(MetaField::LastActivityAt))?,
+        cleared_at: number(field(MetaField::ClearedAt))?,
+        clear_reason: header.get(MetaField::ClearReason).to_owned(),
+        deleted_at: number(field(MetaField::DeletedAt))?,
+        order_number: header.get(MetaField::OrderNumber).to_owned(),
+        version: required(field(MetaField::Version))?,
+        next_position: number(field(MetaField::NextPosition))?.unwrap_or(1),
         // Carts stored before the flag was kept read as client-chosen ids.
-        id_generated: generated == "1",
+        id_generated: header.get(MetaField::Generated) == "1",
     };
     Ok((state, int(extra)?))
 }

@@ -2,12 +2,15 @@
 //!
 //! Keys (SPEC §7): `cart:{tenant:id}`, `cart:{tenant:id}:lines`, `cart:{tenant:id}:coupons`,
 //! all carrying the cart's TTL and one hash tag, so each script touches one Cluster slot.
-//! A call with a request id also names `cart:{tenant:id}:request:<id>`, where its script keeps
-//! the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a failed
-//! call is sent again only when that cannot apply it twice (see [`Retry`]). With
+//! A call with an idempotency key also names `cart:{tenant:id}:request:<key>`, where its script
+//! keeps the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a
+//! failed call is sent again only when that cannot apply it twice (see `Call::retry`). With
 //! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
 //! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and
 //! a Cluster connection whose slot map went stale is replaced (`connection.rs`).
+//!
+//! One call (`RedisStore::run`) is three steps: send with retry, the durability check, and
+//! the decoding of the reply (whose layout `codec` names once).
 //!
 //! A Redis over `maxmemory` refuses every script that may grow it before it runs (see
 //! `scripts.rs`); that refusal is [`CartError::StoreFull`], answered at once and not resent.
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use prometheus_client::metrics::histogram::Histogram;
-use redis::{Cmd, RedisError, Script, ServerErrorKind, Value};
+use redis::{Cmd, RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -29,17 +32,17 @@ use tracing::field::Empty;
 use self::codec::Reply;
 use self::connection::Connection;
 use self::eviction::{EvictionGuard, Survey};
-use self::scripts::Scripts;
+use self::scripts::{Key, RetryClass, Script, Scripts};
 use super::{CartStore, Mutated};
 use crate::domain::{
-    CartKey, CartPolicy, CartState, Mutation, MutationOutcome, NewCart, RequestTag, UnixMillis,
+    CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart, UnixMillis,
 };
 use crate::error::CartError;
 
 /// The Lua source of the Clear script, as a store with the default policy loads it (for
 /// benchmarking it alone).
 pub fn clear_script_source() -> String {
-    scripts::source(include_str!("lua/clear.lua"), &CartPolicy::default())
+    scripts::script_source(Script::Clear, &CartPolicy::default())
 }
 
 /// How long Redis may take before a call fails with UNAVAILABLE.
@@ -84,8 +87,8 @@ pub struct RedisStore {
     durability: Durability,
     /// `server.address` and `server.port` of the store call spans.
     server: (String, u16),
-    /// `cart_store_call_duration_seconds` of each script, in the order of `Scripts::all`.
-    script_latency: [Histogram; Scripts::NAMES.len()],
+    /// `cart_store_call_duration_seconds` of each script, in the order of [`Script::ALL`].
+    script_latency: [Histogram; Script::ALL.len()],
     /// Refuses calls while Redis may evict keys (see `eviction.rs`).
     eviction: EvictionGuard,
 }
@@ -95,60 +98,58 @@ pub struct RedisStore {
 /// is always sent again while time remains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
-    /// Create, and mutations without `expected_version` or request id: a second run could
-    /// apply twice.
+    /// A second run could apply twice.
     Never,
-    /// Get, Delete (idempotent by order number), mutations guarded by `expected_version`, and
-    /// every call with a request id (a second run replays the first one's outcome).
+    /// A second run changes nothing, or replays the first one's outcome.
     Safe,
 }
 
 /// One script call.
 struct Call<'a> {
-    script: &'a Script,
+    script: Script,
     key: &'a CartKey,
     now: UnixMillis,
     expected_version: i64,
-    request: Option<&'a RequestTag>,
+    request: Option<&'a IdempotencyTag>,
     /// ARGV[4..]: the script's own arguments.
     args: Vec<Vec<u8>>,
-    retry: Retry,
-    /// Whether it changes the cart, and so waits for replicas per [`Durability`].
-    mutation: bool,
 }
 
 impl<'a> Call<'a> {
-    fn read(script: &'a Script, key: &'a CartKey, now: UnixMillis) -> Self {
-        Self {
-            retry: Retry::Safe,
-            mutation: false,
-            ..Self::mutation(script, key, now, 0, None, Vec::new())
-        }
-    }
-
-    /// A mutation, resent after an unknown outcome only when that cannot apply it twice.
-    fn mutation(
-        script: &'a Script,
-        key: &'a CartKey,
-        now: UnixMillis,
-        expected_version: i64,
-        request: Option<&'a RequestTag>,
-        args: Vec<Vec<u8>>,
-    ) -> Self {
-        let retry = if expected_version != 0 || request.is_some() {
-            Retry::Safe
-        } else {
-            Retry::Never
-        };
+    fn new(script: Script, key: &'a CartKey, now: UnixMillis) -> Self {
         Self {
             script,
             key,
             now,
+            expected_version: 0,
+            request: None,
+            args: Vec::new(),
+        }
+    }
+
+    fn mutation(
+        script: Script,
+        key: &'a CartKey,
+        now: UnixMillis,
+        expected_version: i64,
+        request: Option<&'a IdempotencyTag>,
+        args: Vec<Vec<u8>>,
+    ) -> Self {
+        Self {
             expected_version,
             request,
             args,
-            retry,
-            mutation: true,
+            ..Self::new(script, key, now)
+        }
+    }
+
+    /// The one decision whether this call may be resent after an unknown outcome: from its
+    /// script's retry class, and whether the call is guarded.
+    fn retry(&self) -> Retry {
+        let guarded = self.expected_version != 0 || self.request.is_some();
+        match (self.script.retry_class(), guarded) {
+            (RetryClass::Always, _) | (RetryClass::WhenGuarded, true) => Retry::Safe,
+            (RetryClass::WhenGuarded, false) => Retry::Never,
         }
     }
 }
@@ -176,7 +177,7 @@ impl RedisStore {
             timeouts,
             durability,
             server: connection::server_endpoint(url).unwrap_or_default(),
-            script_latency: Scripts::NAMES.map(|name| metrics.store_call_histogram(name)),
+            script_latency: Script::ALL.map(|script| metrics.store_call_histogram(script.name())),
             eviction: EvictionGuard::new(false),
         })
     }
@@ -212,8 +213,9 @@ impl RedisStore {
     /// Loads every script (SCRIPT LOAD), so that the first calls are plain EVALSHAs.
     pub async fn load_scripts(&self) -> Result<(), CartError> {
         let mut connection = self.connection.active().await.map_err(store_error)?;
-        for script in self.scripts.all() {
-            script
+        for script in Script::ALL {
+            self.scripts
+                .get(script)
                 .prepare_invoke()
                 .load_async(&mut connection)
                 .await
@@ -222,20 +224,29 @@ impl RedisStore {
         Ok(())
     }
 
-    /// KEYS of a script: the cart's three keys, and its request record when there is one.
-    fn keys(key: &CartKey, request: Option<&RequestTag>) -> Vec<String> {
-        let meta = format!("cart:{{{}:{}}}", key.tenant, key.cart_id);
-        let lines = format!("{meta}:lines");
-        let coupons = format!("{meta}:coupons");
-        let record = request.map(|tag| format!("{meta}:request:{}", tag.id));
-        [meta, lines, coupons].into_iter().chain(record).collect()
+    /// KEYS of a call: its script's cart keys, and its idempotency record when there is one.
+    fn keys(call: &Call<'_>) -> Vec<String> {
+        let tag = format!("cart:{{{}:{}}}", call.key.tenant, call.key.cart_id);
+        let record = call
+            .request
+            .map(|request| format!("{tag}:request:{}", request.key));
+        call.script
+            .keys()
+            .iter()
+            .map(|key| match key {
+                Key::Meta => tag.clone(),
+                Key::Lines => format!("{tag}:lines"),
+                Key::Coupons => format!("{tag}:coupons"),
+            })
+            .chain(record)
+            .collect()
     }
 
     /// The EVALSHA of `call`: its keys, the prelude's ARGV[1..=3], then its own arguments.
     fn command(&self, call: &mut Call<'_>) -> Cmd {
-        let keys = Self::keys(call.key, call.request);
+        let keys = Self::keys(call);
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(call.script.get_hash())
+        cmd.arg(self.scripts.get(call.script).get_hash())
             .arg(keys.len())
             .arg(keys)
             .arg(call.now)
@@ -251,7 +262,7 @@ impl RedisStore {
     /// reach replicas (on the connection of the master that owns the cart's slot: the cluster
     /// client routes a pipeline by its keyed command). Returns the script's reply and, after a
     /// `WAIT`, how many replicas acknowledged. Redis that lost the script gets it again.
-    async fn send(&self, request: &Request<'_>) -> Result<(Value, Option<i64>), RedisError> {
+    async fn send(&self, request: &Request) -> Result<(Value, Option<i64>), RedisError> {
         let mut connection = self.connection.active().await?;
         let mut loaded = false;
         loop {
@@ -285,8 +296,8 @@ impl RedisStore {
                     if !loaded
                         && error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
                 {
-                    request
-                        .script()
+                    self.scripts
+                        .get(request.script())
                         .prepare_invoke()
                         .load_async(&mut connection)
                         .await?;
@@ -300,22 +311,22 @@ impl RedisStore {
     /// [`RedisStore::run`] in an OpenTelemetry client span (`db.*` and `server.*` attributes,
     /// the failure recorded on it), timed into the script's latency histogram.
     async fn traced(&self, call: Call<'_>) -> Result<Vec<Value>, CartError> {
-        let index = self.scripts.index_of(call.script);
+        let script = call.script;
         let span = tracing::info_span!(
             "redis",
-            otel.name = Scripts::SPAN_NAMES[index],
+            otel.name = script.span_name(),
             otel.kind = "client",
             otel.status_code = Empty,
             db.system.name = "redis",
             db.operation.name = "EVALSHA",
-            db.stored_procedure.name = Scripts::NAMES[index],
+            db.stored_procedure.name = script.name(),
             server.address = self.server.0.as_str(),
             server.port = i64::from(self.server.1),
             "error.type" = Empty,
         );
         let started = std::time::Instant::now();
         let result = self.run(call).instrument(span.clone()).await;
-        self.script_latency[index].observe(started.elapsed().as_secs_f64());
+        self.script_latency[script.index()].observe(started.elapsed().as_secs_f64());
         if let Err(error) = &result
             && error.is_store_failure()
         {
@@ -325,12 +336,12 @@ impl RedisStore {
         result
     }
 
-    /// Runs one script call within the store timeout, sent again per its [`Retry`] after a
-    /// transient failure, and checks the replicas' acknowledgement of a mutation.
+    /// Runs one script call: admitted by the eviction policy, sent (and resent per its
+    /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
+    /// decoded.
     async fn run(&self, mut call: Call<'_>) -> Result<Vec<Value>, CartError> {
         let cmd = self.command(&mut call);
-        let wait_for_replicas = call.mutation && self.durability.min_replicas > 0;
-        let request = if wait_for_replicas {
+        let request = if call.script.mutates() && self.durability.min_replicas > 0 {
             let mut pipeline = redis::pipe();
             pipeline
                 .ignore_errors()
@@ -342,24 +353,52 @@ impl RedisStore {
         } else {
             Request::Alone(cmd, call.script)
         };
-        let retry = call.retry;
         let store_deadline = Instant::now() + self.timeouts.response;
         // The client's deadline, when it comes first, bounds the call and every resend.
         let client_deadline = crate::deadline::current().filter(|client| *client < store_deadline);
         let deadline = client_deadline.unwrap_or(store_deadline);
-        if self.eviction.needs_survey(self.connection.generation()) {
-            // Unreachable Redis shows in the call itself.
-            let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
-        }
-        self.eviction.admit()?;
-        let mut attempt = 1;
-        let (reply, acked) = loop {
+        self.check_eviction(deadline).await?;
+        let sent = self
+            .send_with_retry(&request, call.retry(), deadline, client_deadline.is_some())
+            .await?;
+        let reply = codec::parse_reply(sent.reply, &self.policy.limits)?;
+        // A change (or, under an idempotency key, its remembered outcome) was written; a
+        // refusal for want of memory is not remembered.
+        let wrote = match &reply {
+            Reply::Ok(_) => true,
+            Reply::Refused(CartError::StoreFull) => false,
+            Reply::Refused(_) => call.request.is_some(),
+        };
+        self.check_durability(sent.acked, wrote)?;
+        Self::outcome(reply, &call, sent.attempts)
+    }
+
+    /// Sends `request` until it is answered, resending after a transient failure while
+    /// `deadline` (the store timeout, or the client's deadline when `client_bound`) allows and
+    /// `retry` permits (a failure that never reached Redis is always resent). Nothing is sent
+    /// or resent past the client's deadline.
+    async fn send_with_retry(
+        &self,
+        request: &Request,
+        retry: Retry,
+        deadline: Instant,
+        client_bound: bool,
+    ) -> Result<Sent, CartError> {
+        let mut attempts = 1;
+        loop {
             // Never send (or resend) what the client no longer waits for.
             crate::deadline::check()?;
             let generation = self.connection.generation();
-            let error = match tokio::time::timeout_at(deadline, self.send(&request)).await {
-                Ok(Ok(reply)) => break reply,
+            let error = match tokio::time::timeout_at(deadline, self.send(request)).await {
+                Ok(Ok((reply, acked))) => {
+                    return Ok(Sent {
+                        reply,
+                        acked,
+                        attempts,
+                    });
+                }
                 Ok(Err(error)) => {
+                    // A stale Cluster view is replaced; a lost connection is surveyed again.
                     self.connection.heal(generation, &error);
                     if connection::failure_is_connection(&error) {
                         self.eviction.invalidate();
@@ -368,7 +407,7 @@ impl RedisStore {
                     crate::deadline::check()?;
                     error
                 }
-                Err(_) if client_deadline.is_some() => return Err(CartError::DeadlineExceeded),
+                Err(_) if client_bound => return Err(CartError::DeadlineExceeded),
                 Err(_) => {
                     return Err(CartError::Unavailable(
                         format!("redis did not answer within {:?}", self.timeouts.response).into(),
@@ -382,38 +421,48 @@ impl RedisStore {
                 // client gets STORE_FULL at once, with a RetryInfo delay.
                 Failure::Full | Failure::Permanent => false,
             };
-            let backoff = RETRY_BACKOFF * attempt;
-            if !resend || attempt >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
+            let backoff = RETRY_BACKOFF * attempts;
+            if !resend || attempts >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
                 return Err(store_error(error));
             }
-            tracing::debug!(%error, attempt, "redis call failed; sending it again");
+            tracing::debug!(%error, attempts, "redis call failed; sending it again");
             tokio::time::sleep(backoff).await;
-            attempt += 1;
-        };
-        let reply = codec::parse_reply(reply, &self.policy.limits)?;
-        // A change (or, under a request id, its remembered outcome) that too few replicas hold
-        // may vanish in a failover: the caller must not take it as done.
-        let wrote = match &reply {
-            Reply::Ok(_) => true,
-            // A refusal for want of memory is not remembered.
-            Reply::Refused(CartError::StoreFull) => false,
-            Reply::Refused(_) => call.request.is_some(),
-        };
-        if let Some(acked) = acked
-            && wrote
-            && acked < i64::from(self.durability.min_replicas)
-        {
-            return Err(CartError::ReplicationTimeout {
-                acked,
-                wanted: self.durability.min_replicas,
-            });
+            attempts += 1;
         }
+    }
+
+    /// No call goes to a Redis that may evict keys (unless the config allows it): surveyed
+    /// first when a new connection has not been yet.
+    async fn check_eviction(&self, deadline: Instant) -> Result<(), CartError> {
+        if self.eviction.needs_survey(self.connection.generation()) {
+            // Unreachable Redis shows in the call itself.
+            let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
+        }
+        self.eviction.admit()
+    }
+
+    /// A write that too few replicas hold may vanish in a failover: the caller must not take
+    /// it as done.
+    fn check_durability(&self, acked: Option<i64>, wrote: bool) -> Result<(), CartError> {
+        match acked {
+            Some(acked) if wrote && acked < i64::from(self.durability.min_replicas) => {
+                Err(CartError::ReplicationTimeout {
+                    acked,
+                    wanted: self.durability.min_replicas,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The outcome of a decoded reply.
+    fn outcome(reply: Reply, call: &Call<'_>, attempts: u32) -> Result<Vec<Value>, CartError> {
         match reply {
             Reply::Ok(parts) => Ok(parts),
             // After a resend, a guard refusal may be the first attempt's own success showing
-            // (a request id would have replayed that success instead).
+            // (an idempotency key would have replayed that success instead).
             Reply::Refused(CartError::VersionMismatch { .. } | CartError::CartNotFound)
-                if attempt > 1 && call.request.is_none() =>
+                if attempts > 1 && call.request.is_none() =>
             {
                 Err(CartError::Unavailable(
                     "redis failed mid-call; the outcome is unknown, read the cart".into(),
@@ -436,18 +485,27 @@ impl RedisStore {
 }
 
 /// What one round trip sends.
-enum Request<'a> {
-    Alone(Cmd, &'a Script),
+enum Request {
+    Alone(Cmd, Script),
     /// The EVALSHA and a `WAIT`, pipelined.
-    Replicated(redis::Pipeline, &'a Script),
+    Replicated(redis::Pipeline, Script),
 }
 
-impl Request<'_> {
-    fn script(&self) -> &Script {
+impl Request {
+    fn script(&self) -> Script {
         match self {
-            Self::Alone(_, script) | Self::Replicated(_, script) => script,
+            Self::Alone(_, script) | Self::Replicated(_, script) => *script,
         }
     }
+}
+
+/// An answered round trip.
+struct Sent {
+    reply: Value,
+    /// How many replicas acknowledged, after a `WAIT`.
+    acked: Option<i64>,
+    /// How many times it was sent.
+    attempts: u32,
 }
 
 /// A command not sent because the client's deadline passed while it waited for a
@@ -526,13 +584,12 @@ fn store_error(error: RedisError) -> CartError {
 
 #[async_trait]
 impl CartStore for RedisStore {
-    #[tracing::instrument(skip_all, fields(cart_id = %key.cart_id))]
     async fn create(
         &self,
         key: &CartKey,
         cart: NewCart,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
         let header = &cart.header;
         let mut args: Vec<Vec<u8>> = [
@@ -548,33 +605,29 @@ impl CartStore for RedisStore {
         args.push(codec::encode_metadata(&header.metadata));
         args.push(flag(cart.id_generated));
         codec::push_items(&mut args, &cart.items, now);
-        let call = Call::mutation(&self.scripts.create, key, now, 0, request, args);
+        let call = Call::mutation(Script::Create, key, now, 0, request, args);
         let (state, _) = self.snapshot(call).await?;
         Ok(state)
     }
 
-    #[tracing::instrument(skip_all, fields(cart_id = %key.cart_id))]
     async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
-        let (state, _) = self
-            .snapshot(Call::read(&self.scripts.get, key, now))
-            .await?;
+        let (state, _) = self.snapshot(Call::new(Script::Get, key, now)).await?;
         Ok(state)
     }
 
-    #[tracing::instrument(skip_all, fields(cart_id = %key.cart_id))]
     async fn mutate(
         &self,
         key: &CartKey,
         mutation: Mutation,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<Mutated, CartError> {
         let mut args = Vec::new();
         let script = match &mutation {
             Mutation::AddItems(items) => {
                 codec::push_items(&mut args, items, now);
-                &self.scripts.add_items
+                Script::AddItems
             }
             Mutation::UpdateItems(updates) => {
                 args.push(updates.len().to_string().into_bytes());
@@ -582,12 +635,12 @@ impl CartStore for RedisStore {
                     args.push(update.line_id.as_str().as_bytes().to_vec());
                     args.push(update.quantity.to_string().into_bytes());
                 }
-                &self.scripts.update_items
+                Script::UpdateItems
             }
             Mutation::ApplyCoupon { code, amount } => {
                 args.push(code.as_str().as_bytes().to_vec());
                 args.push(amount.to_string().into_bytes());
-                &self.scripts.apply_coupon
+                Script::ApplyCoupon
             }
             Mutation::Clear {
                 preserve_coupons,
@@ -597,18 +650,14 @@ impl CartStore for RedisStore {
                 args.push(flag(*preserve_coupons));
                 args.push(reason.as_bytes().to_vec());
                 args.push(flag(*only_generated_id));
-                &self.scripts.clear
+                Script::Clear
             }
             Mutation::Delete { order_number } => {
                 args.push(order_number.as_str().as_bytes().to_vec());
-                &self.scripts.delete
+                Script::Delete
             }
         };
-        let mut call = Call::mutation(script, key, now, expected_version, request, args);
-        if matches!(mutation, Mutation::Delete { .. }) {
-            // Idempotent by its order number.
-            call.retry = Retry::Safe;
-        }
+        let call = Call::mutation(script, key, now, expected_version, request, args);
         let (state, items_cleared) = self.snapshot(call).await?;
         Ok(Mutated {
             state,
@@ -616,16 +665,15 @@ impl CartStore for RedisStore {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(cart_id = %key.cart_id))]
     async fn remove(
         &self,
         key: &CartKey,
         expected_version: i64,
         now: UnixMillis,
-        request: Option<&RequestTag>,
+        request: Option<&IdempotencyTag>,
     ) -> Result<i64, CartError> {
         let call = Call::mutation(
-            &self.scripts.remove,
+            Script::Remove,
             key,
             now,
             expected_version,

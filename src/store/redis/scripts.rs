@@ -1,14 +1,15 @@
-//! The Lua scripts, each prefixed with the shared prelude and built once per store.
+//! The Lua scripts: [`Script`] is the one table of them (name, source, flags, keys, retry
+//! class); each is prefixed with the shared prelude and built once per store.
 //! `redis::Script` calls them by SHA (EVALSHA) and loads them again on NOSCRIPT.
 //!
-//! Every script declares its Redis 7 flags (`#!lua flags=...`, its first line). A script
+//! Every script declares its Redis 7 flags (`#!lua flags=...`, the first line of its source,
+//! from its row of [`Script`]'s table; the reason is in the script's header). A script
 //! without `allow-oom` is refused whole by a Redis over `maxmemory` (OOM, before its first
 //! command), so a full Redis never holds half a change; only Get (it overwrites a timestamp in
 //! place) and Remove (it frees) carry `allow-oom` and run when Redis is full. A script with
 //! flags may only touch keys of one slot: each names only its own KEYS, one hash tag.
 
-use redis::Script;
-
+use super::codec::MetaField;
 use crate::domain::CartPolicy;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
@@ -30,13 +31,8 @@ fn mentions(code: &str, name: &str) -> bool {
 /// (with the policy's values written in), the helpers the body needs (and the helpers those
 /// need; a helper only calls helpers defined above it), the header field list when something
 /// reads it, and the body as a function that the prelude's `once` runs at most once per
-/// request id. The body's first line, its `#!lua` flags, goes first: Redis reads flags only
-/// there.
-pub fn source(script: &str, policy: &CartPolicy) -> String {
-    let (flags, body) = script
-        .split_once('\n')
-        .filter(|(first, _)| first.starts_with("#!lua"))
-        .expect("every script declares its flags on its first line");
+/// idempotency key.
+pub fn source(body: &str, policy: &CartPolicy) -> String {
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
     let helpers: Vec<(&str, &str)> = sections
@@ -50,13 +46,31 @@ pub fn source(script: &str, policy: &CartPolicy) -> String {
             needed.push_str(code);
         }
     }
-    let mut source = format!("{flags}\n");
+    let mut source = String::new();
     if mentions(&needed, "META_FIELDS") {
-        let fields: Vec<String> = super::codec::META_FIELDS
+        let fields: Vec<String> = MetaField::ALL
             .iter()
-            .map(|f| format!("'{f}'"))
+            .map(|f| format!("'{}'", f.name()))
             .collect();
         source.push_str(&format!("local META_FIELDS = {{{}}}\n", fields.join(", ")));
+    }
+    // `F_<FIELD>`: a field's position in META_FIELDS, for the scripts that index a header
+    // read by it (the positions are named once, by the Rust list).
+    let positions: Vec<(String, usize)> = MetaField::ALL
+        .iter()
+        .map(|f| (format!("F_{}", f.name().to_ascii_uppercase()), f.position()))
+        .filter(|(name, _)| mentions(body, name))
+        .collect();
+    if !positions.is_empty() {
+        let (names, values): (Vec<_>, Vec<_>) = positions
+            .into_iter()
+            .map(|(name, position)| (name, position.to_string()))
+            .unzip();
+        source.push_str(&format!(
+            "local {} = {}\n",
+            names.join(", "),
+            values.join(", ")
+        ));
     }
     let limits = &policy.limits;
     let mut core = core.to_owned();
@@ -84,79 +98,158 @@ pub fn source(script: &str, policy: &CartPolicy) -> String {
     source
 }
 
-fn script(body: &str, policy: &CartPolicy) -> Script {
-    Script::new(&source(body, policy))
+/// Every Lua script of the store, and what the store needs to know about each: the one table
+/// of names, sources, flags, keys and retry classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    Create,
+    Get,
+    AddItems,
+    UpdateItems,
+    ApplyCoupon,
+    Clear,
+    Remove,
+    Delete,
 }
 
-pub struct Scripts {
-    pub create: Script,
-    pub get: Script,
-    pub add_items: Script,
-    pub update_items: Script,
-    pub apply_coupon: Script,
-    pub clear: Script,
-    pub remove: Script,
-    pub delete: Script,
+/// When a call whose outcome is unknown (the connection broke after it was sent) may be sent
+/// again. A call that never reached Redis is always sent again while time remains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// A second run changes nothing the first did not: Get, and Delete (idempotent by its
+    /// order number).
+    Always,
+    /// A second run could apply twice, unless the call is guarded by `expected_version` or
+    /// carries an idempotency key (then it replays the first run's outcome).
+    WhenGuarded,
 }
+
+/// A KEYS entry of the scripts (see `lua/prelude.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// `cart:{tenant:id}`: the header hash.
+    Meta,
+    /// `cart:{tenant:id}:lines`.
+    Lines,
+    /// `cart:{tenant:id}:coupons`.
+    Coupons,
+}
+
+/// The cart keys, in KEYS order; a call with an idempotency key appends its record.
+const CART_KEYS: &[Key] = &[Key::Meta, Key::Lines, Key::Coupons];
+
+impl Script {
+    pub const ALL: [Script; 8] = [
+        Self::Create,
+        Self::Get,
+        Self::AddItems,
+        Self::UpdateItems,
+        Self::ApplyCoupon,
+        Self::Clear,
+        Self::Remove,
+        Self::Delete,
+    ];
+
+    /// Its `lua/` file, the `db.stored_procedure.name` of spans and the `script` label of
+    /// metrics.
+    pub fn name(self) -> &'static str {
+        self.row().name
+    }
+
+    /// The OpenTelemetry span name of its call.
+    pub fn span_name(self) -> &'static str {
+        self.row().span_name
+    }
+
+    /// The Redis 7 flags it declares in its `#!lua` line.
+    pub fn flags(self) -> &'static [&'static str] {
+        self.row().flags
+    }
+
+    /// The KEYS it is called with (before the idempotency record).
+    pub fn keys(self) -> &'static [Key] {
+        self.row().keys
+    }
+
+    pub fn retry_class(self) -> RetryClass {
+        self.row().retry
+    }
+
+    /// Whether it changes the cart (and so waits for replicas per `Durability`).
+    pub fn mutates(self) -> bool {
+        self.row().mutates
+    }
+
+    /// Its position in [`Script::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn row(self) -> &'static Row {
+        &TABLE[self.index()]
+    }
+}
+
+/// One row of [`TABLE`].
+struct Row {
+    name: &'static str,
+    span_name: &'static str,
+    body: &'static str,
+    flags: &'static [&'static str],
+    keys: &'static [Key],
+    retry: RetryClass,
+    mutates: bool,
+}
+
+macro_rules! row {
+    ($name:literal, $flags:expr, $retry:ident, mutates: $mutates:literal) => {
+        Row {
+            name: $name,
+            span_name: concat!("EVALSHA ", $name),
+            body: include_str!(concat!("lua/", $name, ".lua")),
+            flags: $flags,
+            keys: CART_KEYS,
+            retry: RetryClass::$retry,
+            mutates: $mutates,
+        }
+    };
+}
+
+/// In the order of [`Script::ALL`].
+const TABLE: [Row; 8] = [
+    row!("create", &[], WhenGuarded, mutates: true),
+    row!("get", &["allow-oom"], Always, mutates: false),
+    row!("add_items", &[], WhenGuarded, mutates: true),
+    row!("update_items", &[], WhenGuarded, mutates: true),
+    row!("apply_coupon", &[], WhenGuarded, mutates: true),
+    row!("clear", &[], WhenGuarded, mutates: true),
+    row!("remove", &["allow-oom"], WhenGuarded, mutates: true),
+    row!("delete", &[], Always, mutates: true),
+];
+
+/// Every script, built once per store (for its policy).
+pub struct Scripts([redis::Script; 8]);
 
 impl Scripts {
     pub fn new(policy: &CartPolicy) -> Self {
-        Self {
-            create: script(include_str!("lua/create.lua"), policy),
-            get: script(include_str!("lua/get.lua"), policy),
-            add_items: script(include_str!("lua/add_items.lua"), policy),
-            update_items: script(include_str!("lua/update_items.lua"), policy),
-            apply_coupon: script(include_str!("lua/apply_coupon.lua"), policy),
-            clear: script(include_str!("lua/clear.lua"), policy),
-            remove: script(include_str!("lua/remove.lua"), policy),
-            delete: script(include_str!("lua/delete.lua"), policy),
-        }
+        Self(Script::ALL.map(|script| redis::Script::new(&script_source(script, policy))))
     }
 
-    /// The name of each script of [`Scripts::all`] (its `lua/` file), for spans and metrics.
-    pub const NAMES: [&'static str; 8] = [
-        "create",
-        "get",
-        "add_items",
-        "update_items",
-        "apply_coupon",
-        "clear",
-        "remove",
-        "delete",
-    ];
-
-    /// The OpenTelemetry span name of each script's call (`db.operation.name` and script).
-    pub const SPAN_NAMES: [&'static str; 8] = [
-        "EVALSHA create",
-        "EVALSHA get",
-        "EVALSHA add_items",
-        "EVALSHA update_items",
-        "EVALSHA apply_coupon",
-        "EVALSHA clear",
-        "EVALSHA remove",
-        "EVALSHA delete",
-    ];
-
-    /// The position of one of our scripts in [`Scripts::all`].
-    pub fn index_of(&self, script: &Script) -> usize {
-        self.all()
-            .iter()
-            .position(|s| std::ptr::eq(*s, script))
-            .expect("a script of this store")
+    pub fn get(&self, script: Script) -> &redis::Script {
+        &self.0[script.index()]
     }
+}
 
-    pub fn all(&self) -> [&Script; 8] {
-        [
-            &self.create,
-            &self.get,
-            &self.add_items,
-            &self.update_items,
-            &self.apply_coupon,
-            &self.clear,
-            &self.remove,
-            &self.delete,
-        ]
-    }
+/// The full source of `script` for a store with `policy`: its flags line (Redis reads flags
+/// only on the first line; a script without any still declares that it has none, which is
+/// what makes a full Redis refuse it), then [`source`].
+pub fn script_source(script: Script, policy: &CartPolicy) -> String {
+    let mut text = match script.flags() {
+        [] => "#!lua\n".to_owned(),
+        flags => format!("#!lua flags={}\n", flags.join(",")),
+    };
+    text.push_str(&source(script.row().body, policy));
+    text
 }
 
 #[cfg(test)]
@@ -166,7 +259,7 @@ mod tests {
     #[test]
     fn a_script_carries_only_the_helpers_it_calls() {
         let policy = CartPolicy::default();
-        let clear = source(include_str!("lua/clear.lua"), &policy);
+        let clear = script_source(Script::Clear, &policy);
         assert!(clear.contains("local CART_TTL, TOMBSTONE_TTL = '7776000000', '2592000000'"));
         let mut code = clear.lines().filter(|l| !l.trim_start().starts_with("--"));
         assert!(
@@ -179,7 +272,7 @@ mod tests {
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function snapshot("));
         // AddItems needs plan_add, which needs parse_line; snapshot needs header.
-        let add = source(include_str!("lua/add_items.lua"), &policy);
+        let add = script_source(Script::AddItems, &policy);
         for helper in [
             "plan_add",
             "parse_line",
@@ -193,61 +286,73 @@ mod tests {
                 "{helper}"
             );
         }
-        let remove = source(include_str!("lua/remove.lua"), &policy);
+        let remove = script_source(Script::Remove, &policy);
         assert!(!remove.contains("META_FIELDS"));
         assert!(mentions("x = header()", "header") && !mentions("x = header_of()", "header"));
     }
 
-    /// The flags each script declares, and so whether a full Redis runs it.
-    const FLAGS: [(&str, &str); 8] = [
-        ("create", "#!lua"),
-        ("get", "#!lua flags=allow-oom"),
-        ("add_items", "#!lua"),
-        ("update_items", "#!lua"),
-        ("apply_coupon", "#!lua"),
-        ("clear", "#!lua"),
-        ("remove", "#!lua flags=allow-oom"),
-        ("delete", "#!lua"),
-    ];
-
     #[test]
     fn every_script_starts_with_its_flags() {
-        let scripts = Scripts::new(&CartPolicy::default());
-        let bodies = [
-            include_str!("lua/create.lua"),
-            include_str!("lua/get.lua"),
-            include_str!("lua/add_items.lua"),
-            include_str!("lua/update_items.lua"),
-            include_str!("lua/apply_coupon.lua"),
-            include_str!("lua/clear.lua"),
-            include_str!("lua/remove.lua"),
-            include_str!("lua/delete.lua"),
+        // The flags each script declares, and so whether a full Redis runs it.
+        let expected = [
+            (Script::Create, "#!lua"),
+            (Script::Get, "#!lua flags=allow-oom"),
+            (Script::AddItems, "#!lua"),
+            (Script::UpdateItems, "#!lua"),
+            (Script::ApplyCoupon, "#!lua"),
+            (Script::Clear, "#!lua"),
+            (Script::Remove, "#!lua flags=allow-oom"),
+            (Script::Delete, "#!lua"),
         ];
-        for ((name, flags), body) in FLAGS.iter().zip(bodies) {
-            let loaded = source(body, &CartPolicy::default());
-            assert_eq!(loaded.lines().next(), Some(*flags), "{name}");
+        for (script, flags) in expected {
+            let loaded = script_source(script, &CartPolicy::default());
+            assert_eq!(loaded.lines().next(), Some(flags), "{}", script.name());
             let shebangs = loaded.lines().filter(|l| l.starts_with("#!")).count();
-            assert_eq!(shebangs, 1, "{name}: one shebang");
+            assert_eq!(shebangs, 1, "{}: one shebang", script.name());
             // Each script keeps the reason for its flags in its header comment.
-            assert!(body.contains("-- Flags: "), "{name} says why");
+            assert!(
+                script.row().body.contains("-- Flags: "),
+                "{} says why",
+                script.name()
+            );
         }
-        assert_eq!(scripts.all().len(), FLAGS.len());
-        assert_eq!(Scripts::NAMES, FLAGS.map(|(name, _)| name));
+        assert_eq!(Script::ALL.len(), expected.len());
     }
 
     #[test]
-    fn clear_names_the_header_positions_it_patches() {
-        let body = include_str!("lua/clear.lua");
-        let line = body
+    fn header_positions_come_from_the_rust_field_list() {
+        let clear = script_source(Script::Clear, &CartPolicy::default());
+        let line = clear
             .lines()
-            .find(|l| l.starts_with("local STATUS, "))
+            .find(|l| l.starts_with("local F_"))
             .expect("the positions line");
         let (names, positions) = line["local ".len()..].split_once(" = ").unwrap();
         for (name, position) in names.split(", ").zip(positions.split(", ")) {
-            // `values` holds item_count first, then META_FIELDS.
-            let index: usize = position.trim().parse().unwrap();
-            let field = super::super::codec::META_FIELDS[index - 2];
-            assert_eq!(field, name.to_ascii_lowercase(), "{name} = {index}");
+            let field = MetaField::ALL
+                .iter()
+                .find(|f| format!("F_{}", f.name().to_ascii_uppercase()) == name)
+                .unwrap_or_else(|| panic!("{name} names no field"));
+            assert_eq!(field.position().to_string(), position, "{name}");
         }
+        assert!(names.contains("F_STATUS") && names.contains("F_VERSION"));
+        // No script indexes a header read by a literal position.
+        for script in Script::ALL {
+            let body = script.row().body;
+            let literal = body.match_indices("values[").any(|(at, _)| {
+                body[at + "values[".len()..].starts_with(|c: char| c.is_ascii_digit())
+            });
+            assert!(!literal, "{}", script.name());
+        }
+    }
+
+    #[test]
+    fn the_table_names_each_script_after_its_file() {
+        for script in Script::ALL {
+            assert_eq!(Script::ALL[script.index()], script);
+            assert_eq!(script.span_name(), format!("EVALSHA {}", script.name()));
+            assert_eq!(script.keys(), CART_KEYS);
+        }
+        assert_eq!(Script::Get.retry_class(), RetryClass::Always);
+        assert!(!Script::Get.mutates() && Script::Clear.mutates());
     }
 }

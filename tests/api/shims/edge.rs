@@ -1,10 +1,10 @@
-//! What every shim shares: request ids, metrics, probes, and dev mode.
+//! What every shim shares: correlation ids, the pipeline's order, metrics, probes, dev mode.
 
 use crate::helpers::{ACME_KEY, Backend, http, spawn_app, spawn_shim_app};
 
-/// Every response carries a request id; a client's own id is kept.
+/// Every response carries a correlation id (`x-request-id`); a client's own id is kept.
 #[tokio::test]
-async fn responses_carry_request_ids() {
+async fn responses_carry_correlation_ids() {
     let app = spawn_shim_app(Backend::Memory).await;
     let response = http(app.http_addr, "GET", "/healthz", &[], b"").await;
     assert_eq!(response.header("x-request-id").map(str::len), Some(36));
@@ -90,4 +90,76 @@ async fn unknown_paths_are_not_found() {
         http(app.http_addr, "GET", "/nope", &[], b"").await.status,
         404
     );
+}
+
+/// Every dialect runs the same steps in the same order: a caller without credentials is
+/// refused before its (oversized) body is looked at, in the dialect's own shape, and the
+/// response echoes the correlation id. Zaui, whose credentials are inside the body, is the
+/// one dialect that must read the body first.
+#[tokio::test]
+async fn every_dialect_authenticates_before_it_reads_the_body() {
+    let app = spawn_shim_app(Backend::Memory).await;
+    let oversized = vec![b' '; 70 * 1024];
+    let site = r#"{"account": "5f493c9f30ec2a0007a94fc8"}"#;
+    // (method, path, headers, the status of the refusal)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+    let cases: [Case; 5] = [
+        (
+            "POST",
+            "/v1/carts/c1/clear",
+            &[("Content-Type", "application/json")],
+            401,
+        ),
+        (
+            "PATCH",
+            "/api-cart/cart/60807478d14ffd000843db2c/orderNumber",
+            &[
+                ("Content-Type", "application/json"),
+                ("x-site-context", site),
+            ],
+            401,
+        ),
+        (
+            "POST",
+            "/api/checkout/pub/orderForm/c1/items/removeAll?an=nosuchstore",
+            &[("Content-Type", "application/json")],
+            404,
+        ),
+        (
+            "GET",
+            "/onca/xml?Service=AWSECommerceService&Operation=CartClear&AWSAccessKeyId=AKIANOBODY&CartId=c1&HMAC=x",
+            &[],
+            200,
+        ),
+        (
+            "POST",
+            "/zapi/",
+            &[("Content-Type", "application/xml")],
+            413,
+        ),
+    ];
+    for (i, (method, path, headers, status)) in cases.into_iter().enumerate() {
+        let correlation_id = format!("edge-order-{i}");
+        let mut headers = headers.to_vec();
+        headers.push(("x-request-id", &correlation_id));
+        let response = http(app.http_addr, method, path, &headers, &oversized).await;
+        assert_eq!(response.status, status, "{path}: {}", response.body);
+        assert_eq!(
+            response.header("x-request-id"),
+            Some(correlation_id.as_str()),
+            "{path}"
+        );
+        if path.starts_with("/onca/") {
+            assert!(
+                response.body.contains("AWS.InvalidAccount"),
+                "{}",
+                response.body
+            );
+            assert!(
+                response
+                    .body
+                    .contains(&format!("<RequestId>{correlation_id}</RequestId>"))
+            );
+        }
+    }
 }

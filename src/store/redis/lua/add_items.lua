@@ -1,4 +1,3 @@
-#!lua
 -- AddItems: ARGV[4..] the items (see plan_add); a sku already in the cart adds to its line.
 -- Flags: none (not `allow-oom`): it adds lines, so a full Redis refuses it before it runs.
 local state, refused = live('currency', 'next_position', 'item_count', 'line_bytes')

@@ -1,4 +1,3 @@
-#!lua
 -- ApplyCoupon: ARGV[4] code, ARGV[5] amount. The same code again replaces its amount.
 -- Flags: none (not `allow-oom`): a new coupon grows the cart, so a full Redis refuses it.
 local state, refused = live('next_position')

@@ -1,4 +1,3 @@
-#!lua
 -- Clear: ARGV[4] preserve coupons ('1' or '0'), ARGV[5] reason, ARGV[6] '1' to clear only a
 -- cart whose id the service generated (any other answers CART_NOT_FOUND: VTEX's public route).
 -- Keeps the header and reads no line, so only freeing the lines hash grows with the cart. (DEL, not UNLINK: freeing 250
@@ -14,8 +13,13 @@
 -- One HMGET reads what the guard needs and the whole header at once (item_count, then
 -- META_FIELDS); the reply is that header with the fields Clear changed, not a second read.
 local values = redis.call('HMGET', META, 'item_count', unpack(META_FIELDS))
--- Positions in `values`: 1 item_count, then 1 + the position in META_FIELDS.
-local STATUS, UPDATED_AT, LAST_ACTIVITY_AT, CLEARED_AT, CLEAR_REASON, VERSION, GENERATED = 8, 10, 11, 12, 13, 16, 18
+-- `values` holds item_count, then META_FIELDS: a field sits at SHIFT + its F_ position (the
+-- F_ positions are written in by the Rust side, from its one list of the fields).
+local ITEM_COUNT, SHIFT = 1, 1
+local STATUS, VERSION = SHIFT + F_STATUS, SHIFT + F_VERSION
+local UPDATED_AT, LAST_ACTIVITY_AT = SHIFT + F_UPDATED_AT, SHIFT + F_LAST_ACTIVITY_AT
+local CLEARED_AT, CLEAR_REASON = SHIFT + F_CLEARED_AT, SHIFT + F_CLEAR_REASON
+local GENERATED = SHIFT + F_GENERATED
 if not values[STATUS] then return fail('CART_NOT_FOUND') end
 if ARGV[6] == '1' and values[GENERATED] ~= '1' then return fail('CART_NOT_FOUND') end
 if values[STATUS] == 'deleted' then return fail('CART_DELETED') end
@@ -39,9 +43,10 @@ if preserve then
 end
 values[VERSION], values[UPDATED_AT], values[LAST_ACTIVITY_AT] = version, NOW, NOW
 values[CLEARED_AT], values[CLEAR_REASON] = NOW, ARGV[5]
-for i = 2, #META_FIELDS + 1 do
+local first_field, last_field = SHIFT + 1, SHIFT + #META_FIELDS
+for i = first_field, last_field do
   if not values[i] then values[i] = '' end
 end
 -- The lines were just deleted: the reply names none.
-return {'OK', table.concat(values, '\31', 2, #META_FIELDS + 1), {}, coupons,
-  tonumber(values[1] or '0')}
+return cart_reply(table.concat(values, '\31', first_field, last_field), {}, coupons,
+  tonumber(values[ITEM_COUNT] or '0'))

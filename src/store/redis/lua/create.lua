@@ -1,4 +1,3 @@
-#!lua
 -- Create: ARGV[4..9] customer_id, session_id, channel, currency, locale, metadata json
 -- (opaque here); ARGV[10] '1' when the service generated the id, else '0'; ARGV[11..] the
 -- initial items (see plan_add). Version starts at 1.

@@ -1,4 +1,3 @@
-#!lua
 -- Delete: ARGV[4] order number. Turns the cart into a tombstone that lives the tombstone ttl.
 -- Repeating it with the same order number replies the same snapshot and changes nothing.
 -- Flags: none (not `allow-oom`): the tombstone keeps every line and adds deleted_at and the

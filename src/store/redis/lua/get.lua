@@ -1,4 +1,3 @@
-#!lua flags=allow-oom
 -- Get: a live cart's lifetime restarts now; a tombstone keeps its own expiry.
 -- Flags: `allow-oom`, so a full Redis still answers Get: besides reading, it only
 -- overwrites last_activity_at with a timestamp of the same width and re-arms the TTLs of keys

@@ -1,5 +1,6 @@
--- Prepended to every cart script (after the script's own `#!lua` line, which Redis reads
--- only as the first line of the source: it declares the script's flags, see each script): this part always, each `--- helper:` section only to the
+-- Prepended to every cart script (after its `#!lua` line, which Redis reads only as the first
+-- line of the source: it declares the script's flags, from `Script` in scripts.rs; each
+-- script's header says why): this part always, each `--- helper:` section only to the
 -- scripts that call it (Lua builds every closure of a script on every call, so unused ones
 -- would cost each call).
 --
@@ -78,10 +79,18 @@ local function header()
   return table.concat(values, '\31')
 end
 
+--- helper: cart_reply
+-- The reply of every script that returns a cart: the joined header (see `header`), the
+-- HGETALL of the lines and of the coupons, and one number (Clear's units cleared). The Rust
+-- side (codec::decode_snapshot) reads these positions.
+local function cart_reply(joined_header, lines, coupons, extra)
+  return {'OK', joined_header, lines, coupons, extra or 0}
+end
+
 --- helper: snapshot
--- The whole cart: the reply of every script that returns one.
+-- The whole cart as it is now.
 local function snapshot(extra)
-  return {'OK', header(), redis.call('HGETALL', LINES), redis.call('HGETALL', COUPONS), extra or 0}
+  return cart_reply(header(), redis.call('HGETALL', LINES), redis.call('HGETALL', COUPONS), extra)
 end
 
 --- helper: expire_all

@@ -1,4 +1,3 @@
-#!lua flags=allow-oom
 -- Remove: every key of the cart goes. Replies the units it held.
 -- Flags: `allow-oom`, so Remove frees space even when Redis is full. Its only write that can
 -- grow is the record of a refusal under a request id (a success's record is smaller than the

@@ -1,4 +1,3 @@
-#!lua
 -- UpdateItems: ARGV[4] the count, then per update: line_id, quantity (0 removes the line).
 -- Line ids are distinct (the caller merges duplicates).
 -- Flags: none (not `allow-oom`): a record rewritten with a longer quantity grows, and Redis

@@ -1,0 +1,493 @@
+//! The commands of the core: one validated value per operation, built by an adapter (gRPC's
+//! `convert`, a shim's decoder) and executed by [`super::Core`].
+//!
+//! A command names its cart by id only; the caller's tenant completes the key. The checks an
+//! adapter shares with the others (cart id, expected version, the texts of Clear and Delete)
+//! live here, so a field is refused with the same words on every interface, and every bad field
+//! of a request is reported at once as field violations (see [`Violations`]).
+
+use std::future::Future;
+
+use super::{Caller, ClearOutcome, Core, RemoveOutcome, view::CartView};
+use crate::auth::Scope;
+use crate::domain::{CartId, CouponCode, LineUpdate, Mutation, NewCart, NewLine, OrderNumber};
+use crate::error::{CartError, FieldViolation, MAX_FIELD_VIOLATIONS, bounded_violations};
+
+/// Largest accepted length of a short free text (reason, ids of the customer, ...).
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// The operations of the core: the `method` label of metrics and the name of the operation's
+/// span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Get,
+    AddItems,
+    UpdateItems,
+    ApplyCoupon,
+    Clear,
+    Remove,
+    Delete,
+}
+
+impl Operation {
+    /// The RPC name (`cart.v1.CartService/<name>`), also part of every fingerprint so that one
+    /// idempotency key cannot replay another operation's outcome.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "Create",
+            Self::Get => "Get",
+            Self::AddItems => "AddItems",
+            Self::UpdateItems => "UpdateItems",
+            Self::ApplyCoupon => "ApplyCoupon",
+            Self::Clear => "Clear",
+            Self::Remove => "Remove",
+            Self::Delete => "Delete",
+        }
+    }
+
+    /// What a caller must be allowed to do to run it.
+    pub fn scope(self) -> Scope {
+        match self {
+            Self::Get => Scope::Read,
+            _ => Scope::Write,
+        }
+    }
+}
+
+/// A validated request of one operation.
+pub trait Command: Send + Sized + 'static {
+    const OPERATION: Operation;
+    /// What the operation answers.
+    type Outcome: Send;
+
+    /// Everything the command asks for, for the fingerprint of its idempotency key: equal
+    /// bytes mean "the same request".
+    fn fingerprint(&self, out: &mut Fingerprint);
+
+    /// Runs the command in `core` (dispatches to the core's method of the operation).
+    fn execute(
+        self,
+        core: &Core,
+        caller: &Caller,
+    ) -> impl Future<Output = Result<Self::Outcome, CartError>> + Send;
+}
+
+/// The canonical bytes of a command: each field length-prefixed, so no two commands share
+/// them.
+#[derive(Debug, Default)]
+pub struct Fingerprint(Vec<u8>);
+
+impl Fingerprint {
+    pub fn text(&mut self, value: &str) -> &mut Self {
+        self.bytes(value.as_bytes())
+    }
+
+    pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
+        self.0
+            .extend_from_slice(&(value.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(value);
+        self
+    }
+
+    pub fn number(&mut self, value: i64) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    pub fn map(&mut self, map: &std::collections::BTreeMap<String, String>) -> &mut Self {
+        self.number(map.len() as i64);
+        for (key, value) in map {
+            self.text(key).text(value);
+        }
+        self
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Collects field violations while a request is decoded: the first [`MAX_FIELD_VIOLATIONS`]
+/// in full, the rest only counted (their field names are never built), so a hostile request
+/// costs little and its refusal stays small.
+#[derive(Debug, Default)]
+pub struct Violations {
+    listed: Vec<FieldViolation>,
+    total: usize,
+}
+
+impl Violations {
+    /// Records `result`'s error against `field`; the value when it is valid.
+    pub fn check<T>(
+        &mut self,
+        field: impl FnOnce() -> String,
+        result: Result<T, String>,
+    ) -> Option<T> {
+        result
+            .map_err(|description| self.push(field, description))
+            .ok()
+    }
+
+    /// Records a violation of `field` (named only if it is listed).
+    pub fn push(&mut self, field: impl FnOnce() -> String, description: impl Into<String>) {
+        self.total += 1;
+        if self.listed.len() < MAX_FIELD_VIOLATIONS {
+            self.listed.push(FieldViolation::new(field(), description));
+        }
+    }
+
+    /// Records a violation of a field with a fixed name.
+    pub fn refuse(&mut self, field: &str, description: impl Into<String>) {
+        self.push(|| field.to_owned(), description);
+    }
+
+    /// The value, if it was built and nothing was violated.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, CartError> {
+        match value {
+            Some(value) if self.total == 0 => Ok(value),
+            _ => Err(CartError::InvalidArgument(bounded_violations(
+                self.listed,
+                self.total,
+            ))),
+        }
+    }
+}
+
+/// Free text of at most `max_bytes`, without control characters (tabs aside).
+pub fn bounded_text(value: &str, max_bytes: usize) -> Result<String, String> {
+    if value.len() > max_bytes {
+        Err(format!("must be at most {max_bytes} bytes"))
+    } else if value.chars().any(|c| c.is_control() && c != '\t') {
+        Err("must not contain control characters".to_owned())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+pub fn cart_id(v: &mut Violations, value: &str) -> Option<CartId> {
+    v.check(|| "cart_id".to_owned(), CartId::parse(value))
+}
+
+pub fn expected_version(v: &mut Violations, value: i64) -> Option<i64> {
+    v.check(
+        || "expected_version".to_owned(),
+        if value >= 0 {
+            Ok(value)
+        } else {
+            Err("must be 0 (don't check) or a version".to_owned())
+        },
+    )
+}
+
+/// Create: a new cart, under a client-chosen id or one the core makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    /// `None`: the core generates one (derived from the idempotency key when there is one, so
+    /// that a retried Create lands on the same cart).
+    pub cart_id: Option<CartId>,
+    pub cart: NewCart,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Get {
+    pub cart_id: CartId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddItems {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+    /// Merged by sku: each line appears once.
+    pub items: Vec<NewLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateItems {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+    pub updates: Vec<LineUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyCoupon {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+    pub code: CouponCode,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clear {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+    pub preserve_coupons: bool,
+    pub reason: String,
+    /// The caller's only credential for the cart is its id (VTEX's public route): act only on
+    /// a cart whose id the service generated, else answer CART_NOT_FOUND (see
+    /// [`crate::domain::NewCart::id_generated`]).
+    pub only_generated_id: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remove {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delete {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+    pub order_number: OrderNumber,
+}
+
+impl Clear {
+    /// Checks the fields of a Clear into `v`.
+    pub fn check(
+        v: &mut Violations,
+        cart_id_value: &str,
+        expected_version_value: i64,
+        preserve_coupons: bool,
+        reason: &str,
+    ) -> Option<Self> {
+        let cart_id = cart_id(v, cart_id_value);
+        let expected_version = expected_version(v, expected_version_value);
+        let reason = v.check(|| "reason".to_owned(), bounded_text(reason, MAX_TEXT_BYTES));
+        Some(Self {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+            preserve_coupons,
+            reason: reason?,
+            only_generated_id: false,
+        })
+    }
+
+    /// A Clear of any version (the shims send none).
+    pub fn parse(cart_id: &str, preserve_coupons: bool, reason: &str) -> Result<Self, CartError> {
+        let mut v = Violations::default();
+        let command = Self::check(&mut v, cart_id, 0, preserve_coupons, reason);
+        v.finish(command)
+    }
+}
+
+impl Remove {
+    pub fn check(
+        v: &mut Violations,
+        cart_id_value: &str,
+        expected_version_value: i64,
+    ) -> Option<Self> {
+        let cart_id = cart_id(v, cart_id_value);
+        let expected_version = expected_version(v, expected_version_value);
+        Some(Self {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+        })
+    }
+
+    pub fn parse(cart_id: &str) -> Result<Self, CartError> {
+        let mut v = Violations::default();
+        let command = Self::check(&mut v, cart_id, 0);
+        v.finish(command)
+    }
+}
+
+impl Delete {
+    pub fn check(
+        v: &mut Violations,
+        cart_id_value: &str,
+        expected_version_value: i64,
+        order_number: &str,
+    ) -> Option<Self> {
+        let cart_id = cart_id(v, cart_id_value);
+        let expected_version = expected_version(v, expected_version_value);
+        let order_number = v.check(
+            || "order_number".to_owned(),
+            OrderNumber::parse(order_number),
+        );
+        Some(Self {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+            order_number: order_number?,
+        })
+    }
+
+    pub fn parse(cart_id: &str, order_number: &str) -> Result<Self, CartError> {
+        let mut v = Violations::default();
+        let command = Self::check(&mut v, cart_id, 0, order_number);
+        v.finish(command)
+    }
+}
+
+fn lines(out: &mut Fingerprint, items: &[NewLine]) {
+    out.number(items.len() as i64);
+    for item in items {
+        out.text(item.sku.as_str())
+            .text(&item.product_id)
+            .text(&item.title)
+            .number(i64::from(item.quantity))
+            .number(item.unit_price)
+            .text(item.currency.as_ref().map_or("", |c| c.as_str()))
+            .map(&item.attributes);
+    }
+}
+
+/// Implements [`Command`] for each command: its operation (of the same name), its outcome, the
+/// core method that runs it, and its fingerprint.
+macro_rules! commands {
+    ($($command:ident => $outcome:ty, $method:ident, |$c:ident, $out:ident| $fingerprint:block)*) => {
+        $(
+            impl Command for $command {
+                const OPERATION: Operation = Operation::$command;
+                type Outcome = $outcome;
+
+                fn fingerprint(&self, $out: &mut Fingerprint) {
+                    let $c = self;
+                    $fingerprint
+                }
+
+                fn execute(
+                    self,
+                    core: &Core,
+                    caller: &Caller,
+                ) -> impl Future<Output = Result<$outcome, CartError>> + Send {
+                    core.$method(caller, self)
+                }
+            }
+        )*
+    };
+}
+
+commands! {
+    Create => CartView, create, |c, out| {
+        let header = &c.cart.header;
+        out.text(c.cart_id.as_ref().map_or("", |id| id.as_str()))
+            .text(&header.customer_id)
+            .text(&header.session_id)
+            .text(&header.channel)
+            .text(header.currency.as_str())
+            .text(&header.locale)
+            .map(&header.metadata);
+        lines(out, &c.cart.items);
+    }
+    Get => CartView, get, |c, out| {
+        out.text(c.cart_id.as_str());
+    }
+    AddItems => CartView, add_items, |c, out| {
+        out.text(c.cart_id.as_str()).number(c.expected_version);
+        lines(out, &c.items);
+    }
+    UpdateItems => CartView, update_items, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .number(c.updates.len() as i64);
+        for update in &c.updates {
+            out.text(update.line_id.as_str())
+                .number(i64::from(update.quantity));
+        }
+    }
+    ApplyCoupon => CartView, apply_coupon, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .text(c.code.as_str())
+            .number(c.amount);
+    }
+    Clear => ClearOutcome, clear, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .number(i64::from(c.preserve_coupons))
+            .text(&c.reason)
+            .number(i64::from(c.only_generated_id));
+    }
+    Remove => RemoveOutcome, remove, |c, out| {
+        out.text(c.cart_id.as_str()).number(c.expected_version);
+    }
+    Delete => CartView, delete, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .text(c.order_number.as_str());
+    }
+}
+
+/// A command that is one [`Mutation`] of a live cart.
+pub(crate) trait IntoMutation {
+    /// The cart, the version it must be at (0: any), and the change.
+    fn into_mutation(self) -> (CartId, i64, Mutation);
+}
+
+impl IntoMutation for AddItems {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::AddItems(self.items);
+        (self.cart_id, self.expected_version, mutation)
+    }
+}
+
+impl IntoMutation for UpdateItems {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::UpdateItems(self.updates);
+        (self.cart_id, self.expected_version, mutation)
+    }
+}
+
+impl IntoMutation for ApplyCoupon {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::ApplyCoupon {
+            code: self.code,
+            amount: self.amount,
+        };
+        (self.cart_id, self.expected_version, mutation)
+    }
+}
+
+impl IntoMutation for Clear {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::Clear {
+            preserve_coupons: self.preserve_coupons,
+            reason: self.reason,
+            only_generated_id: self.only_generated_id,
+        };
+        (self.cart_id, self.expected_version, mutation)
+    }
+}
+
+impl IntoMutation for Delete {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        let mutation = Mutation::Delete {
+            order_number: self.order_number,
+        };
+        (self.cart_id, self.expected_version, mutation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_checks_name_the_fields_of_the_proto() {
+        let Err(CartError::InvalidArgument(violations)) = Clear::parse("bad id", false, "a\u{1}b")
+        else {
+            panic!("expected InvalidArgument");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["cart_id", "reason"]);
+        assert!(Delete::parse("c1", "with space").is_err());
+        assert_eq!(Remove::parse("c1").unwrap().expected_version, 0);
+    }
+
+    #[test]
+    fn fingerprints_tell_fields_apart() {
+        let bytes = |c: &Clear| {
+            let mut f = Fingerprint::default();
+            c.fingerprint(&mut f);
+            f.into_bytes()
+        };
+        let a = Clear::parse("c1", false, "ab").unwrap();
+        let mut b = a.clone();
+        b.preserve_coupons = true;
+        assert_ne!(bytes(&a), bytes(&b));
+        // Length prefixes: ("c1", "ab") and ("c1a", "b") differ.
+        assert_ne!(bytes(&a), bytes(&Clear::parse("c1a", false, "b").unwrap()));
+        assert_eq!(bytes(&a), bytes(&a.clone()));
+    }
+}
