@@ -980,3 +980,85 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 }
+
+/// A `cart-service` process a test started: its stderr lines are collected, and the addresses
+/// of its "listening" line read from them. Killed on drop, a panicking test included.
+pub struct ServiceProcess {
+    pub child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    addrs: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl ServiceProcess {
+    /// Spawns `command` with its stderr piped here, and waits up to 30 s for the line that
+    /// names both listening addresses (none when the process ends or never listens).
+    pub fn spawn(mut command: Command) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cart-service starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let (Some(grpc), Some(http)) = (
+                    addr_after(&line, "grpc_addr"),
+                    addr_after(&line, "http_addr"),
+                ) {
+                    let _ = tx.send((grpc, http));
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addrs = rx.recv_timeout(Duration::from_secs(30)).ok();
+        Self { child, log, addrs }
+    }
+
+    /// The gRPC and HTTP addresses it listens on.
+    pub fn addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.addrs
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to end by itself (`wait_for_exit`, up to 20 s) or kills it, then
+    /// returns every line it logged.
+    pub fn finish(mut self, wait_for_exit: bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while wait_for_exit && Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread sees EOF once the process is gone.
+        std::thread::sleep(Duration::from_millis(100));
+        self.log()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address after `key=` (text logs) or `"key":"` (JSON logs).
+pub fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
+    let at = line.find(key)? + key.len();
+    let rest = line[at..].trim_start_matches(['=', '"', ':']);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}

@@ -3,17 +3,15 @@
 //! through startup, requests that present (right and wrong) credentials, a Redis outage and
 //! a refused config file, and no line holds any of them.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
 
 use cart_service::pb;
 use cart_service::pb::cart_service_client::CartServiceClient;
 use tonic::transport::Channel;
 
-use crate::helpers::{self, RedisServer, TestApp, http};
+use crate::helpers::{self, RedisServer, ServiceProcess, TestApp, http};
 
 const REDIS_PASSWORD: &str = "redis-pw-LEAK-7f3a";
 const HMAC_SECRET: &str = "hmac-secret-LEAK-0c9d2e1f";
@@ -36,78 +34,16 @@ vtex = {{ account = "cosmetics2" }}
     )
 }
 
-/// The binary, its log lines collected; killed on drop.
-struct Binary {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Binary {
-    fn start(
-        redis_url: &str,
-        config: &std::path::Path,
-    ) -> (Self, Option<(SocketAddr, SocketAddr)>) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cart-service"))
-            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-            .env_clear()
-            .env("CART_REDIS_URL", redis_url)
-            .env("CART_CONFIG", config)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cart-service starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let (Some(grpc), Some(http)) = (
-                    addr_after(&line, "grpc_addr"),
-                    addr_after(&line, "http_addr"),
-                ) {
-                    let _ = tx.send((grpc, http));
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addrs = rx.recv_timeout(Duration::from_secs(30)).ok();
-        (Self { child, log }, addrs)
-    }
-
-    /// Waits for the process to end (a refused config) or kills it, then returns its log.
-    fn finish(mut self, wait_for_exit: bool) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while wait_for_exit && Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The reader thread sees EOF once the process is gone.
-        std::thread::sleep(Duration::from_millis(100));
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
-    let at = line.find(key)? + key.len();
-    let rest = line[at..].trim_start_matches(['=', '"', ':']);
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
+/// The binary with a Redis URL and a config file, logging at debug level.
+fn start(redis_url: &str, config: &std::path::Path) -> ServiceProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cart-service"));
+    command
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env_clear()
+        .env("CART_REDIS_URL", redis_url)
+        .env("CART_CONFIG", config)
+        .env("RUST_LOG", "debug");
+    ServiceProcess::spawn(command)
 }
 
 fn assert_no_secret(log: &[String], what: &str) {
@@ -134,8 +70,8 @@ async fn the_binary_logs_no_secret() {
         .and_then(|mut f| f.write_all(config().as_bytes()))
         .unwrap();
     let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}/", redis.port());
-    let (binary, addrs) = Binary::start(&url, &path);
-    let (grpc_addr, http_addr) = addrs.expect("listening line");
+    let binary = start(&url, &path);
+    let (grpc_addr, http_addr) = binary.addrs().expect("listening line");
 
     let channel = Channel::from_shared(format!("http://{grpc_addr}"))
         .unwrap()
@@ -214,7 +150,7 @@ fn a_refused_config_file_does_not_echo_its_secrets() {
         .and_then(|mut f| f.write_all(broken.as_bytes()))
         .unwrap();
     let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:1/");
-    let (binary, _) = Binary::start(&url, &path);
+    let binary = start(&url, &path);
     let log = binary.finish(true);
     assert!(
         log.iter().any(|l| l.contains("invalid config file")),

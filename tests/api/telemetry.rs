@@ -1,9 +1,9 @@
 //! Traces and logs of the real binary: an OTLP collector (a tonic `TraceService` on loopback)
 //! receives what the service exports; the service runs against a real redis-server.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,10 +107,9 @@ impl Drop for Collector {
 /// The real `cart-service` binary with [`SHIM_CONFIG`], on free loopback ports. Killed on
 /// drop (a panicking test included); [`Service::stop`] ends it with SIGTERM instead.
 pub(crate) struct Service {
-    child: Child,
+    process: helpers::ServiceProcess,
     pub(crate) grpc_addr: SocketAddr,
     pub(crate) http_addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
     dir: std::path::PathBuf,
 }
 
@@ -121,46 +120,24 @@ impl Service {
         std::fs::File::create(&config)
             .and_then(|mut f| f.write_all(SHIM_CONFIG.as_bytes()))
             .expect("config written");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cart-service"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cart-service"));
+        command
             .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .env_clear()
             .env("CART_REDIS_URL", redis.url())
             .env("CART_CONFIG", &config)
             .env("RUST_LOG", "info,cart_service=debug")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cart-service starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let (Some(grpc), Some(http)) = (
-                    addr_after(&line, "grpc_addr"),
-                    addr_after(&line, "http_addr"),
-                ) {
-                    let _ = addrs_tx.send((grpc, http));
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut service = Self {
-            child,
-            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
+            .envs(env.iter().copied());
+        let process = helpers::ServiceProcess::spawn(command);
+        let (grpc_addr, http_addr) = process
+            .addrs()
+            .unwrap_or_else(|| panic!("no listening line: {:?}", process.log()));
+        Self {
+            process,
+            grpc_addr,
+            http_addr,
             dir,
-        };
-        let (grpc, http) = addrs_rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no listening line: {:?}", service.log()));
-        service.grpc_addr = grpc;
-        service.http_addr = http;
-        service
+        }
     }
 
     async fn client(&self) -> CartServiceClient<Channel> {
@@ -174,17 +151,17 @@ impl Service {
     }
 
     pub(crate) fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.process.log()
     }
 
     /// SIGTERM, then waits for a clean exit: the service flushes its spans on the way out.
     /// Async, so that this runtime's client connections answer the server's goodbye.
     async fn stop(&mut self) {
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        unsafe { libc::kill(self.process.child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.child.try_wait().unwrap() {
                 assert!(status.success(), "exit status {status}: {:?}", self.log());
                 return;
             }
@@ -196,20 +173,10 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The address after `key=` (text logs) or `"key":"` (JSON logs).
-fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
-    let at = line.find(key)? + key.len();
-    let rest = line[at..].trim_start_matches(['=', '"', ':']);
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
 }
 
 fn random_hex(bytes: usize) -> String {
