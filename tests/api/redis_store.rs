@@ -456,13 +456,21 @@ async fn auth_comes_from_the_url() {
     .await;
 }
 
-/// Waits until `master` reports `replicas` online replicas.
+/// Waits until `master` reports `replicas` online replicas and a `WAIT` for them returns at
+/// once: a replica can be listed online before it acknowledges its first offset, and a
+/// mutation sent then would time out waiting for it.
 fn wait_for_replicas(master: &RedisServer, replicas: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let info = master.command(&["INFO", "replication"]);
         let online = info.matches("state=online").count();
-        if info.contains(&format!("connected_slaves:{replicas}")) && online == replicas {
+        if info.contains(&format!("connected_slaves:{replicas}"))
+            && online == replicas
+            && master
+                .command(&["WAIT", &replicas.to_string(), "100"])
+                .trim()
+                == format!(":{replicas}")
+        {
             return;
         }
         assert!(
@@ -490,7 +498,9 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
     let mut settings = crate::helpers::test_settings(&Backend::Redis(master.url()));
     settings.durability = cart_service::store::redis::Durability {
         min_replicas: 1,
-        timeout: Duration::from_millis(200),
+        // Long enough for a replica on a loaded machine, and within the store's 2 s response
+        // timeout, which the stopped-replica step would otherwise hit first.
+        timeout: Duration::from_secs(1),
     };
     let app = crate::helpers::spawn_with(settings).await;
     let cart = app.create_cart(&[]).await;
