@@ -18,6 +18,7 @@
 mod codec;
 pub mod connection;
 mod eviction;
+mod msgpack;
 mod scripts;
 
 use std::time::Duration;
@@ -29,7 +30,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use self::codec::Reply;
+use self::codec::{Body, Reply};
 use self::connection::Connection;
 use self::eviction::{EvictionGuard, Survey};
 use self::scripts::{Key, RetryClass, Script, Scripts};
@@ -310,7 +311,7 @@ impl RedisStore {
 
     /// [`RedisStore::run`] in an OpenTelemetry client span (`db.*` and `server.*` attributes,
     /// the failure recorded on it), timed into the script's latency histogram.
-    async fn traced(&self, call: Call<'_>) -> Result<Vec<Value>, CartError> {
+    async fn traced(&self, call: Call<'_>) -> Result<Body, CartError> {
         let script = call.script;
         let span = tracing::info_span!(
             "redis",
@@ -339,7 +340,7 @@ impl RedisStore {
     /// Runs one script call: admitted by the eviction policy, sent (and resent per its
     /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
     /// decoded.
-    async fn run(&self, mut call: Call<'_>) -> Result<Vec<Value>, CartError> {
+    async fn run(&self, mut call: Call<'_>) -> Result<Body, CartError> {
         let cmd = self.command(&mut call);
         let request = if call.script.mutates() && self.durability.min_replicas > 0 {
             let mut pipeline = redis::pipe();
@@ -456,7 +457,7 @@ impl RedisStore {
     }
 
     /// The outcome of a decoded reply.
-    fn outcome(reply: Reply, call: &Call<'_>, attempts: u32) -> Result<Vec<Value>, CartError> {
+    fn outcome(reply: Reply, call: &Call<'_>, attempts: u32) -> Result<Body, CartError> {
         match reply {
             Reply::Ok(parts) => Ok(parts),
             // After a resend, a guard refusal may be the first attempt's own success showing
@@ -479,8 +480,8 @@ impl RedisStore {
     }
 
     async fn snapshot(&self, call: Call<'_>) -> Result<(CartState, i64), CartError> {
-        let parts = self.traced(call).await?;
-        codec::decode_snapshot(&parts)
+        let body = self.traced(call).await?;
+        codec::decode_snapshot(&body, &self.policy)
     }
 }
 
@@ -680,8 +681,8 @@ impl CartStore for RedisStore {
             request,
             Vec::new(),
         );
-        let parts = self.traced(call).await?;
-        codec::decode_units(&parts)
+        let body = self.traced(call).await?;
+        codec::decode_units(&body)
     }
 
     /// PING, then the eviction survey (on a Cluster also the slot-map probe).
