@@ -29,9 +29,9 @@ fn mentions(code: &str, name: &str) -> bool {
 
 /// The Lua source of a script for a store with `policy`: the prelude's always-included part
 /// (with the policy's values written in), the helpers the body needs (and the helpers those
-/// need; a helper only calls helpers defined above it), the header field list when something
-/// reads it, and the body as a function that the prelude's `once` runs at most once per
-/// idempotency key.
+/// need; a helper only calls helpers defined above it), the header field names, count and
+/// positions when something uses them, and the body as a function that the prelude's `once`
+/// runs at most once per idempotency key.
 pub fn source(body: &str, policy: &CartPolicy) -> String {
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
@@ -47,17 +47,22 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
         }
     }
     let mut source = String::new();
-    if mentions(&needed, "META_FIELDS") {
+    // The field names, as a function returning them (only a v1 cart's read needs them, and
+    // a table constructor at the top would run on every call).
+    if mentions(&needed, "meta_fields") {
         let fields: Vec<String> = MetaField::ALL
             .iter()
             .map(|f| format!("'{}'", f.name()))
             .collect();
-        source.push_str(&format!("local META_FIELDS = {{{}}}\n", fields.join(", ")));
+        source.push_str(&format!(
+            "local function meta_fields() return {} end\n",
+            fields.join(", ")
+        ));
     }
     if mentions(&needed, "META_COUNT") {
         source.push_str(&format!("local META_COUNT = {}\n", MetaField::ALL.len()));
     }
-    // `F_<FIELD>`: a field's position in the header array (and in META_FIELDS), for the code
+    // `F_<FIELD>`: a field's position in the header array (and in `meta_fields()`), for the code
     // that indexes a header (the positions are named once, by the Rust list).
     let positions: Vec<(String, usize)> = MetaField::ALL
         .iter()
@@ -131,11 +136,11 @@ pub enum RetryClass {
 /// A KEYS entry of the scripts (see `lua/prelude.lua`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
-    /// `cart:{tenant:id}`: the header hash.
+    /// `cart:{tenant:id}`: the cart's value (layout v2), or a v1 cart's header hash.
     Meta,
-    /// `cart:{tenant:id}:lines`.
+    /// `cart:{tenant:id}:lines`: a v1 cart's lines hash (read, then deleted, by v2 scripts).
     Lines,
-    /// `cart:{tenant:id}:coupons`.
+    /// `cart:{tenant:id}:coupons`: a v1 cart's coupons hash (likewise).
     Coupons,
 }
 
@@ -274,7 +279,7 @@ mod tests {
         assert!(clear.contains("local function fail("));
         assert!(clear.contains("local function once("));
         // Clear reads v1 carts too: it carries the v1 field names, from the one list.
-        assert!(clear.contains("local META_FIELDS = {'customer_id'"));
+        assert!(clear.contains("local function meta_fields() return 'customer_id', "));
         assert!(clear.contains("local function v1_cart("));
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function contents("));

@@ -97,7 +97,7 @@ end
 -- "position|amount"), as the v2 header table and the packed coupons and lines; nil when
 -- there is no such cart. Values keep the v1 strings (the Rust side reads numbers from either).
 local function v1_cart()
-  local h = redis.call('HMGET', CART, unpack(META_FIELDS))
+  local h = redis.call('HMGET', CART, meta_fields())
   if not h[F_STATUS] then return nil end
   local records, flat = {}, redis.call('HGETALL', V1_LINES)
   local bytes = 0
