@@ -69,8 +69,9 @@ local function once(body)
     return reply
   end
   local reply = body()
-  -- A refusal for want of memory is no outcome of the request: nothing is remembered.
-  if reply == fail('STORE_FULL') then return reply end
+  -- A refusal for want of memory is no outcome of the request: nothing is remembered. (The
+  -- literal is fail('STORE_FULL'), packed once here rather than on every call.)
+  if reply == '\170STORE_FULL\160' then return reply end
   redis.call('SET', REQUEST, FINGERPRINT .. reply, 'PX', REQUEST_TTL)
   return reply
 end
