@@ -231,11 +231,16 @@ impl CartState {
         }
     }
 
-    /// Records a read: a live cart's lifetime restarts, a tombstone's does not.
-    pub fn touch(&mut self, now: UnixMillis) {
-        if self.status == CartStatus::Active {
+    /// Records a read: a live cart's lifetime restarts once it has run down by more than
+    /// [`CartPolicy::refresh_slack_ms`] (so most reads change nothing); a tombstone's never.
+    /// Returns whether it restarted.
+    pub fn touch(&mut self, now: UnixMillis, policy: &CartPolicy) -> bool {
+        let due = now - self.last_activity_at > policy.refresh_slack_ms();
+        if self.status == CartStatus::Active && due {
             self.last_activity_at = now;
+            return true;
         }
+        false
     }
 
     /// The guard of every mutation of a live cart (Remove included).

@@ -507,8 +507,9 @@ impl CartStore for MemoryStore {
             .live_entry(&mut shard.carts, key, now)
             .ok_or(CartError::CartNotFound)?;
         // Only timestamps change: the cart's size does not, so a full store still reads.
-        entry.state.touch(now);
-        entry.expires_at = entry.state.expires_at(&self.policy);
+        if entry.state.touch(now, &self.policy) {
+            entry.expires_at = entry.state.expires_at(&self.policy);
+        }
         Ok(entry.state.clone())
     }
 

@@ -42,6 +42,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod idempotency;
+mod layout;
 mod outage;
 mod overload;
 mod redis_store;

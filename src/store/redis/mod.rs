@@ -1,9 +1,18 @@
-//! The production store: carts in Redis, each mutation one EVALSHA of a Lua script.
+//! The production store: carts in Redis, each call one EVALSHA of a Lua script.
 //!
-//! Keys (SPEC §7): `cart:{tenant:id}`, `cart:{tenant:id}:lines`, `cart:{tenant:id}:coupons`,
-//! all carrying the cart's TTL and one hash tag, so each script touches one Cluster slot.
-//! A call with an idempotency key also names `cart:{tenant:id}:request:<key>`, where its script
-//! keeps the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a
+//! Layout v2 (SPEC §7 leaves it to the store): a cart is one string key, `cart:{tenant:id}`,
+//! holding the whole cart as msgpack (the header as one array of [`codec::MetaField`]s, then
+//! the coupons, then the lines; see `lua/prelude.lua`), whose expiry is the cart's TTL. So a
+//! mutation is one GET and one `SET ... PXAT`, a Clear replaces the value whatever its size,
+//! and the reply is one bulk string that `codec` decodes in place. A steady-state Get writes
+//! nothing: a live cart's `last_activity_at` is its key's expiry less `cart_ttl`, and a Get
+//! re-arms the expiry only once it has run down by more than
+//! [`CartPolicy::refresh_slack_ms`] (1 % of `cart_ttl`), as the in-memory store does.
+//! Carts still in layout v1 (a header hash plus `cart:{tenant:id}:lines` and
+//! `cart:{tenant:id}:coupons` hashes; their names are still passed as KEYS, one hash tag) are
+//! read as they are and rewritten in v2 by their first mutation; records left by v1 scripts
+//! replay as they were. A call with an idempotency key also names
+//! `cart:{tenant:id}:request:<key>`, where its script keeps its reply bytes. Every call is bounded by the store timeout; a
 //! failed call is sent again only when that cannot apply it twice (see `Call::retry`). With
 //! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
 //! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and
@@ -18,6 +27,7 @@
 mod codec;
 pub mod connection;
 mod eviction;
+mod msgpack;
 mod scripts;
 
 use std::time::Duration;
@@ -29,7 +39,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use self::codec::Reply;
+use self::codec::{Body, Reply};
 use self::connection::Connection;
 use self::eviction::{EvictionGuard, Survey};
 use self::scripts::{Key, RetryClass, Script, Scripts};
@@ -310,7 +320,7 @@ impl RedisStore {
 
     /// [`RedisStore::run`] in an OpenTelemetry client span (`db.*` and `server.*` attributes,
     /// the failure recorded on it), timed into the script's latency histogram.
-    async fn traced(&self, call: Call<'_>) -> Result<Vec<Value>, CartError> {
+    async fn traced(&self, call: Call<'_>) -> Result<Body, CartError> {
         let script = call.script;
         let span = tracing::info_span!(
             "redis",
@@ -339,7 +349,7 @@ impl RedisStore {
     /// Runs one script call: admitted by the eviction policy, sent (and resent per its
     /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
     /// decoded.
-    async fn run(&self, mut call: Call<'_>) -> Result<Vec<Value>, CartError> {
+    async fn run(&self, mut call: Call<'_>) -> Result<Body, CartError> {
         let cmd = self.command(&mut call);
         let request = if call.script.mutates() && self.durability.min_replicas > 0 {
             let mut pipeline = redis::pipe();
@@ -456,7 +466,7 @@ impl RedisStore {
     }
 
     /// The outcome of a decoded reply.
-    fn outcome(reply: Reply, call: &Call<'_>, attempts: u32) -> Result<Vec<Value>, CartError> {
+    fn outcome(reply: Reply, call: &Call<'_>, attempts: u32) -> Result<Body, CartError> {
         match reply {
             Reply::Ok(parts) => Ok(parts),
             // After a resend, a guard refusal may be the first attempt's own success showing
@@ -479,8 +489,8 @@ impl RedisStore {
     }
 
     async fn snapshot(&self, call: Call<'_>) -> Result<(CartState, i64), CartError> {
-        let parts = self.traced(call).await?;
-        codec::decode_snapshot(&parts)
+        let body = self.traced(call).await?;
+        codec::decode_snapshot(&body, &self.policy)
     }
 }
 
@@ -680,8 +690,8 @@ impl CartStore for RedisStore {
             request,
             Vec::new(),
         );
-        let parts = self.traced(call).await?;
-        codec::decode_units(&parts)
+        let body = self.traced(call).await?;
+        codec::decode_units(&body)
     }
 
     /// PING, then the eviction survey (on a Cluster also the slot-map probe).
