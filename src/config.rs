@@ -149,6 +149,9 @@ pub struct ConfigFile {
     pub redis_timeout: Option<String>,
     /// How long a mutation's outcome is remembered under its idempotency key (`request_id`).
     pub request_id_ttl: Option<String>,
+    /// How long a frozen cart stays frozen before it opens by itself ("0s": until Unfreeze or
+    /// Delete).
+    pub freeze_ttl: Option<String>,
     #[serde(default)]
     pub durability: DurabilityConfig,
     #[serde(default)]
@@ -289,6 +292,14 @@ impl Settings {
                 &file.request_id_ttl,
                 self.policy.request_id_ttl,
             )?,
+            freeze_ttl: match &file.freeze_ttl {
+                None => self.policy.freeze_ttl,
+                Some(text) => humantime::parse_duration(text).map_err(|_| {
+                    invalid(format!(
+                        "freeze_ttl: {text:?} is not a duration like \"1h\" (\"0s\": never)"
+                    ))
+                })?,
+            },
             limits: file.limits.clone(),
         };
         self.redis_timeouts.response = duration(

@@ -4,6 +4,13 @@
 //! them check for check, in the same order, and the shared contract suite holds both to it.
 //! Every mutation validates everything first and changes nothing when it fails.
 //!
+//! Statuses: ACTIVE carts take every mutation; FROZEN carts (Freeze, for checkout) refuse
+//! changes of their content with `CartFrozen` but take Remove, Delete, Freeze and Unfreeze, and
+//! thaw by themselves at `frozen_until` (the config's `freeze_ttl`); MERGING (a Merge sealed
+//! the cart under its idempotency key: its content is what the merge takes) and MERGED (the
+//! tombstone a Merge leaves) refuse every mutation with `CartMerged` except the steps of the
+//! sealing Merge itself ([`Mutation::Unseal`], [`Mutation::FinishMerge`]).
+//!
 //! A cart's size is bounded by [`Limits::max_cart_bytes`] over its lines, counted as a Redis
 //! store holds them: each line's id plus its description (the JSON of [`LineDescription`]),
 //! so both stores count the same bytes and refuse at the same point.
@@ -28,7 +35,38 @@ pub struct CartHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CartStatus {
     Active,
+    /// Held still for checkout (see the module doc).
+    Frozen,
     Deleted,
+    /// Sealed by a Merge under way: its lines are being taken into `merged_into`.
+    Merging,
+    /// The tombstone of a merged cart.
+    Merged,
+}
+
+/// How [`Mutation::Absorb`] combines a guest's lines with the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeMode {
+    /// Quantities add as AddItems would; the limits apply.
+    Sum,
+    /// The higher quantity per sku.
+    Max,
+    /// The target's lines are replaced by the guest's.
+    KeepSource,
+    /// The guest's lines are dropped.
+    KeepTarget,
+}
+
+impl MergeMode {
+    /// Its name in fingerprints and in the Redis script's arguments.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sum => "sum",
+            Self::Max => "max",
+            Self::KeepSource => "keep_source",
+            Self::KeepTarget => "keep_target",
+        }
+    }
 }
 
 /// The immutable part of a line as stored (JSON): what [`Line::bytes`] counts.
@@ -154,6 +192,41 @@ pub enum Mutation {
     Delete {
         order_number: OrderNumber,
     },
+    /// Holds the cart still; a frozen cart stays as it is (no version bump).
+    Freeze {
+        reason: String,
+        /// When it thaws by itself (`None`: only Unfreeze or Delete end it).
+        until: Option<UnixMillis>,
+    },
+    /// Opens a frozen cart; an active cart stays as it is (no version bump).
+    Unfreeze,
+    /// Gives a guest cart to `customer_id` (Merge when the customer has no cart). A cart of
+    /// another customer is `CartNotFound`; one already the customer's stays as it is.
+    Claim {
+        customer_id: String,
+    },
+    /// Merge step 2: seals the source for the Merge of `merge_key` into `target` (no version
+    /// bump: an unsealed source is as it was). Sealing it again under the same key is a no-op.
+    Seal {
+        target: String,
+        merge_key: String,
+    },
+    /// Undoes [`Mutation::Seal`] of `merge_key` after the target refused the merge.
+    Unseal {
+        merge_key: String,
+    },
+    /// Merge step 3, on the target: the source's lines by `mode`, and its coupons by code.
+    Absorb {
+        mode: MergeMode,
+        /// The source's currency: a target of another is `CurrencyMismatch`.
+        currency: Currency,
+        items: Vec<NewLine>,
+        coupons: Vec<(CouponCode, i64)>,
+    },
+    /// Merge step 4: the sealed source becomes the MERGED tombstone (again: a no-op).
+    FinishMerge {
+        merge_key: String,
+    },
 }
 
 /// What a successful mutation reports beyond the new state.
@@ -182,6 +255,15 @@ pub struct CartState {
     pub next_position: i64,
     /// See [`NewCart::id_generated`]; false for carts stored before it was recorded.
     pub id_generated: bool,
+    /// Set while FROZEN.
+    pub frozen_at: Option<UnixMillis>,
+    pub freeze_reason: String,
+    /// When a FROZEN cart thaws by itself (`None`: never).
+    pub frozen_until: Option<UnixMillis>,
+    /// The target of a MERGING or MERGED cart.
+    pub merged_into: String,
+    /// The idempotency key of the Merge that sealed a MERGING or MERGED cart.
+    pub merge_key: String,
 }
 
 impl CartState {
@@ -202,6 +284,11 @@ impl CartState {
             version: 1,
             next_position: 1,
             id_generated: new.id_generated,
+            frozen_at: None,
+            freeze_reason: String::new(),
+            frozen_until: None,
+            merged_into: String::new(),
+            merge_key: String::new(),
         };
         let sizes = cart.check_add(&new.items, now, limits)?;
         cart.add(new.items, sizes, now);
@@ -227,27 +314,66 @@ impl CartState {
     pub fn expires_at(&self, policy: &CartPolicy) -> UnixMillis {
         match (self.status, self.deleted_at) {
             (CartStatus::Deleted, Some(deleted_at)) => deleted_at + policy.tombstone_ttl_ms(),
+            // A merged tombstone never changes after the merge that made it.
+            (CartStatus::Merged, _) => self.updated_at + policy.tombstone_ttl_ms(),
             _ => self.last_activity_at + policy.cart_ttl_ms(),
+        }
+    }
+
+    /// Whether the cart is ACTIVE or FROZEN (what GetActiveCart may answer).
+    pub fn is_live(&self) -> bool {
+        matches!(self.status, CartStatus::Active | CartStatus::Frozen)
+    }
+
+    /// A frozen cart past its `frozen_until` reads as active: an abandoned checkout ends by
+    /// itself. Both stores apply this to what they read, before any mutation.
+    pub fn thaw(&mut self, now: UnixMillis) {
+        if self.status == CartStatus::Frozen && self.frozen_until.is_some_and(|until| until <= now)
+        {
+            self.status = CartStatus::Active;
+            self.frozen_at = None;
+            self.freeze_reason.clear();
+            self.frozen_until = None;
         }
     }
 
     /// Records a read: a live cart's lifetime restarts, a tombstone's does not.
     pub fn touch(&mut self, now: UnixMillis) {
-        if self.status == CartStatus::Active {
+        if matches!(
+            self.status,
+            CartStatus::Active | CartStatus::Frozen | CartStatus::Merging
+        ) {
             self.last_activity_at = now;
         }
     }
 
-    /// The guard of every mutation of a live cart (Remove included).
-    pub fn check_live(&self, expected_version: i64) -> Result<(), CartError> {
-        if self.status == CartStatus::Deleted {
-            return Err(CartError::CartDeleted);
-        }
+    /// The guard of Remove, Delete and Freeze/Unfreeze: the cart has not ended (deleted,
+    /// merged or being merged) and is at `expected_version`. A frozen cart passes.
+    pub fn check_open(&self, expected_version: i64) -> Result<(), CartError> {
+        self.check_not_ended()?;
         if expected_version != 0 && expected_version != self.version {
             return Err(CartError::VersionMismatch {
                 expected: expected_version,
                 actual: self.version,
             });
+        }
+        Ok(())
+    }
+
+    fn check_not_ended(&self) -> Result<(), CartError> {
+        match self.status {
+            CartStatus::Deleted => Err(CartError::CartDeleted),
+            CartStatus::Merging | CartStatus::Merged => Err(CartError::CartMerged),
+            CartStatus::Active | CartStatus::Frozen => Ok(()),
+        }
+    }
+
+    /// The guard of every change of a cart's content: [`CartState::check_open`], and not
+    /// frozen.
+    pub fn check_live(&self, expected_version: i64) -> Result<(), CartError> {
+        self.check_open(expected_version)?;
+        if self.status == CartStatus::Frozen {
+            return Err(CartError::CartFrozen);
         }
         Ok(())
     }
@@ -278,7 +404,32 @@ impl CartState {
                 Err(CartError::OrderNumberMismatch)
             };
         }
-        self.check_live(expected_version)?;
+        match mutation {
+            Mutation::Freeze { .. } | Mutation::Unfreeze => {
+                self.check_not_ended()?;
+                // Freezing a frozen cart (unfreezing an active one) changes nothing.
+                if (self.status == CartStatus::Frozen)
+                    == matches!(mutation, Mutation::Freeze { .. })
+                {
+                    return Ok(MutationOutcome::default());
+                }
+                self.check_open(expected_version)?;
+            }
+            Mutation::Seal { .. } | Mutation::Unseal { .. } | Mutation::FinishMerge { .. } => {
+                return self.merge_step(mutation, now);
+            }
+            Mutation::Delete { .. } => self.check_open(expected_version)?,
+            Mutation::Claim { customer_id } => {
+                self.check_live(expected_version)?;
+                if self.header.customer_id == *customer_id {
+                    return Ok(MutationOutcome::default());
+                }
+                if !self.header.customer_id.is_empty() {
+                    return Err(CartError::CartNotFound);
+                }
+            }
+            _ => self.check_live(expected_version)?,
+        }
         let mut outcome = MutationOutcome::default();
         match mutation {
             Mutation::AddItems(items) => {
@@ -308,11 +459,145 @@ impl CartState {
                 self.deleted_at = Some(now);
                 self.order_number = order_number.to_string();
             }
+            Mutation::Freeze { reason, until } => {
+                self.status = CartStatus::Frozen;
+                self.frozen_at = Some(now);
+                self.freeze_reason = reason.clone();
+                self.frozen_until = *until;
+            }
+            Mutation::Unfreeze => {
+                self.status = CartStatus::Active;
+                self.frozen_at = None;
+                self.freeze_reason.clear();
+                self.frozen_until = None;
+            }
+            Mutation::Claim { customer_id } => self.header.customer_id = customer_id.clone(),
+            Mutation::Absorb {
+                mode,
+                currency,
+                items,
+                coupons,
+            } => self.absorb(*mode, currency, items, coupons, now, limits)?,
+            Mutation::Seal { .. } | Mutation::Unseal { .. } | Mutation::FinishMerge { .. } => {
+                unreachable!("merge steps return above")
+            }
         }
         self.version += 1;
         self.updated_at = now;
         self.last_activity_at = now;
         Ok(outcome)
+    }
+
+    /// The source's side of a Merge (`lua/seal.lua`, `unseal.lua`, `finish_merge.lua`).
+    fn merge_step(
+        &mut self,
+        mutation: &Mutation,
+        now: UnixMillis,
+    ) -> Result<MutationOutcome, CartError> {
+        let sealed_by = |key: &str| self.merge_key == key;
+        match mutation {
+            Mutation::Seal { target, merge_key } => match self.status {
+                CartStatus::Deleted => Err(CartError::CartDeleted),
+                CartStatus::Merging if sealed_by(merge_key) => Ok(MutationOutcome::default()),
+                CartStatus::Merging | CartStatus::Merged => Err(CartError::CartMerged),
+                CartStatus::Frozen => Err(CartError::CartFrozen),
+                CartStatus::Active => {
+                    self.status = CartStatus::Merging;
+                    self.merged_into = target.clone();
+                    self.merge_key = merge_key.clone();
+                    Ok(MutationOutcome::default())
+                }
+            },
+            Mutation::Unseal { merge_key } => {
+                if self.status == CartStatus::Merging && sealed_by(merge_key) {
+                    self.status = CartStatus::Active;
+                    self.merged_into.clear();
+                    self.merge_key.clear();
+                }
+                Ok(MutationOutcome::default())
+            }
+            Mutation::FinishMerge { merge_key } => match self.status {
+                CartStatus::Merged if sealed_by(merge_key) => Ok(MutationOutcome::default()),
+                CartStatus::Merging if sealed_by(merge_key) => {
+                    self.status = CartStatus::Merged;
+                    self.version += 1;
+                    self.updated_at = now;
+                    Ok(MutationOutcome::default())
+                }
+                CartStatus::Deleted => Err(CartError::CartDeleted),
+                _ => Err(CartError::CartMerged),
+            },
+            _ => unreachable!("only merge steps"),
+        }
+    }
+
+    /// Merge step 3 on the target (`lua/merge_in.lua` mirrors it): checks every line, then
+    /// every coupon, then changes the lines and coupons; on error nothing has changed.
+    fn absorb(
+        &mut self,
+        mode: MergeMode,
+        currency: &Currency,
+        items: &[NewLine],
+        coupons: &[(CouponCode, i64)],
+        now: UnixMillis,
+        limits: &Limits,
+    ) -> Result<(), CartError> {
+        if currency != &self.header.currency {
+            return Err(CartError::CurrencyMismatch(currency.to_string()));
+        }
+        // The lines the mode leaves, checked on a copy.
+        let mut merged = self.clone();
+        match mode {
+            MergeMode::KeepTarget => {}
+            MergeMode::Sum => {
+                let sizes = merged.check_add(items, now, limits)?;
+                merged.add(items.to_vec(), sizes, now);
+            }
+            MergeMode::KeepSource => {
+                merged.lines.clear();
+                let sizes = merged.check_add(items, now, limits)?;
+                merged.add(items.to_vec(), sizes, now);
+            }
+            MergeMode::Max => {
+                // Only what raises a line, or a new line, is added: the difference.
+                let raises: Vec<NewLine> = items
+                    .iter()
+                    .filter_map(|item| {
+                        let current = merged.line(&item.line_id).map_or(0, |l| l.quantity);
+                        (item.quantity > current || current == 0).then(|| NewLine {
+                            quantity: item.quantity - current.min(item.quantity),
+                            ..item.clone()
+                        })
+                    })
+                    .filter(|item| item.quantity > 0)
+                    .collect();
+                let sizes = merged.check_add(&raises, now, limits)?;
+                merged.add(raises, sizes, now);
+            }
+        }
+        let mut added = 0;
+        for (code, _) in coupons {
+            if merged.coupons.iter().all(|c| &c.code != code) {
+                added += 1;
+            }
+        }
+        if added > 0 && merged.coupons.len() + added > limits.max_coupons as usize {
+            return Err(CartError::CouponLimit(limits.max_coupons));
+        }
+        for (code, amount) in coupons {
+            if merged.coupons.iter().all(|c| &c.code != code) {
+                merged.coupons.push(Coupon {
+                    code: code.clone(),
+                    amount: *amount,
+                    position: merged.next_position,
+                });
+                merged.next_position += 1;
+            }
+        }
+        self.lines = merged.lines;
+        self.coupons = merged.coupons;
+        self.next_position = merged.next_position;
+        Ok(())
     }
 
     /// Checks items in order (the Lua `plan_add` mirrors it); returns the bytes each new line

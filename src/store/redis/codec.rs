@@ -35,10 +35,18 @@ pub enum MetaField {
     NextPosition,
     /// "1" when the service generated the cart's id (see `NewCart::id_generated`).
     Generated,
+    FrozenAt,
+    FreezeReason,
+    /// When a frozen cart thaws ('' = never; see `CartState::thaw`).
+    FrozenUntil,
+    /// The target of a merging or merged cart.
+    MergedInto,
+    /// The idempotency key of the Merge that sealed it.
+    MergeKey,
 }
 
 impl MetaField {
-    pub const ALL: [MetaField; 17] = [
+    pub const ALL: [MetaField; 22] = [
         Self::CustomerId,
         Self::SessionId,
         Self::Channel,
@@ -56,6 +64,11 @@ impl MetaField {
         Self::Version,
         Self::NextPosition,
         Self::Generated,
+        Self::FrozenAt,
+        Self::FreezeReason,
+        Self::FrozenUntil,
+        Self::MergedInto,
+        Self::MergeKey,
     ];
 
     /// The field of the header hash.
@@ -78,6 +91,11 @@ impl MetaField {
             Self::Version => "version",
             Self::NextPosition => "next_position",
             Self::Generated => "generated",
+            Self::FrozenAt => "frozen_at",
+            Self::FreezeReason => "freeze_reason",
+            Self::FrozenUntil => "frozen_until",
+            Self::MergedInto => "merged_into",
+            Self::MergeKey => "merge_key",
         }
     }
 
@@ -177,6 +195,8 @@ pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply
         "CART_NOT_FOUND" => CartError::CartNotFound,
         "CART_ALREADY_EXISTS" => CartError::CartAlreadyExists,
         "CART_DELETED" => CartError::CartDeleted,
+        "CART_FROZEN" => CartError::CartFrozen,
+        "CART_MERGED" => CartError::CartMerged,
         "ORDER_NUMBER_MISMATCH" => CartError::OrderNumberMismatch,
         "CURRENCY_MISMATCH" => CartError::CurrencyMismatch(detail),
         "LINE_LIMIT_EXCEEDED" => CartError::LineLimit(limits.max_lines),
@@ -273,10 +293,12 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
             locale: header.get(MetaField::Locale).to_owned(),
             metadata,
         },
-        status: if header.get(MetaField::Status) == "deleted" {
-            CartStatus::Deleted
-        } else {
-            CartStatus::Active
+        status: match header.get(MetaField::Status) {
+            "deleted" => CartStatus::Deleted,
+            "frozen" => CartStatus::Frozen,
+            "merging" => CartStatus::Merging,
+            "merged" => CartStatus::Merged,
+            _ => CartStatus::Active,
         },
         lines: decoded_lines,
         coupons: decoded_coupons,
@@ -291,6 +313,11 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
         next_position: number(field(MetaField::NextPosition))?.unwrap_or(1),
         // Carts stored before the flag was kept read as client-chosen ids.
         id_generated: header.get(MetaField::Generated) == "1",
+        frozen_at: number(field(MetaField::FrozenAt))?,
+        freeze_reason: header.get(MetaField::FreezeReason).to_owned(),
+        frozen_until: number(field(MetaField::FrozenUntil))?,
+        merged_into: header.get(MetaField::MergedInto).to_owned(),
+        merge_key: header.get(MetaField::MergeKey).to_owned(),
     };
     Ok((state, int(extra)?))
 }

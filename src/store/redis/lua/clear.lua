@@ -19,12 +19,18 @@ local ITEM_COUNT, SHIFT = 1, 1
 local STATUS, VERSION = SHIFT + F_STATUS, SHIFT + F_VERSION
 local UPDATED_AT, LAST_ACTIVITY_AT = SHIFT + F_UPDATED_AT, SHIFT + F_LAST_ACTIVITY_AT
 local CLEARED_AT, CLEAR_REASON = SHIFT + F_CLEARED_AT, SHIFT + F_CLEAR_REASON
-local GENERATED = SHIFT + F_GENERATED
+local GENERATED, FROZEN_UNTIL = SHIFT + F_GENERATED, SHIFT + F_FROZEN_UNTIL
 if not values[STATUS] then return fail('CART_NOT_FOUND') end
 if ARGV[6] == '1' and values[GENERATED] ~= '1' then return fail('CART_NOT_FOUND') end
 if values[STATUS] == 'deleted' then return fail('CART_DELETED') end
+if values[STATUS] == 'merged' or values[STATUS] == 'merging' then return fail('CART_MERGED') end
 if EXPECTED ~= '0' and EXPECTED ~= values[VERSION] then
   return fail('VERSION_MISMATCH', values[VERSION])
+end
+-- As `frozen_now`, from the header already read.
+if values[STATUS] == 'frozen' then
+  local thaws = values[FROZEN_UNTIL]
+  if not thaws or thaws == '' or tonumber(thaws) > tonumber(NOW) then return fail('CART_FROZEN') end
 end
 local preserve = ARGV[4] == '1'
 if preserve then

@@ -1,4 +1,5 @@
--- Delete: ARGV[4] order number. Turns the cart into a tombstone that lives the tombstone ttl.
+-- Delete: ARGV[4] order number. Turns the cart (a frozen one too: checkout ends so) into a
+-- tombstone that lives the tombstone ttl.
 -- Repeating it with the same order number replies the same snapshot and changes nothing.
 -- Flags: none (not `allow-oom`): the tombstone keeps every line and adds deleted_at and the
 -- order number, so it grows; a full Redis refuses it before it runs (resend: idempotent).
@@ -9,7 +10,7 @@ if state[1] == 'deleted' then
   return fail('ORDER_NUMBER_MISMATCH')
 end
 local refused
-state, refused = live()
+state, refused = unended()
 if refused then return refused end
 commit(state, {'status', 'deleted', 'deleted_at', NOW, 'order_number', ARGV[4]})
 expire_all(TOMBSTONE_TTL)

@@ -4,7 +4,7 @@
 -- that exist, which adds nothing. The lifetime refresh therefore keeps working when full.
 local status = redis.call('HGET', META, 'status')
 if not status then return fail('CART_NOT_FOUND') end
-if status == 'active' then
+if status == 'active' or status == 'frozen' or status == 'merging' then
   redis.call('HSET', META, 'last_activity_at', NOW)
   expire_all(CART_TTL)
 end

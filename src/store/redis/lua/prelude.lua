@@ -100,14 +100,35 @@ local function expire_all(ttl)
   redis.call('PEXPIRE', COUPONS, ttl)
 end
 
---- helper: live
--- The guard of every mutation of a live cart: it exists, is not deleted, is at the expected
--- version. Returns the HMGET of status, version and the `...` fields, or nil and a refusal.
-local function live(...)
+--- helper: frozen_now
+-- Whether a cart of `status` is frozen now: a freeze ends by itself at its frozen_until
+-- (CartState::thaw; '' = never), read only for a frozen cart.
+local function frozen_now(status)
+  if status ~= 'frozen' then return false end
+  local thaws = redis.call('HGET', META, 'frozen_until')
+  return not thaws or thaws == '' or tonumber(thaws) > tonumber(NOW)
+end
+
+--- helper: unended
+-- The guard of Remove, Delete, Freeze and Unfreeze (CartState::check_open): the cart exists,
+-- is not deleted, merged or being merged, is at the expected version; a frozen cart passes.
+-- Returns the HMGET of status, version and the `...` fields, or nil and a refusal.
+local function unended(...)
   local state = redis.call('HMGET', META, 'status', 'version', ...)
   if not state[1] then return nil, fail('CART_NOT_FOUND') end
   if state[1] == 'deleted' then return nil, fail('CART_DELETED') end
+  if state[1] == 'merged' or state[1] == 'merging' then return nil, fail('CART_MERGED') end
   if EXPECTED ~= '0' and EXPECTED ~= state[2] then return nil, fail('VERSION_MISMATCH', state[2]) end
+  return state
+end
+
+--- helper: live
+-- The guard of every change of a cart's content (CartState::check_live): `unended`, and not
+-- frozen.
+local function live(...)
+  local state, refused = unended(...)
+  if refused then return nil, refused end
+  if frozen_now(state[1]) then return nil, fail('CART_FROZEN') end
   return state
 end
 
