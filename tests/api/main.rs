@@ -37,6 +37,7 @@ mod contract;
 mod eviction;
 mod faults;
 mod flood;
+mod freeze;
 mod fuzzing;
 mod helpers;
 mod history;
