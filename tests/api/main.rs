@@ -31,6 +31,7 @@ macro_rules! on_every_store {
     };
 }
 
+mod active_cart;
 mod cluster;
 mod concurrency;
 mod contract;
