@@ -44,6 +44,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod idempotency;
+mod merge;
 mod outage;
 mod overload;
 mod redis_store;
