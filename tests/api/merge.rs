@@ -19,7 +19,11 @@ use tonic::Code;
 
 use crate::active_cart::{active_cart, cart_of, customer};
 use crate::freeze::freeze;
-use crate::helpers::{Backend, TestApp, assert_error, item, spawn_app, spawn_with_store};
+use crate::helpers::{
+    Backend, ServiceProcess, TestApp, assert_error, item, spawn_app, spawn_with_store,
+};
+use cart_service::pb::cart_service_client::CartServiceClient;
+use tonic::transport::Channel;
 
 on_every_store!(
     sum_adds_the_guest_lines_and_coupons_and_leaves_a_merged_tombstone,
@@ -28,6 +32,18 @@ on_every_store!(
     every_refusal_changes_nothing_in_either_cart,
     a_retry_after_a_failure_after_any_step_counts_each_line_once,
     add_items_racing_a_merge_land_in_the_target_or_are_refused,
+);
+
+// A killed service only means something where the carts outlive it.
+scenarios_on!(
+    redis_process,
+    crate::helpers::Backend::redis(),
+    merges_killed_with_their_process_are_finished_by_the_retry
+);
+scenarios_on!(
+    cluster_process,
+    crate::helpers::Backend::cluster(),
+    merges_killed_with_their_process_are_finished_by_the_retry
 );
 
 pub async fn merge(
@@ -600,5 +616,126 @@ async fn add_items_racing_a_merge_land_in_the_target_or_are_refused(backend: Bac
     eprintln!(
         "merge race: {} AddItems, {landed} landed (all in the target), {refused} refused CART_MERGED",
         landed + refused
+    );
+}
+
+/// Merges in flight when the service process is killed.
+const KILLED_MERGES: usize = 16;
+
+fn service(redis_url: &str) -> ServiceProcess {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cart-service"));
+    command
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env_clear()
+        .env("CART_REDIS_URL", redis_url)
+        .env("RUST_LOG", "info");
+    ServiceProcess::spawn(command)
+}
+
+async fn client_of(process: &ServiceProcess) -> CartServiceClient<Channel> {
+    let (grpc, _) = process.addrs().expect("the service listens");
+    let channel = Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("gRPC connects");
+    CartServiceClient::new(channel)
+}
+
+async fn merges_killed_with_their_process_are_finished_by_the_retry(backend: Backend) {
+    let Backend::Redis(url) = backend else {
+        panic!("a Redis backend");
+    };
+    let first = service(&url);
+    let client = client_of(&first).await;
+    // Carts made through an app of its own on the same Redis (the same default tenant).
+    let app = crate::helpers::spawn_app(Backend::Redis(url.clone())).await;
+    let mut pairs = Vec::new();
+    for _ in 0..KILLED_MERGES {
+        let me = customer();
+        let (mine, guest) = login_pair(&app, &me).await;
+        pairs.push((me, mine, guest));
+    }
+    let mut calls = Vec::new();
+    for (i, (me, _, guest)) in pairs.iter().enumerate() {
+        let mut client = client.clone();
+        let request = pb::MergeRequest {
+            source_cart_id: guest.id.clone(),
+            customer_id: me.clone(),
+            mode: pb::MergeMode::Sum as i32,
+            request_id: format!("login-{i}"),
+        };
+        calls.push(tokio::spawn(
+            async move { client.merge(request).await.is_ok() },
+        ));
+    }
+    // Kill it once the first guest cart is sealed: the others are at their own steps.
+    let started = std::time::Instant::now();
+    'watch: while started.elapsed() < std::time::Duration::from_secs(10) {
+        for (_, _, guest) in &pairs {
+            if app.get(&guest.id).await.unwrap().status() == pb::CartStatus::Merged {
+                break 'watch;
+            }
+        }
+    }
+    drop(first);
+    let mut answered = 0;
+    for call in calls {
+        answered += usize::from(call.await.unwrap());
+    }
+    // Where each merge stopped: [not sealed, sealed, lines in the target, finished].
+    let mut stopped = [0; 4];
+    for (_, mine, guest) in &pairs {
+        let source = app.get(&guest.id).await.unwrap();
+        let target = app.get(&mine.id).await.unwrap();
+        let step = match (
+            source.status(),
+            target.version > mine.version,
+            source.version > guest.version,
+        ) {
+            (pb::CartStatus::Active, false, _) => 0,
+            (pb::CartStatus::Merged, false, _) => 1,
+            (pb::CartStatus::Merged, true, false) => 2,
+            (pb::CartStatus::Merged, true, true) => 3,
+            other => panic!("a merge stopped in an impossible state {other:?}"),
+        };
+        stopped[step] += 1;
+    }
+
+    let second = service(&url);
+    let mut client = client_of(&second).await;
+    for (i, (me, mine, guest)) in pairs.iter().enumerate() {
+        let merged = client
+            .merge(pb::MergeRequest {
+                source_cart_id: guest.id.clone(),
+                customer_id: me.clone(),
+                mode: pb::MergeMode::Sum as i32,
+                request_id: format!("login-{i}"),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("retry {i}: {e:?}"))
+            .into_inner();
+        let cart = merged.cart.unwrap();
+        assert_eq!(cart.id, mine.id);
+        assert_eq!(
+            quantities(&cart),
+            q(&[("A", 3), ("B", 1), ("C", 1)]),
+            "merge {i}"
+        );
+        assert_eq!(
+            app.get(&mine.id).await.unwrap().version,
+            mine.version + 1,
+            "merge {i}"
+        );
+        assert_eq!(
+            app.get(&guest.id).await.unwrap().status(),
+            pb::CartStatus::Merged
+        );
+    }
+    drop(second);
+    eprintln!(
+        "merge kill: {KILLED_MERGES} merges, {answered} answered before the kill; stopped at: {} not sealed, {} sealed, {} lines in the target, {} finished; {KILLED_MERGES} retried: every guest line counted once",
+        stopped[0], stopped[1], stopped[2], stopped[3]
     );
 }
