@@ -337,14 +337,20 @@ impl CartState {
         }
     }
 
-    /// Records a read: a live cart's lifetime restarts, a tombstone's does not.
-    pub fn touch(&mut self, now: UnixMillis) {
-        if matches!(
+    /// Records a read: a live cart's (frozen or being merged too) lifetime restarts once it has
+    /// run down by more than [`CartPolicy::refresh_slack_ms`] (so most reads change nothing);
+    /// a tombstone's never. Returns whether it restarted.
+    pub fn touch(&mut self, now: UnixMillis, policy: &CartPolicy) -> bool {
+        let due = now - self.last_activity_at > policy.refresh_slack_ms();
+        let live = matches!(
             self.status,
             CartStatus::Active | CartStatus::Frozen | CartStatus::Merging
-        ) {
+        );
+        if live && due {
             self.last_activity_at = now;
+            return true;
         }
+        false
     }
 
     /// The guard of Remove, Delete and Freeze/Unfreeze: the cart has not ended (deleted,
@@ -505,6 +511,7 @@ impl CartState {
                     self.status = CartStatus::Merging;
                     self.merged_into = target.clone();
                     self.merge_key = merge_key.clone();
+                    self.last_activity_at = now;
                     Ok(MutationOutcome::default())
                 }
             },
@@ -513,6 +520,7 @@ impl CartState {
                     self.status = CartStatus::Active;
                     self.merged_into.clear();
                     self.merge_key.clear();
+                    self.last_activity_at = now;
                 }
                 Ok(MutationOutcome::default())
             }
@@ -522,6 +530,7 @@ impl CartState {
                     self.status = CartStatus::Merged;
                     self.version += 1;
                     self.updated_at = now;
+                    self.last_activity_at = now;
                     Ok(MutationOutcome::default())
                 }
                 CartStatus::Deleted => Err(CartError::CartDeleted),

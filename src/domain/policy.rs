@@ -73,6 +73,14 @@ impl CartPolicy {
         duration_ms(self.cart_ttl)
     }
 
+    /// How far a live cart's lifetime may run down before a read restarts it: 1 % of
+    /// `cart_ttl` (0.9 days of the default 90). A read within that of the last restart
+    /// changes nothing, so reads do not write; `last_activity_at` is the last restart, and
+    /// `expires_at` (that plus `cart_ttl`) is exact. Mutations always restart it.
+    pub fn refresh_slack_ms(&self) -> i64 {
+        self.cart_ttl_ms() / 100
+    }
+
     pub fn tombstone_ttl_ms(&self) -> i64 {
         duration_ms(self.tombstone_ttl)
     }

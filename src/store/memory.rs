@@ -535,8 +535,9 @@ impl CartStore for MemoryStore {
             .ok_or(CartError::CartNotFound)?;
         // Only timestamps change: the cart's size does not, so a full store still reads.
         entry.state.thaw(now);
-        entry.state.touch(now);
-        entry.expires_at = entry.state.expires_at(&self.policy);
+        if entry.state.touch(now, &self.policy) {
+            entry.expires_at = entry.state.expires_at(&self.policy);
+        }
         Ok(entry.state.clone())
     }
 

@@ -44,6 +44,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod idempotency;
+mod layout;
 mod merge;
 mod outage;
 mod overload;

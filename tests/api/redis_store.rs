@@ -190,7 +190,7 @@ fn pttl(redis: &RedisServer, key: &str) -> i64 {
         .expect("PTTL integer")
 }
 
-/// All keys of a cart share the `{tenant:cart_id}` hash tag and carry the cart's TTL.
+/// A cart is one key, named by its `{tenant:cart_id}` hash tag, carrying the cart's TTL.
 #[tokio::test]
 async fn cart_keys_share_one_hash_tag_and_carry_the_ttl() {
     let redis = shared_redis();
@@ -207,14 +207,7 @@ async fn cart_keys_share_one_hash_tag_and_carry_the_ttl() {
 
     let tag = format!("{{default:{}}}", cart.id);
     let keys = keys_of(redis, &cart.id);
-    assert_eq!(
-        keys,
-        [
-            format!("cart:{tag}"),
-            format!("cart:{tag}:coupons"),
-            format!("cart:{tag}:lines")
-        ]
-    );
+    assert_eq!(keys, [format!("cart:{tag}")]);
     let ninety_days = 90 * 24 * 3600 * 1000;
     for key in &keys {
         let ttl = pttl(redis, key);
@@ -560,66 +553,4 @@ async fn min_replicas_without_redis_is_refused_at_startup() {
         .err()
         .expect("startup refused");
     assert!(error.to_string().contains("min_replicas"), "{error}");
-}
-
-/// A cart written before the service kept `line_bytes` and `generated` in its header: its
-/// size is summed from its lines (and kept from then on, equal to what a new cart keeps), and
-/// its id counts as client-chosen, so VTEX's public route does not find it.
-#[tokio::test]
-async fn carts_written_before_size_and_origin_were_kept() {
-    use crate::helpers::{ACME_KEY, http, spawn_shim_app};
-    let redis = shared_redis();
-    let app = spawn_shim_app(Backend::redis()).await;
-    let cart = app
-        .create_cart_as(ACME_KEY, "", &[("B", 2, 100), ("C", 1, 5)])
-        .await;
-    let twin = app
-        .create_cart_as(ACME_KEY, "", &[("B", 2, 100), ("C", 1, 5)])
-        .await;
-    let meta = |id: &str| format!("cart:{{acme:{id}}}");
-    // A bulk string reply (`$n\r\nvalue`), or "" for nil.
-    let stored = |id: &str, field: &str| {
-        let reply = redis.command(&["HGET", &meta(id), field]);
-        match reply.split_once("\r\n") {
-            Some((_, value)) => value.trim_end().to_owned(),
-            None => String::new(),
-        }
-    };
-    assert_eq!(stored(&cart.id, "generated"), "1");
-    redis.command(&["HDEL", &meta(&cart.id), "line_bytes", "generated"]);
-
-    let response = http(
-        app.http_addr,
-        "POST",
-        &format!("/api/checkout/pub/orderForm/{}/items/removeAll", cart.id),
-        &[
-            ("Host", "cosmetics2.example"),
-            ("Content-Type", "application/json"),
-        ],
-        b"{}",
-    )
-    .await;
-    assert_eq!(response.status, 400, "{}", response.body);
-    assert_eq!(response.json()["error"]["code"], "ORD002");
-
-    for id in [&cart.id, &twin.id] {
-        let request = pb::AddItemsRequest {
-            cart_id: id.clone(),
-            items: vec![item("B", 1, 100)],
-            ..Default::default()
-        };
-        app.client
-            .clone()
-            .add_items(crate::helpers::TestApp::authed(request, ACME_KEY))
-            .await
-            .expect("add succeeds");
-    }
-    let bytes = stored(&cart.id, "line_bytes");
-    assert!(
-        bytes.parse::<usize>().unwrap() > 0,
-        "kept again after the add"
-    );
-    assert_eq!(bytes, stored(&twin.id, "line_bytes"));
-    let read = app.get_as(ACME_KEY, &cart.id).await.unwrap();
-    assert_eq!((read.item_count, read.cleared_at), (4, None));
 }

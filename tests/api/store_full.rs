@@ -71,6 +71,16 @@ async fn shim_app_on(backend: Backend) -> TestApp {
     spawn_with(settings).await
 }
 
+/// [`shim_app_on`] with carts living `cart_ttl`.
+async fn shim_app_with(backend: Backend, cart_ttl: Duration) -> TestApp {
+    let mut settings = test_settings(&backend);
+    settings
+        .apply_file(SHIM_CONFIG, std::path::Path::new("shims.toml"))
+        .unwrap();
+    settings.policy.cart_ttl = cart_ttl;
+    spawn_with(settings).await
+}
+
 fn authed<T>(message: T) -> tonic::Request<T> {
     TestApp::authed(message, ACME_KEY)
 }
@@ -197,7 +207,8 @@ async fn assert_consistent(app: &TestApp, carts: &[pb::Cart], removed: &[String]
 #[tokio::test]
 async fn a_full_redis_refuses_growth_whole_and_keeps_reading_and_removing() {
     let redis = FullRedis::start();
-    let app = shim_app_on(Backend::Redis(redis.url())).await;
+    // A cart lifetime of a minute: a Get restarts it once it has run down by 1 % (600 ms).
+    let app = shim_app_with(Backend::Redis(redis.url()), Duration::from_secs(60)).await;
     let mut client = app.client.clone();
     // One cart first, so the service's connection and scripts are in place before measuring.
     let probe = client
@@ -237,7 +248,7 @@ async fn a_full_redis_refuses_growth_whole_and_keeps_reading_and_removing() {
 
     let cart = carts[1].clone();
     let id = || cart.id.clone();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     let read = client
         .get(authed(pb::GetRequest { cart_id: id() }))
         .await

@@ -1,20 +1,33 @@
 //! Between Redis values and cart state: script arguments out, script replies in.
 //!
 //! Lua never does money arithmetic (its numbers are doubles): prices and descriptions travel
-//! as an opaque JSON description per line, and totals are derived in Rust.
+//! as an opaque JSON description per line, coupon amounts as their decimal text, and totals
+//! are derived in Rust. A reply is one bulk string of msgpack, read in place by
+//! [`msgpack::Reader`] (no intermediate value tree); replies in the shape of layout v1 are
+//! read by `v1`.
+//!
+//! [`MetaField`] is the one list of the header's fields. Adding one (say `frozen_at`) is one
+//! variant here, in `ALL` (at the end, so that values stored before read it as absent) and
+//! in `name`; then its use: the scripts index it as `F_FROZEN_AT` (written in from this
+//! list), [`decode_snapshot`] reads it with `field(MetaField::FrozenAt)`. Values stored
+//! before it existed read as absent (`false` in Lua, see `load` in `lua/prelude.lua`).
+
+mod v1;
 
 use std::collections::BTreeMap;
 
 use redis::Value;
 
+use super::msgpack::{Item, Malformed, Reader};
 use crate::domain::{
-    CartHeader, CartState, CartStatus, Coupon, CouponCode, Currency, Line, LineDescription, LineId,
-    NewLine, Sku, UnixMillis,
+    CartHeader, CartPolicy, CartState, CartStatus, Coupon, CouponCode, Currency, Limits, Line,
+    LineDescription, LineId, NewLine, Sku, UnixMillis,
 };
 use crate::error::CartError;
 
-/// The header fields a snapshot carries, in the order the Lua `header()` joins them: the one
-/// list of them (the Lua side gets `META_FIELDS` and the `F_<FIELD>` positions from it).
+/// The fields of a cart's header, in the order of the header array of the stored value: the
+/// one list of them (the Lua side gets `META_COUNT`, `META_FIELDS` and the `F_<FIELD>`
+/// positions from it). The names are also the field names of a v1 header hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaField {
     CustomerId,
@@ -35,9 +48,13 @@ pub enum MetaField {
     NextPosition,
     /// "1" when the service generated the cart's id (see `NewCart::id_generated`).
     Generated,
+    /// The units the lines hold, so that Clear and Remove need not read the lines.
+    ItemCount,
+    /// What the lines count against `max_cart_bytes` (each line's id and description).
+    LineBytes,
     FrozenAt,
     FreezeReason,
-    /// When a frozen cart thaws ('' = never; see `CartState::thaw`).
+    /// When a frozen cart thaws (absent: never; see `CartState::thaw`).
     FrozenUntil,
     /// The target of a merging or merged cart.
     MergedInto,
@@ -46,7 +63,7 @@ pub enum MetaField {
 }
 
 impl MetaField {
-    pub const ALL: [MetaField; 22] = [
+    pub const ALL: [MetaField; 24] = [
         Self::CustomerId,
         Self::SessionId,
         Self::Channel,
@@ -64,6 +81,8 @@ impl MetaField {
         Self::Version,
         Self::NextPosition,
         Self::Generated,
+        Self::ItemCount,
+        Self::LineBytes,
         Self::FrozenAt,
         Self::FreezeReason,
         Self::FrozenUntil,
@@ -71,7 +90,7 @@ impl MetaField {
         Self::MergeKey,
     ];
 
-    /// The field of the header hash.
+    /// Its name: `F_<NAME>` in Lua, and the field of a v1 header hash.
     pub fn name(self) -> &'static str {
         match self {
             Self::CustomerId => "customer_id",
@@ -91,6 +110,8 @@ impl MetaField {
             Self::Version => "version",
             Self::NextPosition => "next_position",
             Self::Generated => "generated",
+            Self::ItemCount => "item_count",
+            Self::LineBytes => "line_bytes",
             Self::FrozenAt => "frozen_at",
             Self::FreezeReason => "freeze_reason",
             Self::FrozenUntil => "frozen_until",
@@ -99,24 +120,11 @@ impl MetaField {
         }
     }
 
-    /// Its position in a Lua list of the fields (1-based, as Lua indexes).
+    /// Its position in the header array (1-based, as Lua indexes).
     pub fn position(self) -> usize {
         self as usize + 1
     }
 }
-
-/// The values of a header, in [`MetaField::ALL`] order.
-struct Header<'a>([&'a str; MetaField::ALL.len()]);
-
-impl<'a> Header<'a> {
-    fn get(&self, field: MetaField) -> &'a str {
-        self.0[field as usize]
-    }
-}
-
-/// Separates the header values (ASCII unit separator: validation keeps control characters
-/// out of every stored text, and JSON escapes them).
-const FIELD_SEPARATOR: char = '\u{1f}';
 
 /// Appends the item arguments of `plan_add`: count, then line_id, quantity, currency,
 /// description (the JSON of [`LineDescription`], stored as it is).
@@ -140,9 +148,17 @@ pub fn encode_metadata(metadata: &BTreeMap<String, String>) -> Vec<u8> {
     serde_json::to_vec(metadata).expect("a string map always serializes")
 }
 
-/// A script reply: `{'OK', ...}` or `{'ERR', reason, detail}`.
+/// A successful script reply.
+pub enum Body {
+    /// One bulk string of msgpack (see `lua/prelude.lua`).
+    V2(Vec<u8>),
+    /// A reply shaped by the v1 scripts, replayed from a record they left (see `v1`).
+    V1(Vec<Value>),
+}
+
+/// A script reply: a success, or the refusal it carried.
 pub enum Reply {
-    Ok(Vec<Value>),
+    Ok(Body),
     Refused(CartError),
 }
 
@@ -151,47 +167,15 @@ fn corrupt(what: impl Into<String>) -> CartError {
     CartError::Internal(format!("unexpected reply from redis: {what}").into())
 }
 
-fn text(value: &Value) -> Result<String, CartError> {
-    match value {
-        Value::BulkString(bytes) => {
-            String::from_utf8(bytes.clone()).map_err(|_| corrupt("non-UTF-8 string"))
-        }
-        Value::SimpleString(s) => Ok(s.clone()),
-        Value::Int(i) => Ok(i.to_string()),
-        Value::Okay => Ok("OK".to_owned()),
-        other => Err(corrupt(format!("expected a string, got {other:?}"))),
+impl From<Malformed> for CartError {
+    fn from(error: Malformed) -> Self {
+        corrupt(error.0)
     }
 }
 
-fn int(value: &Value) -> Result<i64, CartError> {
-    match value {
-        Value::Int(i) => Ok(*i),
-        other => text(other)?
-            .parse()
-            .map_err(|_| corrupt("expected an integer")),
-    }
-}
-
-/// The first element of every script reply (see `fail` and `cart_reply` in the prelude).
-const OK: &str = "OK";
-
-pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply, CartError> {
-    let Value::Array(mut parts) = value else {
-        return Err(corrupt("expected an array"));
-    };
-    let Some(tag) = parts.first() else {
-        return Err(corrupt("empty reply"));
-    };
-    if text(tag)? == OK {
-        parts.remove(0);
-        return Ok(Reply::Ok(parts));
-    }
-    // `{'ERR', reason, detail}`.
-    let (reason, detail) = match parts.as_slice() {
-        [_, reason, detail] => (text(reason)?, text(detail)?),
-        _ => return Err(corrupt("refusal of unexpected length")),
-    };
-    let error = match reason.as_str() {
+/// The error a script's refusal `reason` names.
+fn refusal(reason: &str, detail: String, limits: &Limits) -> Result<CartError, CartError> {
+    Ok(match reason {
         "CART_NOT_FOUND" => CartError::CartNotFound,
         "CART_ALREADY_EXISTS" => CartError::CartAlreadyExists,
         "CART_DELETED" => CartError::CartDeleted,
@@ -214,143 +198,210 @@ pub fn parse_reply(value: Value, limits: &crate::domain::Limits) -> Result<Reply
             actual: detail.parse().map_err(|_| corrupt("version"))?,
         },
         other => return Err(corrupt(format!("unknown refusal {other}"))),
-    };
-    Ok(Reply::Refused(error))
+    })
 }
 
-/// Decodes `HGETALL` output (a flat array, or a map under RESP3) into pairs.
-fn pairs(value: &Value) -> Result<Vec<(String, String)>, CartError> {
+/// Whether a msgpack item starting with `tag` is a string: a refusal's reply starts with its
+/// reason, every other reply with a number.
+fn is_str(tag: u8) -> bool {
+    matches!(tag, 0xa0..=0xbf | 0xd9..=0xdb)
+}
+
+pub fn parse_reply(value: Value, limits: &Limits) -> Result<Reply, CartError> {
     match value {
-        Value::Array(items) => items
-            .chunks(2)
-            .map(|pair| match pair {
-                [k, v] => Ok((text(k)?, text(v)?)),
-                _ => Err(corrupt("odd HGETALL reply")),
-            })
-            .collect(),
-        Value::Map(items) => items
-            .iter()
-            .map(|(k, v)| Ok((text(k)?, text(v)?)))
-            .collect(),
-        other => Err(corrupt(format!("expected a hash, got {other:?}"))),
+        Value::BulkString(bytes) => {
+            let Some(tag) = bytes.first() else {
+                return Err(corrupt("empty reply"));
+            };
+            if !is_str(*tag) {
+                return Ok(Reply::Ok(Body::V2(bytes)));
+            }
+            let mut reader = Reader::new(&bytes);
+            let reason = reader.str()?;
+            let detail = reader.str()?.to_owned();
+            refusal(reason, detail, limits).map(Reply::Refused)
+        }
+        Value::Array(parts) => v1::parse_reply(parts, limits),
+        other => Err(corrupt(format!("expected a bulk string, got {other:?}"))),
     }
 }
 
-/// Decodes a cart reply (after its `OK`; built by the prelude's `cart_reply`) into a cart
-/// and the reply's extra number.
-pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
-    let [header, lines, coupons, extra] = parts else {
-        return Err(corrupt("snapshot of unexpected length"));
-    };
-    let joined = text(header)?;
-    let values: Vec<&str> = joined.split(FIELD_SEPARATOR).collect();
-    let header = Header(
-        <[&str; MetaField::ALL.len()]>::try_from(values)
-            .map_err(|_| corrupt("header of unexpected length"))?,
-    );
-    let number = |(name, value): (&str, &str)| -> Result<Option<i64>, CartError> {
-        match value {
-            "" => Ok(None),
-            v => v
+/// A header value as the scripts keep it: text, a number (v1 carts keep numbers as text),
+/// or absent (`false`, nil, or an array shorter than [`MetaField::ALL`]).
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Absent,
+    Text(&'a str),
+    Number(i64),
+}
+
+impl<'a> Field<'a> {
+    fn of(item: Item<'a>) -> Result<Self, CartError> {
+        Ok(match item {
+            Item::Nil | Item::Bool(false) => Self::Absent,
+            Item::Str(bytes) => {
+                Self::Text(std::str::from_utf8(bytes).map_err(|_| corrupt("non-UTF-8 field"))?)
+            }
+            Item::Int(i) => Self::Number(i),
+            Item::Float(f) if f.fract() == 0.0 => Self::Number(f as i64),
+            _ => return Err(corrupt("header field of unexpected type")),
+        })
+    }
+
+    fn text(self) -> std::borrow::Cow<'a, str> {
+        match self {
+            Self::Absent => "".into(),
+            Self::Text(text) => text.into(),
+            Self::Number(i) => i.to_string().into(),
+        }
+    }
+
+    fn number(self, name: &str) -> Result<Option<i64>, CartError> {
+        match self {
+            Self::Absent | Self::Text("") => Ok(None),
+            Self::Number(i) => Ok(Some(i)),
+            Self::Text(text) => text
                 .parse()
                 .map(Some)
                 .map_err(|_| corrupt(format!("field {name}"))),
         }
-    };
-    let required = |(name, value): (&str, &str)| {
-        number((name, value))?.ok_or_else(|| corrupt(format!("missing {name}")))
-    };
+    }
+}
 
-    let field = |field: MetaField| (field.name(), header.get(field));
-    let metadata = match header.get(MetaField::Metadata) {
+/// A successful reply that carries a cart, as the cart and the reply's extra number (Clear's
+/// units cleared). A live cart's `last_activity_at` is its key's expiry less `cart_ttl` (see
+/// [`crate::domain::CartPolicy::refresh_slack_ms`]); a tombstone's is the one it stored.
+pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i64), CartError> {
+    let bytes = match body {
+        Body::V2(bytes) => bytes,
+        Body::V1(parts) => return v1::decode_snapshot(parts),
+    };
+    let mut r = Reader::new(bytes);
+    let expires = r.int()?;
+    let extra = r.int()?;
+    let mut fields = [Field::Absent; MetaField::ALL.len()];
+    for i in 0..r.array()? {
+        let field = Field::of(r.item()?)?;
+        // A field a later version added is ignored by this one.
+        if let Some(slot) = fields.get_mut(i) {
+            *slot = field;
+        }
+    }
+    let field = |f: MetaField| fields[f as usize];
+    let number = |f: MetaField| field(f).number(f.name());
+    let required =
+        |f: MetaField| number(f)?.ok_or_else(|| corrupt(format!("missing {}", f.name())));
+
+    let coupon_items = r.array()?;
+    if coupon_items % 3 != 0 {
+        return Err(corrupt("coupons"));
+    }
+    let mut coupons = Vec::with_capacity(coupon_items / 3);
+    for _ in 0..coupon_items / 3 {
+        let code = Field::of(r.item()?)?.text();
+        let amount = Field::of(r.item()?)?.number("coupon amount")?;
+        let position = r.int()?;
+        coupons.push(Coupon {
+            code: CouponCode::parse(&code).map_err(corrupt)?,
+            amount: amount.ok_or_else(|| corrupt("coupon amount"))?,
+            position,
+        });
+    }
+    let line_items = r.array()?;
+    if line_items % 5 != 0 {
+        return Err(corrupt("lines"));
+    }
+    let mut lines = Vec::with_capacity(line_items / 5);
+    for _ in 0..line_items / 5 {
+        let line_id = r.str()?;
+        let quantity = r.int()?;
+        let updated_at = r.int()?;
+        let position = r.int()?;
+        let json = r.str()?;
+        let description: LineDescription =
+            serde_json::from_str(json).map_err(|_| corrupt("line description"))?;
+        lines.push(Line {
+            bytes: line_id.len() + json.len(),
+            line_id: LineId::parse(line_id).map_err(corrupt)?,
+            sku: Sku::parse(&description.sku, usize::MAX).map_err(corrupt)?,
+            product_id: description.product_id.into_owned(),
+            title: description.title.into_owned(),
+            quantity: u32::try_from(quantity).map_err(|_| corrupt("quantity"))?,
+            unit_price: description.unit_price,
+            attributes: description.attributes.into_owned(),
+            added_at: description.added_at,
+            updated_at,
+            position,
+        });
+    }
+    if !r.is_done() {
+        return Err(corrupt("trailing bytes"));
+    }
+    // Both are kept in insertion order; carts converted from v1 were sorted when converted.
+    lines.sort_by_key(|l| l.position);
+    coupons.sort_by_key(|c| c.position);
+
+    let metadata = match field(MetaField::Metadata).text().as_ref() {
         "" => BTreeMap::new(),
         json => serde_json::from_str(json).map_err(|_| corrupt("metadata json"))?,
     };
-    let mut decoded_lines = pairs(lines)?
-        .into_iter()
-        .map(|(line_id, record)| decode_line(line_id, &record))
-        .collect::<Result<Vec<_>, _>>()?;
-    decoded_lines.sort_by_key(|l| l.position);
-    let mut decoded_coupons = pairs(coupons)?
-        .into_iter()
-        .map(|(code, record)| {
-            let (position, amount) = record.split_once('|').ok_or_else(|| corrupt("coupon"))?;
-            Ok(Coupon {
-                code: CouponCode::parse(&code).map_err(corrupt)?,
-                amount: amount.parse().map_err(|_| corrupt("coupon amount"))?,
-                position: position.parse().map_err(|_| corrupt("coupon position"))?,
-            })
-        })
-        .collect::<Result<Vec<_>, CartError>>()?;
-    decoded_coupons.sort_by_key(|c| c.position);
-
+    let status = match field(MetaField::Status).text().as_ref() {
+        "deleted" => CartStatus::Deleted,
+        "frozen" => CartStatus::Frozen,
+        "merging" => CartStatus::Merging,
+        "merged" => CartStatus::Merged,
+        _ => CartStatus::Active,
+    };
+    let last_activity_at = match status {
+        CartStatus::Active | CartStatus::Frozen | CartStatus::Merging => {
+            expires - policy.cart_ttl_ms()
+        }
+        CartStatus::Deleted | CartStatus::Merged => required(MetaField::LastActivityAt)?,
+    };
+    let text = |f: MetaField| field(f).text().into_owned();
     let state = CartState {
         header: CartHeader {
-            customer_id: header.get(MetaField::CustomerId).to_owned(),
-            session_id: header.get(MetaField::SessionId).to_owned(),
-            channel: header.get(MetaField::Channel).to_owned(),
-            currency: Currency::parse(header.get(MetaField::Currency)).map_err(corrupt)?,
-            locale: header.get(MetaField::Locale).to_owned(),
+            customer_id: text(MetaField::CustomerId),
+            session_id: text(MetaField::SessionId),
+            channel: text(MetaField::Channel),
+            currency: Currency::parse(&field(MetaField::Currency).text()).map_err(corrupt)?,
+            locale: text(MetaField::Locale),
             metadata,
         },
-        status: match header.get(MetaField::Status) {
-            "deleted" => CartStatus::Deleted,
-            "frozen" => CartStatus::Frozen,
-            "merging" => CartStatus::Merging,
-            "merged" => CartStatus::Merged,
-            _ => CartStatus::Active,
-        },
-        lines: decoded_lines,
-        coupons: decoded_coupons,
-        created_at: required(field(MetaField::CreatedAt))?,
-        updated_at: required(field(MetaField::UpdatedAt))?,
-        last_activity_at: required(field(MetaField::LastActivityAt))?,
-        cleared_at: number(field(MetaField::ClearedAt))?,
-        clear_reason: header.get(MetaField::ClearReason).to_owned(),
-        deleted_at: number(field(MetaField::DeletedAt))?,
-        order_number: header.get(MetaField::OrderNumber).to_owned(),
-        version: required(field(MetaField::Version))?,
-        next_position: number(field(MetaField::NextPosition))?.unwrap_or(1),
+        status,
+        lines,
+        coupons,
+        created_at: required(MetaField::CreatedAt)?,
+        updated_at: required(MetaField::UpdatedAt)?,
+        last_activity_at,
+        cleared_at: number(MetaField::ClearedAt)?,
+        clear_reason: text(MetaField::ClearReason),
+        deleted_at: number(MetaField::DeletedAt)?,
+        order_number: text(MetaField::OrderNumber),
+        version: required(MetaField::Version)?,
+        next_position: number(MetaField::NextPosition)?.unwrap_or(1),
         // Carts stored before the flag was kept read as client-chosen ids.
-        id_generated: header.get(MetaField::Generated) == "1",
-        frozen_at: number(field(MetaField::FrozenAt))?,
-        freeze_reason: header.get(MetaField::FreezeReason).to_owned(),
-        frozen_until: number(field(MetaField::FrozenUntil))?,
-        merged_into: header.get(MetaField::MergedInto).to_owned(),
-        merge_key: header.get(MetaField::MergeKey).to_owned(),
+        id_generated: field(MetaField::Generated).text() == "1",
+        frozen_at: number(MetaField::FrozenAt)?,
+        freeze_reason: text(MetaField::FreezeReason),
+        frozen_until: number(MetaField::FrozenUntil)?,
+        merged_into: text(MetaField::MergedInto),
+        merge_key: text(MetaField::MergeKey),
     };
-    Ok((state, int(extra)?))
+    Ok((state, extra))
 }
 
-fn decode_line(line_id: String, record: &str) -> Result<Line, CartError> {
-    let mut parts = record.splitn(4, '|');
-    let mut next = |what: &str| parts.next().ok_or_else(|| corrupt(format!("line {what}")));
-    let quantity = next("quantity")?.parse().map_err(|_| corrupt("quantity"))?;
-    let updated_at = next("updated_at")?
-        .parse()
-        .map_err(|_| corrupt("updated_at"))?;
-    let position = next("position")?.parse().map_err(|_| corrupt("position"))?;
-    let json = next("description")?;
-    let description: LineDescription =
-        serde_json::from_str(json).map_err(|_| corrupt("line description"))?;
-    Ok(Line {
-        bytes: line_id.len() + json.len(),
-        line_id: LineId::parse(&line_id).map_err(corrupt)?,
-        sku: Sku::parse(&description.sku, usize::MAX).map_err(corrupt)?,
-        product_id: description.product_id.into_owned(),
-        title: description.title.into_owned(),
-        quantity,
-        unit_price: description.unit_price,
-        attributes: description.attributes.into_owned(),
-        added_at: description.added_at,
-        updated_at,
-        position,
-    })
-}
-
-pub fn decode_units(parts: &[Value]) -> Result<i64, CartError> {
-    parts
-        .first()
-        .map(int)
-        .unwrap_or_else(|| Err(corrupt("missing count")))
+/// Remove's reply: the units it removed.
+pub fn decode_units(body: &Body) -> Result<i64, CartError> {
+    match body {
+        Body::V2(bytes) => {
+            let mut r = Reader::new(bytes);
+            let units = r.int()?;
+            if !r.is_done() {
+                return Err(corrupt("trailing bytes"));
+            }
+            Ok(units)
+        }
+        Body::V1(parts) => v1::decode_units(parts),
+    }
 }

@@ -19,6 +19,7 @@ mod codec;
 pub mod connection;
 mod customers;
 mod eviction;
+mod msgpack;
 mod scripts;
 
 use std::time::Duration;
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use self::codec::Reply;
+use self::codec::{Body, Reply};
 use self::connection::Connection;
 use self::eviction::{EvictionGuard, Survey};
 use self::scripts::{Key, RetryClass, Script, Scripts};
@@ -312,7 +313,7 @@ impl RedisStore {
 
     /// [`RedisStore::run`] in an OpenTelemetry client span (`db.*` and `server.*` attributes,
     /// the failure recorded on it), timed into the script's latency histogram.
-    async fn traced(&self, call: Call<'_>) -> Result<Vec<Value>, CartError> {
+    async fn traced(&self, call: Call<'_>) -> Result<Body, CartError> {
         let script = call.script;
         let span = tracing::info_span!(
             "redis",
@@ -341,7 +342,7 @@ impl RedisStore {
     /// Runs one script call: admitted by the eviction policy, sent (and resent per its
     /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
     /// decoded.
-    async fn run(&self, mut call: Call<'_>) -> Result<Vec<Value>, CartError> {
+    async fn run(&self, mut call: Call<'_>) -> Result<Body, CartError> {
         let cmd = self.command(&mut call);
         let request = if call.script.mutates() && self.durability.min_replicas > 0 {
             let mut pipeline = redis::pipe();
@@ -458,7 +459,7 @@ impl RedisStore {
     }
 
     /// The outcome of a decoded reply.
-    fn outcome(reply: Reply, call: &Call<'_>, attempts: u32) -> Result<Vec<Value>, CartError> {
+    fn outcome(reply: Reply, call: &Call<'_>, attempts: u32) -> Result<Body, CartError> {
         match reply {
             Reply::Ok(parts) => Ok(parts),
             // After a resend, a guard refusal may be the first attempt's own success showing
@@ -483,8 +484,8 @@ impl RedisStore {
     /// A cart reply, as of the call's `now` (a freeze past its end reads as over).
     async fn snapshot(&self, call: Call<'_>) -> Result<(CartState, i64), CartError> {
         let now = call.now;
-        let parts = self.traced(call).await?;
-        let (mut state, extra) = codec::decode_snapshot(&parts)?;
+        let body = self.traced(call).await?;
+        let (mut state, extra) = codec::decode_snapshot(&body, &self.policy)?;
         state.thaw(now);
         Ok((state, extra))
     }
@@ -730,8 +731,8 @@ impl CartStore for RedisStore {
             request,
             Vec::new(),
         );
-        let parts = self.traced(call).await?;
-        codec::decode_units(&parts)
+        let body = self.traced(call).await?;
+        codec::decode_units(&body)
     }
 
     async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {

@@ -5,8 +5,8 @@
 //! Every script declares its Redis 7 flags (`#!lua flags=...`, the first line of its source,
 //! from its row of [`Script`]'s table; the reason is in the script's header). A script
 //! without `allow-oom` is refused whole by a Redis over `maxmemory` (OOM, before its first
-//! command), so a full Redis never holds half a change; only Get (it overwrites a timestamp in
-//! place) and Remove (it frees) carry `allow-oom` and run when Redis is full. A script with
+//! command), so a full Redis never holds half a change; only Get (it at most re-arms an expiry
+//! in place) and Remove (it frees) carry `allow-oom` and run when Redis is full. A script with
 //! flags may only touch keys of one slot: each names only its own KEYS, one hash tag.
 
 use super::codec::MetaField;
@@ -54,12 +54,15 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
             .collect();
         source.push_str(&format!("local META_FIELDS = {{{}}}\n", fields.join(", ")));
     }
-    // `F_<FIELD>`: a field's position in META_FIELDS, for the scripts that index a header
-    // read by it (the positions are named once, by the Rust list).
+    if mentions(&needed, "META_COUNT") {
+        source.push_str(&format!("local META_COUNT = {}\n", MetaField::ALL.len()));
+    }
+    // `F_<FIELD>`: a field's position in the header array (and in META_FIELDS), for the code
+    // that indexes a header (the positions are named once, by the Rust list).
     let positions: Vec<(String, usize)> = MetaField::ALL
         .iter()
         .map(|f| (format!("F_{}", f.name().to_ascii_uppercase()), f.position()))
-        .filter(|(name, _)| mentions(body, name))
+        .filter(|(name, _)| mentions(&needed, name))
         .collect();
     if !positions.is_empty() {
         let (names, values): (Vec<_>, Vec<_>) = positions
@@ -77,6 +80,7 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
     for (name, value) in [
         ("@CART_TTL_MS@", policy.cart_ttl_ms()),
         ("@TOMBSTONE_TTL_MS@", policy.tombstone_ttl_ms()),
+        ("@REFRESH_SLACK_MS@", policy.refresh_slack_ms()),
         ("@REQUEST_ID_TTL_MS@", policy.request_id_ttl_ms()),
         ("@MAX_LINES@", i64::from(limits.max_lines)),
         ("@MAX_QUANTITY@", i64::from(limits.max_quantity)),
@@ -286,7 +290,8 @@ mod tests {
     fn a_script_carries_only_the_helpers_it_calls() {
         let policy = CartPolicy::default();
         let clear = script_source(Script::Clear, &policy);
-        assert!(clear.contains("local CART_TTL, TOMBSTONE_TTL = '7776000000', '2592000000'"));
+        assert!(clear.contains("local CART_TTL, TOMBSTONE_TTL = 7776000000, 2592000000"));
+        assert!(clear.contains("local REFRESH_SLACK = 77760000\n"));
         let mut code = clear.lines().filter(|l| !l.trim_start().starts_with("--"));
         assert!(
             code.all(|l| !l.contains('@')),
@@ -294,18 +299,21 @@ mod tests {
         );
         assert!(clear.contains("local function fail("));
         assert!(clear.contains("local function once("));
+        // Clear reads v1 carts too: it carries the v1 field names, from the one list.
         assert!(clear.contains("local META_FIELDS = {'customer_id'"));
+        assert!(clear.contains("local function v1_cart("));
         assert!(!clear.contains("local function plan_add("));
-        assert!(!clear.contains("local function snapshot("));
-        // AddItems needs plan_add, which needs parse_line; snapshot needs header.
+        assert!(!clear.contains("local function contents("));
+        // AddItems needs plan_add, which needs line_index; store needs cart_reply.
         let add = script_source(Script::AddItems, &policy);
         for helper in [
             "plan_add",
-            "parse_line",
-            "apply_add",
-            "snapshot",
-            "header",
+            "line_index",
+            "contents",
+            "store",
+            "cart_reply",
             "live",
+            "load",
         ] {
             assert!(
                 add.contains(&format!("local function {helper}(")),
@@ -313,7 +321,7 @@ mod tests {
             );
         }
         let remove = script_source(Script::Remove, &policy);
-        assert!(!remove.contains("META_FIELDS"));
+        assert!(!remove.contains("local function store("));
         assert!(mentions("x = header()", "header") && !mentions("x = header_of()", "header"));
     }
 
@@ -369,13 +377,17 @@ mod tests {
             assert_eq!(field.position().to_string(), position, "{name}");
         }
         assert!(names.contains("F_STATUS") && names.contains("F_VERSION"));
-        // No script indexes a header read by a literal position.
-        for script in Script::ALL {
-            let body = script.row().body;
-            let literal = body.match_indices("values[").any(|(at, _)| {
-                body[at + "values[".len()..].starts_with(|c: char| c.is_ascii_digit())
-            });
-            assert!(!literal, "{}", script.name());
+        assert!(clear.contains(&format!("local META_COUNT = {}\n", MetaField::ALL.len())));
+        // No script indexes a header by a literal position.
+        for code in Script::ALL
+            .map(|s| s.row().body)
+            .into_iter()
+            .chain([PRELUDE])
+        {
+            let literal = code
+                .match_indices("h[")
+                .any(|(at, _)| code[at + "h[".len()..].starts_with(|c: char| c.is_ascii_digit()));
+            assert!(!literal, "{code}");
         }
     }
 

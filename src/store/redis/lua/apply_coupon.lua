@@ -1,18 +1,23 @@
--- ApplyCoupon: ARGV[4] code, ARGV[5] amount. The same code again replaces its amount.
+-- ApplyCoupon: ARGV[4] code, ARGV[5] amount (kept as the decimal text it came as: Lua numbers
+-- are doubles). The same code again replaces its amount.
 -- Flags: none (not `allow-oom`): a new coupon grows the cart, so a full Redis refuses it.
-local state, refused = live('next_position')
-if refused then return refused end
+local h, rest = live()
+if not h then return rest end
+local at, coupons = cmsgpack.unpack_one(rest)
 local code, amount = ARGV[4], ARGV[5]
-local existing = redis.call('HGET', COUPONS, code)
-local fields = {}
-if existing then
-  redis.call('HSET', COUPONS, code, string.match(existing, '^(%d+)|') .. '|' .. amount)
-else
-  if redis.call('HLEN', COUPONS) >= MAX_COUPONS then return fail('COUPON_LIMIT_EXCEEDED') end
-  local position = tonumber(state[3])
-  redis.call('HSET', COUPONS, code, position .. '|' .. amount)
-  fields = {'next_position', position + 1}
+local found = false
+for i = 1, #coupons, 3 do
+  if coupons[i] == code then
+    coupons[i + 1], found = amount, true
+    break
+  end
 end
-commit(state, fields)
-expire_all(CART_TTL)
-return snapshot()
+if not found then
+  if #coupons / 3 >= MAX_COUPONS then return fail('COUPON_LIMIT_EXCEEDED') end
+  local position = tonumber(h[F_NEXT_POSITION])
+  local n = #coupons
+  coupons[n + 1], coupons[n + 2], coupons[n + 3] = code, amount, position
+  h[F_NEXT_POSITION] = position + 1
+end
+commit(h)
+return store(h, cmsgpack.pack(coupons) .. string.sub(rest, at + 1), CART_TTL)

@@ -2,10 +2,11 @@
 -- becomes the customer's (it keeps its id). A cart already the customer's replies as it is; a
 -- cart of another customer is not found.
 -- Flags: none (not `allow-oom`): it writes the customer id, so a full Redis refuses it.
-local state, refused = live('customer_id')
-if refused then return refused end
-if state[3] == ARGV[4] then return snapshot() end
-if state[3] and state[3] ~= '' then return fail('CART_NOT_FOUND') end
-commit(state, {'customer_id', ARGV[4]})
-expire_all(CART_TTL)
-return snapshot()
+local h, rest = live()
+if not h then return rest end
+local customer = h[F_CUSTOMER_ID]
+if customer == ARGV[4] then return as_is(h, rest) end
+if customer and customer ~= '' then return fail('CART_NOT_FOUND') end
+commit(h)
+h[F_CUSTOMER_ID] = ARGV[4]
+return store(h, rest, CART_TTL)

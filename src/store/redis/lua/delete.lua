@@ -3,15 +3,17 @@
 -- Repeating it with the same order number replies the same snapshot and changes nothing.
 -- Flags: none (not `allow-oom`): the tombstone keeps every line and adds deleted_at and the
 -- order number, so it grows; a full Redis refuses it before it runs (resend: idempotent).
-local state = redis.call('HMGET', META, 'status', 'order_number')
-if not state[1] then return fail('CART_NOT_FOUND') end
-if state[1] == 'deleted' then
-  if state[2] == ARGV[4] then return snapshot() end
-  return fail('ORDER_NUMBER_MISMATCH')
+local h, rest = load()
+if not h then return fail('CART_NOT_FOUND') end
+if h[F_STATUS] == 'deleted' then
+  if h[F_ORDER_NUMBER] ~= ARGV[4] then return fail('ORDER_NUMBER_MISMATCH') end
+  return cart_reply(redis.call('PEXPIRETIME', CART), cmsgpack.pack(h) .. rest)
 end
-local refused
-state, refused = unended()
+local refused = ended(h)
 if refused then return refused end
-commit(state, {'status', 'deleted', 'deleted_at', NOW, 'order_number', ARGV[4]})
-expire_all(TOMBSTONE_TTL)
-return snapshot()
+if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
+  return fail('VERSION_MISMATCH', tostring(h[F_VERSION]))
+end
+commit(h)
+h[F_STATUS], h[F_DELETED_AT], h[F_ORDER_NUMBER] = 'deleted', NOW, ARGV[4]
+return store(h, rest, TOMBSTONE_TTL)

@@ -3,79 +3,70 @@
 -- count of its coupons and per coupon: code, amount. Always called under an idempotency key
 -- derived from the Merge's, so a retry replays the first outcome: each guest line counts once.
 -- Mirrors CartState::absorb: every line is checked (CartState::check_add's order), then every
--- coupon, before the first write.
+-- coupon, on Lua tables; the one write is `store`'s.
 -- Flags: none (not `allow-oom`): it adds lines, so a full Redis refuses it before it runs.
-local state, refused = live('currency', 'next_position', 'item_count', 'line_bytes')
-if refused then return refused end
+local h, rest = live()
+if not h then return rest end
 local mode, currency = ARGV[4], ARGV[5]
-if currency ~= state[3] then return fail('CURRENCY_MISMATCH', currency) end
-local next_position, units = tonumber(state[4]), tonumber(state[5] or '0')
-local bytes = stored_line_bytes(state[6])
+if currency ~= h[F_CURRENCY] then return fail('CURRENCY_MISMATCH', currency) end
+local at, coupons = cmsgpack.unpack_one(rest)
+local _, lines = cmsgpack.unpack_one(rest, at)
 local first = 6
 local count = tonumber(ARGV[first])
-local replace = mode == 'keep_source'
-local writes = {}
-if mode ~= 'keep_target' and count > 0 then
-  local ids = {}
-  for i = 1, count do ids[i] = ARGV[first + 1 + (i - 1) * 4] end
-  local existing, lines = {}, 0
-  if replace then
-    units, bytes = 0, 0
-  else
-    existing = redis.call('HMGET', LINES, unpack(ids))
-    lines = redis.call('HLEN', LINES)
-  end
-  for i = 1, count do
-    local at = first + 1 + (i - 1) * 4
-    local line_id, quantity, description = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 3]
-    if existing[i] then
-      local current, _, position, stored = parse_line(existing[i])
-      local wanted = current + quantity
-      if mode == 'max' then wanted = math.max(current, quantity) end
-      if wanted > MAX_QUANTITY then return fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
-      if wanted ~= current then
-        table.insert(writes, line_id)
-        table.insert(writes, wanted .. '|' .. NOW .. '|' .. position .. '|' .. stored)
-        units = units + wanted - current
+local next_position = tonumber(h[F_NEXT_POSITION])
+local units, bytes = tonumber(h[F_ITEM_COUNT]), tonumber(h[F_LINE_BYTES])
+if mode == 'sum' or mode == 'keep_source' then
+  if mode == 'keep_source' then lines, units, bytes = {}, 0, 0 end
+  local plan, refused = plan_add(first, currency, lines, next_position, bytes)
+  if refused then return refused end
+  units, next_position, bytes = units + plan.units, plan.next_position, plan.bytes
+elseif mode == 'max' then
+  local index = line_index(lines)
+  local held = #lines / 5
+  for k = 1, count do
+    local item = first + 1 + (k - 1) * 4
+    local line_id, quantity, description = ARGV[item], tonumber(ARGV[item + 1]), ARGV[item + 3]
+    local i = index[line_id]
+    if i then
+      -- Only a higher quantity changes the line.
+      if quantity > lines[i + 1] then
+        units = units + quantity - lines[i + 1]
+        lines[i + 1], lines[i + 2] = quantity, NOW
       end
     else
-      lines = lines + 1
+      held = held + 1
       if quantity > MAX_QUANTITY then return fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
-      if lines > MAX_LINES then return fail('LINE_LIMIT_EXCEEDED') end
+      if held > MAX_LINES then return fail('LINE_LIMIT_EXCEEDED') end
       bytes = bytes + #line_id + #description
       if bytes > MAX_CART_BYTES then return fail('CART_TOO_LARGE') end
-      table.insert(writes, line_id)
-      table.insert(writes, quantity .. '|' .. NOW .. '|' .. next_position .. '|' .. description)
+      local j = #lines
+      lines[j + 1], lines[j + 2], lines[j + 3], lines[j + 4], lines[j + 5] =
+        line_id, quantity, NOW, next_position, description
+      index[line_id] = j + 1
       next_position = next_position + 1
       units = units + quantity
     end
   end
-elseif replace then
-  units, bytes = 0, 0
 end
+-- Coupons by code: a code the target holds keeps its amount.
 local coupons_at = first + 1 + count * 4
-local coupon_count = tonumber(ARGV[coupons_at])
-local new_coupons = {}
-if coupon_count > 0 then
-  local held = redis.call('HLEN', COUPONS)
-  local added = 0
-  for i = 1, coupon_count do
-    local code = ARGV[coupons_at + 1 + (i - 1) * 2]
-    if redis.call('HEXISTS', COUPONS, code) == 0 then added = added + 1 end
-  end
-  if added > 0 and held + added > MAX_COUPONS then return fail('COUPON_LIMIT_EXCEEDED') end
-  for i = 1, coupon_count do
-    local at = coupons_at + 1 + (i - 1) * 2
-    if redis.call('HEXISTS', COUPONS, ARGV[at]) == 0 then
-      table.insert(new_coupons, ARGV[at])
-      table.insert(new_coupons, next_position .. '|' .. ARGV[at + 1])
-      next_position = next_position + 1
-    end
+local held_codes = {}
+for i = 1, #coupons, 3 do held_codes[coupons[i]] = true end
+local added = {}
+for k = 1, tonumber(ARGV[coupons_at]) do
+  local code = ARGV[coupons_at + 1 + (k - 1) * 2]
+  if not held_codes[code] then
+    held_codes[code] = true
+    added[#added + 1] = k
   end
 end
-if replace then redis.call('DEL', LINES) end
-if #writes > 0 then redis.call('HSET', LINES, unpack(writes)) end
-if #new_coupons > 0 then redis.call('HSET', COUPONS, unpack(new_coupons)) end
-commit(state, {'item_count', units, 'next_position', next_position, 'line_bytes', bytes})
-expire_all(CART_TTL)
-return snapshot()
+if #added > 0 and #coupons / 3 + #added > MAX_COUPONS then return fail('COUPON_LIMIT_EXCEEDED') end
+for _, k in ipairs(added) do
+  local n = #coupons
+  coupons[n + 1], coupons[n + 2], coupons[n + 3] =
+    ARGV[coupons_at + 1 + (k - 1) * 2], ARGV[coupons_at + 2 + (k - 1) * 2], next_position
+  next_position = next_position + 1
+end
+commit(h)
+h[F_ITEM_COUNT], h[F_NEXT_POSITION], h[F_LINE_BYTES] = units, next_position, bytes
+return store(h, cmsgpack.pack(coupons) .. cmsgpack.pack(lines), CART_TTL)

@@ -4,23 +4,30 @@
 -- scripts that call it (Lua builds every closure of a script on every call, so unused ones
 -- would cost each call).
 --
--- KEYS[1] cart:{tenant:id}          hash: header fields, status, timestamps, version,
---                                   item_count (units, so Clear/Remove need not scan lines),
---                                   next_position (insertion order of lines and coupons),
---                                   line_bytes (what the lines count against MAX_CART_BYTES:
---                                   each line's id and description; absent on carts written
---                                   before it was kept, then summed from the lines),
---                                   generated ('1' when the service chose the cart's id)
--- KEYS[2] cart:{tenant:id}:lines    hash: line_id -> "quantity|updated_at|position|<description json>"
--- KEYS[3] cart:{tenant:id}:coupons  hash: code -> "position|amount"
+-- Layout v2 (see the module doc of store/redis/mod.rs):
+-- KEYS[1] cart:{tenant:id}   string: the whole cart, three msgpack values one after another:
+--                            the header (an array of the fields of MetaField, in its order;
+--                            `false` for a field without value), the coupons (a flat array:
+--                            code, amount, position, ...) and the lines (a flat array: line_id,
+--                            quantity, updated_at, position, description json, ...), coupons and
+--                            lines in insertion order. Its expiry is the cart's: a live cart's
+--                            last activity is that expiry minus CART_TTL.
+-- KEYS[2] cart:{tenant:id}:lines, KEYS[3] cart:{tenant:id}:coupons: read only for a cart still
+--                            in layout v1 (KEYS[1] then is a hash; see `v1_cart`), deleted when
+--                            such a cart is first written in layout v2.
 -- KEYS[4] cart:{tenant:id}:request:<request id>  (only when the call carries a request id)
---                                   string: the payload's fingerprint, then the msgpack of the
---                                   script's reply; lives the request-id ttl, outlives the cart
+--                            string: the payload's fingerprint, then the script's reply bytes
+--                            as they were sent; lives the request-id ttl, outlives the cart
 -- All keys share the {tenant:id} hash tag, so a script touches one Cluster slot.
+--
+-- Every reply is one bulk string of msgpack values, decoded by codec.rs straight from its
+-- bytes: a refusal is two strings (reason, detail); a cart is its expiry (unix ms) and one
+-- number (Clear's units cleared), then the cart's stored value; Remove's is the units removed.
 --
 -- Redis runs a script without interleaving any other command: that is what makes each
 -- mutation atomic and linearizable. Redis does not roll back a script that fails halfway,
--- so every script checks everything before its first write (mirroring CartState::apply).
+-- so every script checks everything before its first write (mirroring CartState::apply);
+-- the checks work on Lua tables, and the one write is `store`'s SET.
 --
 -- ARGV[1] now (unix ms)   ARGV[2] expected version (0 = any)
 -- ARGV[3] fingerprint of the request ('' without a request id)
@@ -28,32 +35,44 @@
 -- The store's policy (lifetimes and limits) is written into the source by the Rust side
 -- (the @NAME@ values below) rather than passed on every call: each argument costs Redis a Lua
 -- string per call, and the policy only changes with the config.
-local META, LINES, COUPONS = KEYS[1], KEYS[2], KEYS[3]
-local NOW, EXPECTED = ARGV[1], ARGV[2]
-local CART_TTL, TOMBSTONE_TTL = '@CART_TTL_MS@', '@TOMBSTONE_TTL_MS@'
+local CART, V1_LINES, V1_COUPONS = KEYS[1], KEYS[2], KEYS[3]
+local NOW, EXPECTED = tonumber(ARGV[1]), ARGV[2]
+local CART_TTL, TOMBSTONE_TTL = @CART_TTL_MS@, @TOMBSTONE_TTL_MS@
+-- A Get restarts a live cart's lifetime only when it has run down by more than this.
+local REFRESH_SLACK = @REFRESH_SLACK_MS@
 local MAX_LINES, MAX_QUANTITY, MAX_COUPONS = @MAX_LINES@, @MAX_QUANTITY@, @MAX_COUPONS@
 local MAX_CART_BYTES = @MAX_CART_BYTES@
 local REQUEST, FINGERPRINT, REQUEST_TTL = KEYS[4], ARGV[3], '@REQUEST_ID_TTL_MS@'
+-- The packed empty array: no coupons, no lines.
+local NONE = '\144'
+-- Whether KEYS[1] holds a cart in layout v1 (set by `load`).
+local V1 = false
 
 local function fail(reason, detail)
-  return {'ERR', reason, detail or ''}
+  return cmsgpack.pack(reason, detail or '')
 end
 
 -- Runs the script's body at most once per request id. A remembered reply (success or refusal)
 -- is returned as it was, changing nothing; the same id with another fingerprint is refused.
 -- A new reply is remembered by the same script that made the change, so the change and its
--- record are one atomic step (and replicate together).
+-- record are one atomic step (and replicate together). The reply is kept as the bytes it is:
+-- remembering costs one SET, replaying one GET.
 local function once(body)
   if not REQUEST then return body() end
   local seen = redis.call('GET', REQUEST)
   if seen then
     if string.sub(seen, 1, #FINGERPRINT) ~= FINGERPRINT then return fail('REQUEST_ID_REUSED') end
-    return cmsgpack.unpack(string.sub(seen, #FINGERPRINT + 1))
+    local reply = string.sub(seen, #FINGERPRINT + 1)
+    -- A record of the v1 scripts holds a packed reply table (a msgpack fixarray, 0x90-0x9f),
+    -- which no v2 reply starts with: it is replied as the table it was.
+    local first = string.byte(reply, 1)
+    if first >= 144 and first <= 159 then return cmsgpack.unpack(reply) end
+    return reply
   end
   local reply = body()
   -- A refusal for want of memory is no outcome of the request: nothing is remembered.
-  if reply[1] == 'ERR' and reply[2] == 'STORE_FULL' then return reply end
-  redis.call('SET', REQUEST, FINGERPRINT .. cmsgpack.pack(reply), 'PX', REQUEST_TTL)
+  if reply == fail('STORE_FULL') then return reply end
+  redis.call('SET', REQUEST, FINGERPRINT .. reply, 'PX', REQUEST_TTL)
   return reply
 end
 
@@ -67,149 +86,194 @@ local function over_maxmemory()
   return limit ~= nil and limit > 0 and tonumber(string.match(info, '\nused_memory:(%d+)')) > limit
 end
 
---- helper: header
--- The header as one string: the values of META_FIELDS (defined by the Rust side, which
--- decodes them in the same order) joined by the unit separator, which no stored value can
--- contain. One string instead of a field/value array keeps the reply cheap to parse.
-local function header()
-  local values = redis.call('HMGET', META, unpack(META_FIELDS))
-  for i = 1, #META_FIELDS do
-    if not values[i] then values[i] = '' end
+--- helper: by_position
+local function by_position(a, b)
+  return a[1] < b[1]
+end
+
+--- helper: v1_cart
+-- A cart stored in layout v1 (KEYS[1] a hash of the header fields, KEYS[2] a hash
+-- line_id -> "quantity|updated_at|position|description", KEYS[3] a hash code ->
+-- "position|amount"), as the v2 header table and the packed coupons and lines; nil when
+-- there is no such cart. Values keep the v1 strings (the Rust side reads numbers from either).
+local function v1_cart()
+  local h = redis.call('HMGET', CART, unpack(META_FIELDS))
+  if not h[F_STATUS] then return nil end
+  local records, flat = {}, redis.call('HGETALL', V1_LINES)
+  local bytes = 0
+  for i = 1, #flat, 2 do
+    local quantity, updated_at, position, description =
+      string.match(flat[i + 1], '^(%d+)|(%d+)|(%d+)|(.*)$')
+    records[#records + 1] =
+      {tonumber(position), flat[i], tonumber(quantity), tonumber(updated_at), description}
+    bytes = bytes + #flat[i] + #description
   end
-  return table.concat(values, '\31')
+  table.sort(records, by_position)
+  local lines = {}
+  for _, r in ipairs(records) do
+    local at = #lines
+    lines[at + 1], lines[at + 2], lines[at + 3], lines[at + 4], lines[at + 5] =
+      r[2], r[3], r[4], r[1], r[5]
+  end
+  records, flat = {}, redis.call('HGETALL', V1_COUPONS)
+  for i = 1, #flat, 2 do
+    local position, amount = string.match(flat[i + 1], '^(%d+)|(.*)$')
+    records[#records + 1] = {tonumber(position), flat[i], amount}
+  end
+  table.sort(records, by_position)
+  local coupons = {}
+  for _, r in ipairs(records) do
+    local at = #coupons
+    coupons[at + 1], coupons[at + 2], coupons[at + 3] = r[2], r[3], r[1]
+  end
+  -- Carts written before line_bytes was kept count their lines' bytes now.
+  if not h[F_LINE_BYTES] then h[F_LINE_BYTES] = bytes end
+  if not h[F_ITEM_COUNT] then h[F_ITEM_COUNT] = 0 end
+  return h, cmsgpack.pack(coupons) .. cmsgpack.pack(lines)
+end
+
+--- helper: load
+-- The cart: its header table and the rest of its value (the packed coupons, then the packed
+-- lines), or nil when there is none. A v1 cart is read as one (and V1 set, so that `store`
+-- deletes its v1 keys when it writes the cart in layout v2).
+local function load()
+  local value = redis.pcall('GET', CART)
+  if not value then return nil end
+  if type(value) == 'table' then
+    -- WRONGTYPE: the header hash of layout v1.
+    V1 = true
+    return v1_cart()
+  end
+  local at, h = cmsgpack.unpack_one(value)
+  -- A value written before a field was added to MetaField lacks it.
+  for i = #h + 1, META_COUNT do h[i] = false end
+  return h, string.sub(value, at + 1)
+end
+
+--- helper: contents
+-- The rest of a value (see `load`) as the packed coupons and the lines table.
+local function contents(rest)
+  local at = cmsgpack.unpack_one(rest)
+  local _, lines = cmsgpack.unpack_one(rest, at)
+  return string.sub(rest, 1, at), lines
 end
 
 --- helper: cart_reply
--- The reply of every script that returns a cart: the joined header (see `header`), the
--- HGETALL of the lines and of the coupons, and one number (Clear's units cleared). The Rust
--- side (codec::decode_snapshot) reads these positions.
-local function cart_reply(joined_header, lines, coupons, extra)
-  return {'OK', joined_header, lines, coupons, extra or 0}
+-- The reply of a cart: its expiry, `extra`, and the value.
+local function cart_reply(expires, value, extra)
+  return cmsgpack.pack(expires, extra or 0) .. value
 end
 
---- helper: snapshot
--- The whole cart as it is now.
-local function snapshot(extra)
-  return cart_reply(header(), redis.call('HGETALL', LINES), redis.call('HGETALL', COUPONS), extra)
+--- helper: store
+-- Writes the cart, header `h` and `rest` (see `load`), as one value living `ttl` from now, and
+-- replies it with `extra`. The one write of every mutation but Remove.
+local function store(h, rest, ttl, extra)
+  local value = cmsgpack.pack(h) .. rest
+  local expires = NOW + ttl
+  redis.call('SET', CART, value, 'PXAT', expires)
+  if V1 then redis.call('DEL', V1_LINES, V1_COUPONS) end
+  return cart_reply(expires, value, extra)
 end
 
---- helper: expire_all
-local function expire_all(ttl)
-  redis.call('PEXPIRE', META, ttl)
-  redis.call('PEXPIRE', LINES, ttl)
-  redis.call('PEXPIRE', COUPONS, ttl)
+--- helper: as_is
+-- The reply of a call that leaves the cart as it is: its value and expiry as stored.
+local function as_is(h, rest)
+  return cart_reply(redis.call('PEXPIRETIME', CART), cmsgpack.pack(h) .. rest)
 end
 
 --- helper: frozen_now
--- Whether a cart of `status` is frozen now: a freeze ends by itself at its frozen_until
--- (CartState::thaw; '' = never), read only for a frozen cart.
-local function frozen_now(status)
-  if status ~= 'frozen' then return false end
-  local thaws = redis.call('HGET', META, 'frozen_until')
-  return not thaws or thaws == '' or tonumber(thaws) > tonumber(NOW)
+-- Whether the cart of header `h` is frozen now: a freeze ends by itself at its frozen_until
+-- (CartState::thaw; absent: never).
+local function frozen_now(h)
+  if h[F_STATUS] ~= 'frozen' then return false end
+  local thaws = h[F_FROZEN_UNTIL]
+  return not thaws or tonumber(thaws) > NOW
+end
+
+--- helper: ended
+-- The refusal of a cart that has ended (CartState::check_not_ended), or nil.
+local function ended(h)
+  if h[F_STATUS] == 'deleted' then return fail('CART_DELETED') end
+  if h[F_STATUS] == 'merged' or h[F_STATUS] == 'merging' then return fail('CART_MERGED') end
+  return nil
 end
 
 --- helper: unended
 -- The guard of Remove, Delete, Freeze and Unfreeze (CartState::check_open): the cart exists,
 -- is not deleted, merged or being merged, is at the expected version; a frozen cart passes.
--- Returns the HMGET of status, version and the `...` fields, or nil and a refusal.
-local function unended(...)
-  local state = redis.call('HMGET', META, 'status', 'version', ...)
-  if not state[1] then return nil, fail('CART_NOT_FOUND') end
-  if state[1] == 'deleted' then return nil, fail('CART_DELETED') end
-  if state[1] == 'merged' or state[1] == 'merging' then return nil, fail('CART_MERGED') end
-  if EXPECTED ~= '0' and EXPECTED ~= state[2] then return nil, fail('VERSION_MISMATCH', state[2]) end
-  return state
+-- Returns the header and the rest (see `load`), or nil and a refusal.
+local function unended()
+  local h, rest = load()
+  if not h then return nil, fail('CART_NOT_FOUND') end
+  local refused = ended(h)
+  if refused then return nil, refused end
+  if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
+    return nil, fail('VERSION_MISMATCH', tostring(h[F_VERSION]))
+  end
+  return h, rest
 end
 
 --- helper: live
 -- The guard of every change of a cart's content (CartState::check_live): `unended`, and not
--- frozen.
-local function live(...)
-  local state, refused = unended(...)
-  if refused then return nil, refused end
-  if frozen_now(state[1]) then return nil, fail('CART_FROZEN') end
-  return state
+-- frozen. Returns the header and the rest (see `load`), or nil and a refusal.
+local function live()
+  local h, rest = unended()
+  if not h then return nil, rest end
+  if frozen_now(h) then return nil, fail('CART_FROZEN') end
+  return h, rest
 end
 
 --- helper: commit
--- Records a successful mutation in one HSET: the next version, activity now, and the
--- script's own `fields` (name, value, ...).
-local function commit(state, fields)
-  redis.call('HSET', META, 'version', tonumber(state[2]) + 1, 'updated_at', NOW, 'last_activity_at', NOW,
-    unpack(fields))
+-- Records a successful mutation in its header: the next version, activity now.
+local function commit(h)
+  h[F_VERSION] = tonumber(h[F_VERSION]) + 1
+  h[F_UPDATED_AT], h[F_LAST_ACTIVITY_AT] = NOW, NOW
 end
 
---- helper: parse_line
-local function parse_line(record)
-  local quantity, updated_at, position, description =
-    string.match(record, '^(%d+)|(%d+)|(%d+)|(.*)$')
-  return tonumber(quantity), updated_at, position, description
-end
-
---- helper: stored_line_bytes
--- What the cart's lines count against MAX_CART_BYTES (CartState::line_bytes): the header's
--- `stored` line_bytes, or for a cart written before it was kept, the sum over its lines.
-local function stored_line_bytes(stored)
-  if stored then return tonumber(stored) end
-  local total, flat = 0, redis.call('HGETALL', LINES)
-  for i = 1, #flat, 2 do
-    local _, _, _, description = parse_line(flat[i + 1])
-    total = total + #flat[i] + #description
-  end
-  return total
+--- helper: line_index
+-- Where each line of a lines table starts, by line_id.
+local function line_index(lines)
+  local index = {}
+  for i = 1, #lines, 5 do index[lines[i]] = i end
+  return index
 end
 
 --- helper: plan_add
 -- Items start at ARGV[first]: their count, then per item: line_id, quantity,
--- currency ('' = unchecked), description json. Checks them in CartState::check_add's order and
--- returns the writes without making them (nil and a refusal when an item is refused). `bytes`
--- is what the lines count now; a new line adds its id and description (plan.bytes after).
-local function plan_add(first, currency, next_position, bytes)
+-- currency ('' = unchecked), description json. Checks them in CartState::check_add's order,
+-- applying them to the `lines` table as it goes (nothing is written before the caller's
+-- `store`); returns the units added, the next position and what the lines count then (nil
+-- and a refusal when an item is refused).
+local function plan_add(first, currency, lines, next_position, bytes)
   local count = tonumber(ARGV[first])
-  local plan = {writes = {}, units = 0, bytes = bytes}
-  if count == 0 then
-    plan.next_position = next_position
-    return plan
-  end
-  local ids = {}
-  for i = 1, count do ids[i] = ARGV[first + 1 + (i - 1) * 4] end
-  local existing = redis.call('HMGET', LINES, unpack(ids))
-  local lines = redis.call('HLEN', LINES)
-  for i = 1, count do
-    local at = first + 1 + (i - 1) * 4
+  local plan = {units = 0}
+  local index = line_index(lines)
+  local held = #lines / 5
+  for k = 1, count do
+    local at = first + 1 + (k - 1) * 4
     local line_id, quantity = ARGV[at], tonumber(ARGV[at + 1])
     local item_currency, description = ARGV[at + 2], ARGV[at + 3]
     if item_currency ~= '' and item_currency ~= currency then
       return nil, fail('CURRENCY_MISMATCH', item_currency)
     end
-    local record
-    if existing[i] then
-      local current, _, position, stored = parse_line(existing[i])
-      if current + quantity > MAX_QUANTITY then return nil, fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
-      record = (current + quantity) .. '|' .. NOW .. '|' .. position .. '|' .. stored
+    local i = index[line_id]
+    if i then
+      if lines[i + 1] + quantity > MAX_QUANTITY then return nil, fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
+      lines[i + 1], lines[i + 2] = lines[i + 1] + quantity, NOW
     else
-      lines = lines + 1
+      held = held + 1
       if quantity > MAX_QUANTITY then return nil, fail('QUANTITY_LIMIT_EXCEEDED', line_id) end
-      if lines > MAX_LINES then return nil, fail('LINE_LIMIT_EXCEEDED') end
+      if held > MAX_LINES then return nil, fail('LINE_LIMIT_EXCEEDED') end
       bytes = bytes + #line_id + #description
       if bytes > MAX_CART_BYTES then return nil, fail('CART_TOO_LARGE') end
-      record = quantity .. '|' .. NOW .. '|' .. next_position .. '|' .. description
+      local j = #lines
+      lines[j + 1], lines[j + 2], lines[j + 3], lines[j + 4], lines[j + 5] =
+        line_id, quantity, NOW, next_position, description
+      index[line_id] = j + 1
       next_position = next_position + 1
     end
-    table.insert(plan.writes, line_id)
-    table.insert(plan.writes, record)
     plan.units = plan.units + quantity
   end
-  plan.next_position = next_position
-  plan.bytes = bytes
+  plan.next_position, plan.bytes = next_position, bytes
   return plan
-end
-
---- helper: apply_add
--- Writes the lines of a plan; the header fields it changes go into the caller's commit.
-local function apply_add(plan)
-  if #plan.writes > 0 then
-    redis.call('HSET', LINES, unpack(plan.writes))
-  end
 end

@@ -3,10 +3,14 @@
 -- grow is the record of a refusal under a request id (a success's record is smaller than the
 -- keys it deletes): while Redis is over maxmemory that refusal is not remembered but answered
 -- STORE_FULL (nothing changed), which costs an INFO only on that path.
-local state, refused = unended('item_count')
-if refused then
+local h, refused = unended()
+if not h then
   if REQUEST and over_maxmemory() then return fail('STORE_FULL') end
   return refused
 end
-redis.call('DEL', META, LINES, COUPONS)
-return {'OK', tonumber(state[3] or '0')}
+if V1 then
+  redis.call('DEL', CART, V1_LINES, V1_COUPONS)
+else
+  redis.call('DEL', CART)
+end
+return cmsgpack.pack(tonumber(h[F_ITEM_COUNT]) or 0)

@@ -4,11 +4,12 @@
 -- merged) or is refused. No version bump: an unsealed source is as it was. Sealed again under
 -- the same key it replies as it is (a retry reuses the target recorded here).
 -- Flags: none (not `allow-oom`): it adds the merge's fields, so a full Redis refuses it.
-local state = redis.call('HMGET', META, 'status', 'merge_key')
-if not state[1] then return fail('CART_NOT_FOUND') end
-if state[1] == 'deleted' then return fail('CART_DELETED') end
-if state[1] == 'merging' and state[2] == ARGV[5] then return snapshot() end
-if state[1] == 'merging' or state[1] == 'merged' then return fail('CART_MERGED') end
-if frozen_now(state[1]) then return fail('CART_FROZEN') end
-redis.call('HSET', META, 'status', 'merging', 'merged_into', ARGV[4], 'merge_key', ARGV[5])
-return snapshot()
+local h, rest = load()
+if not h then return fail('CART_NOT_FOUND') end
+local status = h[F_STATUS]
+if status == 'deleted' then return fail('CART_DELETED') end
+if status == 'merging' and h[F_MERGE_KEY] == ARGV[5] then return as_is(h, rest) end
+if status == 'merging' or status == 'merged' then return fail('CART_MERGED') end
+if frozen_now(h) then return fail('CART_FROZEN') end
+h[F_STATUS], h[F_MERGED_INTO], h[F_MERGE_KEY] = 'merging', ARGV[4], ARGV[5]
+return store(h, rest, CART_TTL)
