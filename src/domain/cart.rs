@@ -992,4 +992,197 @@ mod tests {
         let totals = c.totals();
         assert_eq!((totals.discount_amount, totals.total), (50, 0));
     }
+
+    fn coupon(code: &str, amount: i64) -> (CouponCode, i64) {
+        (CouponCode::parse(code).unwrap(), amount)
+    }
+
+    fn absorb(mode: MergeMode, items: Vec<NewLine>) -> Mutation {
+        Mutation::Absorb {
+            mode,
+            currency: Currency::parse("USD").unwrap(),
+            items,
+            coupons: vec![coupon("G", 5), coupon("T", 99)],
+        }
+    }
+
+    fn quantities(c: &CartState) -> Vec<(String, u32)> {
+        c.lines
+            .iter()
+            .map(|l| (l.sku.to_string(), l.quantity))
+            .collect()
+    }
+
+    #[test]
+    fn absorb_combines_lines_by_mode_and_coupons_by_code() {
+        let limits = Limits::default();
+        let guest = || vec![item("A", 2, 100), item("B", 1, 100)];
+        let target = || {
+            let mut c = cart(vec![item("A", 3, 100), item("C", 1, 100)]);
+            let t = Mutation::ApplyCoupon {
+                code: CouponCode::parse("T").unwrap(),
+                amount: 10,
+            };
+            c.apply(&t, 0, 1_500, &limits).unwrap();
+            c
+        };
+        let cases = [
+            (MergeMode::Sum, vec![("A", 5), ("C", 1), ("B", 1)]),
+            (MergeMode::Max, vec![("A", 3), ("C", 1), ("B", 1)]),
+            (MergeMode::KeepSource, vec![("A", 2), ("B", 1)]),
+            (MergeMode::KeepTarget, vec![("A", 3), ("C", 1)]),
+        ];
+        for (mode, expected) in cases {
+            let mut c = target();
+            c.apply(&absorb(mode, guest()), 0, 2_000, &limits).unwrap();
+            let expected: Vec<_> = expected.iter().map(|(s, q)| (s.to_string(), *q)).collect();
+            assert_eq!(quantities(&c), expected, "{mode:?}");
+            let codes: Vec<_> = c
+                .coupons
+                .iter()
+                .map(|k| (k.code.to_string(), k.amount))
+                .collect();
+            assert_eq!(
+                codes,
+                [("T".to_owned(), 10), ("G".to_owned(), 5)],
+                "{mode:?}"
+            );
+            assert_eq!(c.version, 3, "{mode:?}");
+            assert_eq!(
+                c.line_bytes(),
+                c.lines.iter().map(|l| l.bytes).sum::<usize>()
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_absorb_changes_nothing() {
+        let limits = Limits {
+            max_coupons: 2,
+            ..Limits::default()
+        };
+        let mut c = cart(vec![item("A", 998, 1)]);
+        let before = c.clone();
+        let err = c
+            .apply(
+                &absorb(MergeMode::Sum, vec![item("A", 2, 1)]),
+                0,
+                2_000,
+                &limits,
+            )
+            .unwrap_err();
+        assert!(matches!(err, CartError::QuantityLimit { .. }));
+        // Two new coupons fit, a third does not.
+        c.apply(
+            &Mutation::ApplyCoupon {
+                code: CouponCode::parse("X").unwrap(),
+                amount: 1,
+            },
+            0,
+            2_000,
+            &limits,
+        )
+        .unwrap();
+        let held = c.clone();
+        let err = c
+            .apply(&absorb(MergeMode::KeepTarget, vec![]), 0, 2_000, &limits)
+            .unwrap_err();
+        assert!(matches!(err, CartError::CouponLimit(2)));
+        assert_eq!(c, held);
+        let euros = Mutation::Absorb {
+            mode: MergeMode::Sum,
+            currency: Currency::parse("EUR").unwrap(),
+            items: vec![],
+            coupons: vec![],
+        };
+        assert!(matches!(
+            c.apply(&euros, 0, 2_000, &limits),
+            Err(CartError::CurrencyMismatch(_))
+        ));
+        assert_eq!(c, held);
+        assert_ne!(before, held);
+    }
+
+    #[test]
+    fn freeze_holds_the_content_and_repeats_change_nothing() {
+        let limits = Limits::default();
+        let mut c = cart(vec![item("A", 1, 1)]);
+        let freeze = Mutation::Freeze {
+            reason: "checkout".into(),
+            until: Some(5_000),
+        };
+        c.apply(&freeze, 0, 2_000, &limits).unwrap();
+        let frozen = c.clone();
+        assert_eq!(
+            (c.status, c.version, c.frozen_at),
+            (CartStatus::Frozen, 2, Some(2_000))
+        );
+        // Again, even at a stale version: as it is.
+        c.apply(&freeze, 1, 3_000, &limits).unwrap();
+        assert_eq!(c, frozen);
+        let add = Mutation::AddItems(vec![item("A", 1, 1)]);
+        assert!(matches!(
+            c.apply(&add, 0, 3_000, &limits),
+            Err(CartError::CartFrozen)
+        ));
+        assert_eq!(c, frozen);
+        // The freeze ends by itself at its `until`.
+        c.thaw(4_999);
+        assert_eq!(c.status, CartStatus::Frozen);
+        c.thaw(5_000);
+        assert_eq!((c.status, c.frozen_at), (CartStatus::Active, None));
+        let open = c.clone();
+        c.apply(&Mutation::Unfreeze, 0, 6_000, &limits).unwrap();
+        assert_eq!(c, open, "Unfreeze of an active cart");
+        c.apply(&add, 0, 6_000, &limits).unwrap();
+    }
+
+    #[test]
+    fn the_merge_steps_of_the_source_repeat_safely_and_refuse_other_merges() {
+        let limits = Limits::default();
+        let mut c = cart(vec![item("A", 1, 1)]);
+        let seal = |key: &str| Mutation::Seal {
+            target: "t1".into(),
+            merge_key: key.into(),
+        };
+        c.apply(&seal("k1"), 0, 2_000, &limits).unwrap();
+        assert_eq!((c.status, c.version), (CartStatus::Merging, 1));
+        let sealed = c.clone();
+        c.apply(&seal("k1"), 0, 2_500, &limits).unwrap();
+        assert_eq!(c, sealed);
+        assert!(matches!(
+            c.apply(&seal("k2"), 0, 2_500, &limits),
+            Err(CartError::CartMerged)
+        ));
+        let add = Mutation::AddItems(vec![item("B", 1, 1)]);
+        assert!(matches!(
+            c.apply(&add, 0, 2_500, &limits),
+            Err(CartError::CartMerged)
+        ));
+        // Another merge's unseal does nothing; its own opens the cart again.
+        let unseal = |key: &str| Mutation::Unseal {
+            merge_key: key.into(),
+        };
+        c.apply(&unseal("k2"), 0, 2_600, &limits).unwrap();
+        assert_eq!(c.status, CartStatus::Merging);
+        c.apply(&unseal("k1"), 0, 2_600, &limits).unwrap();
+        assert_eq!((c.status, c.merged_into.as_str()), (CartStatus::Active, ""));
+        c.apply(&seal("k3"), 0, 2_700, &limits).unwrap();
+        let finish = |key: &str| Mutation::FinishMerge {
+            merge_key: key.into(),
+        };
+        assert!(matches!(
+            c.apply(&finish("k1"), 0, 2_800, &limits),
+            Err(CartError::CartMerged)
+        ));
+        c.apply(&finish("k3"), 0, 2_800, &limits).unwrap();
+        let merged = c.clone();
+        assert_eq!((c.status, c.version), (CartStatus::Merged, 2));
+        c.apply(&finish("k3"), 0, 2_900, &limits).unwrap();
+        assert_eq!(c, merged);
+        assert_eq!(
+            c.expires_at(&CartPolicy::default()),
+            2_800 + CartPolicy::default().tombstone_ttl_ms()
+        );
+    }
 }
