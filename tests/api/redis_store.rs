@@ -285,6 +285,10 @@ async fn flushed_scripts_are_reloaded() {
     let cart = app.create_cart(&[("A", 1, 100)]).await;
     redis.command(&["SCRIPT", "FLUSH"]);
     assert_eq!(app.get(&cart.id).await.unwrap().item_count, 1);
+    // The customer index's script too (a Create naming a customer runs it first).
+    redis.command(&["SCRIPT", "FLUSH"]);
+    let again = app.create_cart(&[("B", 1, 100)]).await;
+    assert_eq!(app.get(&again.id).await.unwrap().item_count, 1);
 }
 
 /// Data Redis cannot make sense of is INTERNAL, and the client learns nothing more.
@@ -522,6 +526,14 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
         .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
         .collect();
     assert_eq!(names, ["EVALSHA", "WAIT"], "{wire:?}");
+    // A Create naming a customer: the customer's index, then the cart, each waited for.
+    app.create_cart(&[]).await;
+    let wire = monitor.wire_commands(&master);
+    let names: Vec<&str> = wire
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
+        .collect();
+    assert_eq!(names, ["EVALSHA", "WAIT", "EVALSHA", "WAIT"], "{wire:?}");
     app.get(&cart.id).await.unwrap();
     monitor.assert_one_evalsha(&master, "Get (a read waits for nobody)");
 

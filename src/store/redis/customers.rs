@@ -15,7 +15,7 @@
 
 use std::sync::LazyLock;
 
-use redis::{Pipeline, Value};
+use redis::{Pipeline, RedisError, ServerErrorKind, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
@@ -36,21 +36,44 @@ static INDEX_CART: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("lua/customer_index.lua")));
 
 impl RedisStore {
-    /// ZADD (again: a newer score), trimmed to the newest [`MAX_INDEXED_CARTS`], re-armed TTL.
+    /// The index's script (ZADD again: a newer score; trimmed to the newest
+    /// [`MAX_INDEXED_CARTS`]; TTL re-armed), followed by a `WAIT` when changes must reach
+    /// replicas (`[durability]`), as every cart mutation: an entry lost in a failover would
+    /// hide a live cart from GetActiveCart.
     pub(super) async fn index_add(
         &self,
         customer: &CustomerKey,
         cart_id: &CartId,
         now: UnixMillis,
     ) -> Result<(), CartError> {
-        let mut invocation = INDEX_CART.prepare_invoke();
-        invocation
-            .key(index_key(customer))
+        let mut pipeline = redis::pipe();
+        pipeline
+            .ignore_errors()
+            .cmd("EVALSHA")
+            .arg(INDEX_CART.get_hash())
+            .arg(1)
+            .arg(index_key(customer))
             .arg(now)
             .arg(cart_id.as_str())
             .arg(MAX_INDEXED_CARTS)
             .arg(self.policy.cart_ttl_ms());
-        self.index_call(Call::Script(&invocation)).await.map(drop)
+        let replicas = self.durability.min_replicas;
+        if replicas > 0 {
+            pipeline
+                .cmd("WAIT")
+                .arg(replicas)
+                .arg(self.durability.timeout.as_millis().max(1) as u64);
+        }
+        let replies = self.index_call(&pipeline).await?;
+        match replies.get(1) {
+            Some(Value::Int(acked)) if *acked < i64::from(replicas) => {
+                Err(CartError::ReplicationTimeout {
+                    acked: *acked,
+                    wanted: replicas,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The ids, newest first.
@@ -65,7 +88,7 @@ impl RedisStore {
             .arg(0)
             .arg(MAX_INDEXED_CARTS - 1)
             .arg("REV");
-        let replies = self.index_call(Call::Commands(&pipeline)).await?;
+        let replies = self.index_call(&pipeline).await?;
         let Some(Value::Array(ids)) = replies.into_iter().next() else {
             return Err(CartError::Internal(
                 "unexpected reply from redis to ZRANGE".into(),
@@ -95,26 +118,32 @@ impl RedisStore {
         for id in cart_ids {
             command.arg(id.as_str());
         }
-        self.index_call(Call::Commands(&pipeline)).await.map(drop)
+        self.index_call(&pipeline).await.map(drop)
     }
 
-    /// Sends `call` (one key) until it is answered, within the store timeout and the client's
-    /// deadline.
-    async fn index_call(&self, call: Call<'_>) -> Result<Vec<Value>, CartError> {
+    /// Sends `pipeline` (one key; errors as values when it says so) until it is answered,
+    /// within the store timeout and the client's deadline. A Redis that lost the index's
+    /// script gets it again.
+    async fn index_call(&self, pipeline: &Pipeline) -> Result<Vec<Value>, CartError> {
         let deadline = Instant::now() + self.timeouts.response;
         let mut attempts = 1;
         loop {
             crate::deadline::check()?;
             let sent = tokio::time::timeout_at(deadline, async {
                 let mut connection = self.connection.active().await?;
-                match call {
-                    Call::Commands(pipeline) => {
-                        pipeline.query_async::<Vec<Value>>(&mut connection).await
+                let replies = pipeline.query_async::<Vec<Value>>(&mut connection).await?;
+                match replies.first() {
+                    Some(Value::ServerError(error)) => {
+                        let error: RedisError = error.clone().into();
+                        if error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) {
+                            INDEX_CART
+                                .prepare_invoke()
+                                .load_async(&mut connection)
+                                .await?;
+                        }
+                        Err(error)
                     }
-                    Call::Script(invocation) => invocation
-                        .invoke_async::<Value>(&mut connection)
-                        .await
-                        .map(|reply| vec![reply]),
+                    _ => Ok(replies),
                 }
             })
             .await;
@@ -127,22 +156,19 @@ impl RedisStore {
                     ));
                 }
             };
-            let transient = matches!(failure(&error), Failure::NotSent | Failure::Unknown);
+            let no_script = error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript);
+            let transient =
+                no_script || matches!(failure(&error), Failure::NotSent | Failure::Unknown);
             let backoff = RETRY_BACKOFF * attempts;
             if !transient || attempts >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
                 return Err(store_error(error));
             }
-            tokio::time::sleep(backoff).await;
+            if !no_script {
+                tokio::time::sleep(backoff).await;
+            }
             attempts += 1;
         }
     }
-}
-
-/// What an index call sends: plain commands (reads, ZREM), or the index's script.
-#[derive(Clone, Copy)]
-enum Call<'a> {
-    Commands(&'a Pipeline),
-    Script(&'a redis::ScriptInvocation<'static>),
 }
 
 #[cfg(test)]
