@@ -475,6 +475,31 @@ vtex   = { account = "cosmetics2" }
     }
 
     #[test]
+    fn freeze_ttl_parses_zero_means_never_and_bad_text_is_refused() {
+        let file =
+            |ttl: &str| format!("hmac_secret = \"0123456789abcdef\"\nfreeze_ttl = \"{ttl}\"\n");
+        assert_eq!(local().policy.freeze_ttl, Duration::from_secs(3600));
+        let mut settings = local();
+        settings
+            .apply_file(&file("15m"), Path::new("c.toml"))
+            .unwrap();
+        assert_eq!(settings.policy.freeze_ttl, Duration::from_secs(900));
+        assert_eq!(settings.policy.frozen_until(1_000), Some(1_000 + 900_000));
+        settings
+            .apply_file(&file("0s"), Path::new("c.toml"))
+            .unwrap();
+        assert_eq!(
+            settings.policy.frozen_until(1_000),
+            None,
+            "0s: until Unfreeze or Delete"
+        );
+        let err = local()
+            .apply_file(&file("a while"), Path::new("c.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("freeze_ttl"), "{err}");
+    }
+
+    #[test]
     fn admission_limits_parse_with_per_tenant_overrides() {
         let mut settings = local();
         assert_eq!(local().admission, AdmissionConfig::single_tenant());

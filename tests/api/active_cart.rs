@@ -10,7 +10,8 @@ use tonic::Code;
 
 use crate::freeze::freeze;
 use crate::helpers::{
-    Backend, TestApp, assert_error, create_request, item, spawn_app, spawn_with_policy,
+    ACME_KEY, ACME_READ_KEY, Backend, GLOBEX_KEY, TestApp, assert_error, create_request, item,
+    spawn_app, spawn_shim_app, spawn_with_policy,
 };
 
 on_every_store!(
@@ -18,6 +19,7 @@ on_every_store!(
     the_most_recently_active_live_cart_is_the_active_one,
     deleted_removed_and_expired_carts_are_never_answered,
     a_stale_index_entry_is_dropped_on_read,
+    another_tenant_sees_neither_the_customer_cart_nor_its_guest_cart,
 );
 
 /// A customer id no other test uses (the stores are shared).
@@ -178,4 +180,76 @@ async fn a_stale_index_entry_is_dropped_on_read(backend: Backend) {
     let mine = cart_of(&app, &me, &[("B", 1, 100)]).await;
     assert_eq!(active_cart(&app, &me).await.unwrap().id, mine.id);
     assert_eq!(active_cart(&app, &owner).await.unwrap().id, owned.id);
+}
+
+/// The same customer id in two tenants is two customers; a guest cart of one tenant is not
+/// found by another's Merge. A read-only key reads the active cart but may not merge.
+async fn another_tenant_sees_neither_the_customer_cart_nor_its_guest_cart(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let me = customer();
+    let mine = pb::CreateRequest {
+        customer_id: me.clone(),
+        ..create_request("", &[("A", 1, 100)])
+    };
+    let mine = app
+        .client
+        .clone()
+        .create(TestApp::authed(mine, ACME_KEY))
+        .await
+        .unwrap()
+        .into_inner();
+    let active_as = |key: &'static str| {
+        let app = &app;
+        let me = me.clone();
+        async move {
+            app.client
+                .clone()
+                .get_active_cart(TestApp::authed(
+                    pb::GetActiveCartRequest { customer_id: me },
+                    key,
+                ))
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    assert_eq!(active_as(ACME_READ_KEY).await.unwrap().id, mine.id);
+    assert_error(
+        active_as(GLOBEX_KEY).await,
+        Code::NotFound,
+        "NO_ACTIVE_CART",
+    );
+
+    let guest = pb::CreateRequest {
+        customer_id: String::new(),
+        ..create_request("", &[("B", 1, 100)])
+    };
+    let guest = app
+        .client
+        .clone()
+        .create(TestApp::authed(guest, ACME_KEY))
+        .await
+        .unwrap()
+        .into_inner();
+    let merge = |key: &'static str| {
+        let request = pb::MergeRequest {
+            source_cart_id: guest.id.clone(),
+            customer_id: me.clone(),
+            mode: pb::MergeMode::Sum as i32,
+            request_id: "login".into(),
+        };
+        let mut client = app.client.clone();
+        async move { client.merge(TestApp::authed(request, key)).await }
+    };
+    assert_error(merge(GLOBEX_KEY).await, Code::NotFound, "CART_NOT_FOUND");
+    assert_error(
+        merge(ACME_READ_KEY).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+    );
+    assert_eq!(
+        app.get_as(ACME_KEY, &guest.id).await.unwrap().status(),
+        pb::CartStatus::Active
+    );
+    let merged = merge(ACME_KEY).await.unwrap().into_inner();
+    assert_eq!(merged.cart.unwrap().id, mine.id);
 }
