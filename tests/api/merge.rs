@@ -148,6 +148,12 @@ async fn sum_adds_the_guest_lines_and_coupons_and_leaves_a_merged_tombstone(back
     let tombstone = app.get(&guest.id).await.unwrap();
     assert_eq!(tombstone.status(), pb::CartStatus::Merged);
     assert_eq!(tombstone.merged_into, mine.id);
+    let retention = tombstone.expires_at.unwrap().seconds - tombstone.updated_at.unwrap().seconds;
+    assert_eq!(
+        retention,
+        30 * 24 * 3600,
+        "readable for the tombstone retention"
+    );
     assert_eq!(
         quantities(&tombstone),
         quantities(&guest),
