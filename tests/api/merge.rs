@@ -497,6 +497,15 @@ impl CartStore for StepFaults {
     }
 }
 
+/// The store's name in the figures the tests print.
+fn store_name(backend: &Backend) -> &'static str {
+    match backend {
+        Backend::Memory => "memory",
+        Backend::Redis(url) if url.starts_with("redis+cluster://") => "cluster",
+        Backend::Redis(_) => "redis",
+    }
+}
+
 /// The real store of `backend`, as the app would build it.
 pub async fn real_store(backend: &Backend) -> SharedStore {
     match backend {
@@ -517,6 +526,7 @@ pub async fn real_store(backend: &Backend) -> SharedStore {
 }
 
 async fn a_retry_after_a_failure_after_any_step_counts_each_line_once(backend: Backend) {
+    let store = store_name(&backend);
     let faults = StepFaults::new(real_store(&backend).await);
     let app = spawn_with_store(faults.clone()).await;
     let mut retried = 0;
@@ -557,7 +567,7 @@ async fn a_retry_after_a_failure_after_any_step_counts_each_line_once(backend: B
     }
     assert_eq!((faults.fired.load(Ordering::Relaxed), retried), (6, 6));
     eprintln!(
-        "merge faults: 6 injected (seal, absorb, finish × before, after), 6 retries, every guest line counted once"
+        "merge faults ({store}): 6 injected (seal, absorb, finish × before, after), 6 retries, every guest line counted once"
     );
 }
 
@@ -567,6 +577,7 @@ const RACERS: usize = 4;
 const MAX_ADDS: usize = 500;
 
 async fn add_items_racing_a_merge_land_in_the_target_or_are_refused(backend: Backend) {
+    let store = store_name(&backend);
     let app = spawn_app(backend).await;
     let me = customer();
     let (mine, guest) = login_pair(&app, &me).await;
@@ -620,7 +631,7 @@ async fn add_items_racing_a_merge_land_in_the_target_or_are_refused(backend: Bac
     );
     assert_eq!(merged.cart.unwrap().version, target.version);
     eprintln!(
-        "merge race: {} AddItems, {landed} landed (all in the target), {refused} refused CART_MERGED",
+        "merge race ({store}): {} AddItems, {landed} landed (all in the target), {refused} refused CART_MERGED",
         landed + refused
     );
 }
@@ -650,6 +661,7 @@ async fn client_of(process: &ServiceProcess) -> CartServiceClient<Channel> {
 }
 
 async fn merges_killed_with_their_process_are_finished_by_the_retry(backend: Backend) {
+    let store = store_name(&backend);
     let Backend::Redis(url) = backend else {
         panic!("a Redis backend");
     };
@@ -741,7 +753,7 @@ async fn merges_killed_with_their_process_are_finished_by_the_retry(backend: Bac
     }
     drop(second);
     eprintln!(
-        "merge kill: {KILLED_MERGES} merges, {answered} answered before the kill; stopped at: {} not sealed, {} sealed, {} lines in the target, {} finished; {KILLED_MERGES} retried: every guest line counted once",
+        "merge kill ({store}): {KILLED_MERGES} merges, {answered} answered before the kill; stopped at: {} not sealed, {} sealed, {} lines in the target, {} finished; {KILLED_MERGES} retried: every guest line counted once",
         stopped[0], stopped[1], stopped[2], stopped[3]
     );
 }
