@@ -149,6 +149,9 @@ pub struct ConfigFile {
     pub redis_timeout: Option<String>,
     /// How long a mutation's outcome is remembered under its idempotency key (`request_id`).
     pub request_id_ttl: Option<String>,
+    /// How long a frozen cart stays frozen before it opens by itself ("0s": until Unfreeze or
+    /// Delete).
+    pub freeze_ttl: Option<String>,
     #[serde(default)]
     pub durability: DurabilityConfig,
     #[serde(default)]
@@ -289,6 +292,14 @@ impl Settings {
                 &file.request_id_ttl,
                 self.policy.request_id_ttl,
             )?,
+            freeze_ttl: match &file.freeze_ttl {
+                None => self.policy.freeze_ttl,
+                Some(text) => humantime::parse_duration(text).map_err(|_| {
+                    invalid(format!(
+                        "freeze_ttl: {text:?} is not a duration like \"1h\" (\"0s\": never)"
+                    ))
+                })?,
+            },
             limits: file.limits.clone(),
         };
         self.redis_timeouts.response = duration(
@@ -461,6 +472,31 @@ vtex   = { account = "cosmetics2" }
             .apply_file(too_slow, Path::new("c.toml"))
             .unwrap_err();
         assert!(err.to_string().contains("durability.timeout"), "{err}");
+    }
+
+    #[test]
+    fn freeze_ttl_parses_zero_means_never_and_bad_text_is_refused() {
+        let file =
+            |ttl: &str| format!("hmac_secret = \"0123456789abcdef\"\nfreeze_ttl = \"{ttl}\"\n");
+        assert_eq!(local().policy.freeze_ttl, Duration::from_secs(3600));
+        let mut settings = local();
+        settings
+            .apply_file(&file("15m"), Path::new("c.toml"))
+            .unwrap();
+        assert_eq!(settings.policy.freeze_ttl, Duration::from_secs(900));
+        assert_eq!(settings.policy.frozen_until(1_000), Some(1_000 + 900_000));
+        settings
+            .apply_file(&file("0s"), Path::new("c.toml"))
+            .unwrap();
+        assert_eq!(
+            settings.policy.frozen_until(1_000),
+            None,
+            "0s: until Unfreeze or Delete"
+        );
+        let err = local()
+            .apply_file(&file("a while"), Path::new("c.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("freeze_ttl"), "{err}");
     }
 
     #[test]

@@ -91,6 +91,15 @@ pub enum CartError {
     CartAlreadyExists,
     #[error("cart is deleted")]
     CartDeleted,
+    /// The cart is held still for checkout (Freeze): its content does not change until
+    /// Unfreeze, Delete or the freeze's end.
+    #[error("cart is frozen for checkout; unfreeze it first")]
+    CartFrozen,
+    /// The cart was merged into another (Merge), or a Merge of it is under way.
+    #[error("cart was merged into another cart")]
+    CartMerged,
+    #[error("the customer has no active cart")]
+    NoActiveCart,
     #[error("cart was deleted with another order number")]
     OrderNumberMismatch,
     #[error("item currency {0} does not match the cart currency")]
@@ -168,6 +177,9 @@ impl CartError {
             Self::LineNotFound(_) => "LINE_ITEM_NOT_FOUND",
             Self::CartAlreadyExists => "CART_ALREADY_EXISTS",
             Self::CartDeleted => "CART_DELETED",
+            Self::CartFrozen => "CART_FROZEN",
+            Self::CartMerged => "CART_MERGED",
+            Self::NoActiveCart => "NO_ACTIVE_CART",
             Self::OrderNumberMismatch => "ORDER_NUMBER_MISMATCH",
             Self::CurrencyMismatch(_) => "CURRENCY_MISMATCH",
             Self::LineLimit(_) => "LINE_LIMIT_EXCEEDED",
@@ -208,6 +220,8 @@ impl CartError {
             Self::LineNotFound(line) => Self::LineNotFound(line.clone()),
             Self::CartAlreadyExists => Self::CartAlreadyExists,
             Self::CartDeleted => Self::CartDeleted,
+            Self::CartFrozen => Self::CartFrozen,
+            Self::CartMerged => Self::CartMerged,
             Self::OrderNumberMismatch => Self::OrderNumberMismatch,
             Self::CurrencyMismatch(currency) => Self::CurrencyMismatch(currency.clone()),
             Self::LineLimit(max) => Self::LineLimit(*max),

@@ -8,9 +8,11 @@
 
 use std::future::Future;
 
-use super::{Caller, ClearOutcome, Core, RemoveOutcome, view::CartView};
+use super::{Caller, ClearOutcome, Core, MergeOutcome, RemoveOutcome, view::CartView};
 use crate::auth::Scope;
-use crate::domain::{CartId, CouponCode, LineUpdate, Mutation, NewCart, NewLine, OrderNumber};
+use crate::domain::{
+    CartId, CouponCode, LineUpdate, MergeMode, Mutation, NewCart, NewLine, OrderNumber,
+};
 use crate::error::{CartError, FieldViolation, MAX_FIELD_VIOLATIONS, bounded_violations};
 
 /// Largest accepted length of a short free text (reason, ids of the customer, ...).
@@ -28,6 +30,10 @@ pub enum Operation {
     Clear,
     Remove,
     Delete,
+    Freeze,
+    Unfreeze,
+    GetActiveCart,
+    Merge,
 }
 
 impl Operation {
@@ -43,13 +49,17 @@ impl Operation {
             Self::Clear => "Clear",
             Self::Remove => "Remove",
             Self::Delete => "Delete",
+            Self::Freeze => "Freeze",
+            Self::Unfreeze => "Unfreeze",
+            Self::GetActiveCart => "GetActiveCart",
+            Self::Merge => "Merge",
         }
     }
 
     /// What a caller must be allowed to do to run it.
     pub fn scope(self) -> Scope {
         match self {
-            Self::Get => Scope::Read,
+            Self::Get | Self::GetActiveCart => Scope::Read,
             _ => Scope::Write,
         }
     }
@@ -242,6 +252,78 @@ pub struct Delete {
     pub order_number: OrderNumber,
 }
 
+/// Freeze: hold the cart still for checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freeze {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfreeze {
+    pub cart_id: CartId,
+    pub expected_version: i64,
+}
+
+/// The customer's most recently active live cart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetActiveCart {
+    pub customer_id: String,
+}
+
+/// Merge a guest cart into the customer's active cart (see `Core::merge`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub source_cart_id: CartId,
+    pub customer_id: String,
+    pub mode: MergeMode,
+}
+
+/// A customer id: 1 to [`MAX_TEXT_BYTES`] of text.
+pub fn customer_id(v: &mut Violations, value: &str) -> Option<String> {
+    v.check(
+        || "customer_id".to_owned(),
+        match value {
+            "" => Err("required".to_owned()),
+            value => bounded_text(value, MAX_TEXT_BYTES),
+        },
+    )
+}
+
+impl Freeze {
+    pub fn check(
+        v: &mut Violations,
+        cart_id_value: &str,
+        expected_version_value: i64,
+        reason: &str,
+    ) -> Option<Self> {
+        let cart_id = cart_id(v, cart_id_value);
+        let expected_version = expected_version(v, expected_version_value);
+        let reason = v.check(|| "reason".to_owned(), bounded_text(reason, MAX_TEXT_BYTES));
+        Some(Self {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+            reason: reason?,
+        })
+    }
+}
+
+impl Unfreeze {
+    pub fn check(
+        v: &mut Violations,
+        cart_id_value: &str,
+        expected_version_value: i64,
+    ) -> Option<Self> {
+        let cart_id = cart_id(v, cart_id_value);
+        let expected_version = expected_version(v, expected_version_value);
+        Some(Self {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+        })
+    }
+}
+
 impl Clear {
     /// Checks the fields of a Clear into `v`.
     pub fn check(
@@ -407,6 +489,22 @@ commands! {
             .number(c.expected_version)
             .text(c.order_number.as_str());
     }
+    Freeze => CartView, freeze, |c, out| {
+        out.text(c.cart_id.as_str())
+            .number(c.expected_version)
+            .text(&c.reason);
+    }
+    Unfreeze => CartView, unfreeze, |c, out| {
+        out.text(c.cart_id.as_str()).number(c.expected_version);
+    }
+    GetActiveCart => CartView, get_active_cart, |c, out| {
+        out.text(&c.customer_id);
+    }
+    Merge => MergeOutcome, merge, |c, out| {
+        out.text(c.source_cart_id.as_str())
+            .text(&c.customer_id)
+            .text(c.mode.name());
+    }
 }
 
 /// A command that is one [`Mutation`] of a live cart.
@@ -447,6 +545,12 @@ impl IntoMutation for Clear {
             only_generated_id: self.only_generated_id,
         };
         (self.cart_id, self.expected_version, mutation)
+    }
+}
+
+impl IntoMutation for Unfreeze {
+    fn into_mutation(self) -> (CartId, i64, Mutation) {
+        (self.cart_id, self.expected_version, Mutation::Unfreeze)
     }
 }
 

@@ -7,6 +7,7 @@
 //! deadline is checked.
 
 pub mod command;
+mod customer;
 mod observe;
 mod view;
 
@@ -15,20 +16,20 @@ use tokio::time::Instant;
 use crate::admission::Admission;
 use crate::auth::{CartTokens, Principal, Scope};
 use crate::domain::{
-    CartId, CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, now_millis,
+    CartId, CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, Mutation, now_millis,
 };
 use crate::error::CartError;
 use crate::metrics::Interface;
-use crate::store::SharedStore;
+use crate::store::{CustomerKey, SharedStore};
 use crate::telemetry;
 
 use command::IntoMutation;
 pub use command::{
-    AddItems, ApplyCoupon, Clear, Command, Create, Delete, Fingerprint, Get, Operation, Remove,
-    UpdateItems,
+    AddItems, ApplyCoupon, Clear, Command, Create, Delete, Fingerprint, Freeze, Get, GetActiveCart,
+    Merge, Operation, Remove, Unfreeze, UpdateItems,
 };
 pub use observe::{deadline, observe};
-pub use view::{CartView, ClearOutcome, RemoveOutcome};
+pub use view::{CartView, ClearOutcome, MergeOutcome, RemoveOutcome};
 
 /// The correlation id of a request (`x-request-id`): it labels logs, traces and the dialects
 /// that echo it; it never identifies a retry (that is the [`IdempotencyKey`]).
@@ -221,11 +222,19 @@ impl Core {
             (None, None) => CartId::generate(),
         };
         let key = self.authorize(caller, Scope::Write, cart_id)?;
+        let now = now_millis();
+        if !cart.header.customer_id.is_empty() {
+            // Indexed before the cart exists: a failure between leaves an entry that the
+            // customer's next read drops, never a cart the index misses.
+            let customer = CustomerKey {
+                tenant: key.tenant.clone(),
+                customer_id: cart.header.customer_id.clone(),
+            };
+            self.store_call(caller, self.store.index_cart(&customer, &key.cart_id, now))
+                .await?;
+        }
         let state = self
-            .store_call(
-                caller,
-                self.store.create(&key, cart, now_millis(), tag.as_ref()),
-            )
+            .store_call(caller, self.store.create(&key, cart, now, tag.as_ref()))
             .await?;
         Ok(self.view(key, state))
     }
@@ -291,6 +300,33 @@ impl Core {
     }
 
     pub async fn delete(&self, caller: &Caller, command: Delete) -> Result<CartView, CartError> {
+        Ok(self.mutate(caller, command).await?.0)
+    }
+
+    /// Freezes the cart until Unfreeze, Delete, or the policy's `freeze_ttl` from now.
+    pub async fn freeze(&self, caller: &Caller, command: Freeze) -> Result<CartView, CartError> {
+        let tag = caller.tag(&command);
+        let key = self.authorize(caller, Scope::Write, command.cart_id)?;
+        let now = now_millis();
+        let mutation = Mutation::Freeze {
+            reason: command.reason,
+            until: self.policy.frozen_until(now),
+        };
+        let mutated = self
+            .store_call(
+                caller,
+                self.store
+                    .mutate(&key, mutation, command.expected_version, now, tag.as_ref()),
+            )
+            .await?;
+        Ok(self.view(key, mutated.state))
+    }
+
+    pub async fn unfreeze(
+        &self,
+        caller: &Caller,
+        command: Unfreeze,
+    ) -> Result<CartView, CartError> {
         Ok(self.mutate(caller, command).await?.0)
     }
 }

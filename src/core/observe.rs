@@ -38,6 +38,10 @@ fn span(operation: Operation) -> tracing::Span {
         Operation::Clear => span!("Clear"),
         Operation::Remove => span!("Remove"),
         Operation::Delete => span!("Delete"),
+        Operation::Freeze => span!("Freeze"),
+        Operation::Unfreeze => span!("Unfreeze"),
+        Operation::GetActiveCart => span!("GetActiveCart"),
+        Operation::Merge => span!("Merge"),
     }
 }
 

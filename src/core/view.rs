@@ -53,6 +53,15 @@ pub struct ClearOutcome {
     pub items_cleared: i64,
 }
 
+/// What Merge answers: the customer's active cart, the guest cart merged into it, and how many
+/// of the guest's lines the mode took into account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeOutcome {
+    pub cart: CartView,
+    pub source_cart_id: String,
+    pub lines_merged: i64,
+}
+
 /// What Remove answers: the cart is gone, and it held this many units.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoveOutcome {

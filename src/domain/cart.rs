@@ -4,6 +4,13 @@
 //! them check for check, in the same order, and the shared contract suite holds both to it.
 //! Every mutation validates everything first and changes nothing when it fails.
 //!
+//! Statuses: ACTIVE carts take every mutation; FROZEN carts (Freeze, for checkout) refuse
+//! changes of their content with `CartFrozen` but take Remove, Delete, Freeze and Unfreeze, and
+//! thaw by themselves at `frozen_until` (the config's `freeze_ttl`); MERGING (a Merge sealed
+//! the cart under its idempotency key: its content is what the merge takes) and MERGED (the
+//! tombstone a Merge leaves) refuse every mutation with `CartMerged` except the steps of the
+//! sealing Merge itself ([`Mutation::Unseal`], [`Mutation::FinishMerge`]).
+//!
 //! A cart's size is bounded by [`Limits::max_cart_bytes`] over its lines, counted as a Redis
 //! store holds them: each line's id plus its description (the JSON of [`LineDescription`]),
 //! so both stores count the same bytes and refuse at the same point.
@@ -28,7 +35,38 @@ pub struct CartHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CartStatus {
     Active,
+    /// Held still for checkout (see the module doc).
+    Frozen,
     Deleted,
+    /// Sealed by a Merge under way: its lines are being taken into `merged_into`.
+    Merging,
+    /// The tombstone of a merged cart.
+    Merged,
+}
+
+/// How [`Mutation::Absorb`] combines a guest's lines with the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeMode {
+    /// Quantities add as AddItems would; the limits apply.
+    Sum,
+    /// The higher quantity per sku.
+    Max,
+    /// The target's lines are replaced by the guest's.
+    KeepSource,
+    /// The guest's lines are dropped.
+    KeepTarget,
+}
+
+impl MergeMode {
+    /// Its name in fingerprints and in the Redis script's arguments.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sum => "sum",
+            Self::Max => "max",
+            Self::KeepSource => "keep_source",
+            Self::KeepTarget => "keep_target",
+        }
+    }
 }
 
 /// The immutable part of a line as stored (JSON): what [`Line::bytes`] counts.
@@ -154,6 +192,41 @@ pub enum Mutation {
     Delete {
         order_number: OrderNumber,
     },
+    /// Holds the cart still; a frozen cart stays as it is (no version bump).
+    Freeze {
+        reason: String,
+        /// When it thaws by itself (`None`: only Unfreeze or Delete end it).
+        until: Option<UnixMillis>,
+    },
+    /// Opens a frozen cart; an active cart stays as it is (no version bump).
+    Unfreeze,
+    /// Gives a guest cart to `customer_id` (Merge when the customer has no cart). A cart of
+    /// another customer is `CartNotFound`; one already the customer's stays as it is.
+    Claim {
+        customer_id: String,
+    },
+    /// Merge step 2: seals the source for the Merge of `merge_key` into `target` (no version
+    /// bump: an unsealed source is as it was). Sealing it again under the same key is a no-op.
+    Seal {
+        target: String,
+        merge_key: String,
+    },
+    /// Undoes [`Mutation::Seal`] of `merge_key` after the target refused the merge.
+    Unseal {
+        merge_key: String,
+    },
+    /// Merge step 3, on the target: the source's lines by `mode`, and its coupons by code.
+    Absorb {
+        mode: MergeMode,
+        /// The source's currency: a target of another is `CurrencyMismatch`.
+        currency: Currency,
+        items: Vec<NewLine>,
+        coupons: Vec<(CouponCode, i64)>,
+    },
+    /// Merge step 4: the sealed source becomes the MERGED tombstone (again: a no-op).
+    FinishMerge {
+        merge_key: String,
+    },
 }
 
 /// What a successful mutation reports beyond the new state.
@@ -182,6 +255,15 @@ pub struct CartState {
     pub next_position: i64,
     /// See [`NewCart::id_generated`]; false for carts stored before it was recorded.
     pub id_generated: bool,
+    /// Set while FROZEN.
+    pub frozen_at: Option<UnixMillis>,
+    pub freeze_reason: String,
+    /// When a FROZEN cart thaws by itself (`None`: never).
+    pub frozen_until: Option<UnixMillis>,
+    /// The target of a MERGING or MERGED cart.
+    pub merged_into: String,
+    /// The idempotency key of the Merge that sealed a MERGING or MERGED cart.
+    pub merge_key: String,
 }
 
 impl CartState {
@@ -202,6 +284,11 @@ impl CartState {
             version: 1,
             next_position: 1,
             id_generated: new.id_generated,
+            frozen_at: None,
+            freeze_reason: String::new(),
+            frozen_until: None,
+            merged_into: String::new(),
+            merge_key: String::new(),
         };
         let sizes = cart.check_add(&new.items, now, limits)?;
         cart.add(new.items, sizes, now);
@@ -227,32 +314,72 @@ impl CartState {
     pub fn expires_at(&self, policy: &CartPolicy) -> UnixMillis {
         match (self.status, self.deleted_at) {
             (CartStatus::Deleted, Some(deleted_at)) => deleted_at + policy.tombstone_ttl_ms(),
+            // A merged tombstone never changes after the merge that made it.
+            (CartStatus::Merged, _) => self.updated_at + policy.tombstone_ttl_ms(),
             _ => self.last_activity_at + policy.cart_ttl_ms(),
         }
     }
 
-    /// Records a read: a live cart's lifetime restarts once it has run down by more than
-    /// [`CartPolicy::refresh_slack_ms`] (so most reads change nothing); a tombstone's never.
-    /// Returns whether it restarted.
+    /// Whether the cart is ACTIVE or FROZEN (what GetActiveCart may answer).
+    pub fn is_live(&self) -> bool {
+        matches!(self.status, CartStatus::Active | CartStatus::Frozen)
+    }
+
+    /// A frozen cart past its `frozen_until` reads as active: an abandoned checkout ends by
+    /// itself. Both stores apply this to what they read, before any mutation.
+    pub fn thaw(&mut self, now: UnixMillis) {
+        if self.status == CartStatus::Frozen && self.frozen_until.is_some_and(|until| until <= now)
+        {
+            self.status = CartStatus::Active;
+            self.frozen_at = None;
+            self.freeze_reason.clear();
+            self.frozen_until = None;
+        }
+    }
+
+    /// Records a read: a live cart's (frozen or being merged too) lifetime restarts once it has
+    /// run down by more than [`CartPolicy::refresh_slack_ms`] (so most reads change nothing);
+    /// a tombstone's never. Returns whether it restarted.
     pub fn touch(&mut self, now: UnixMillis, policy: &CartPolicy) -> bool {
         let due = now - self.last_activity_at > policy.refresh_slack_ms();
-        if self.status == CartStatus::Active && due {
+        let live = matches!(
+            self.status,
+            CartStatus::Active | CartStatus::Frozen | CartStatus::Merging
+        );
+        if live && due {
             self.last_activity_at = now;
             return true;
         }
         false
     }
 
-    /// The guard of every mutation of a live cart (Remove included).
-    pub fn check_live(&self, expected_version: i64) -> Result<(), CartError> {
-        if self.status == CartStatus::Deleted {
-            return Err(CartError::CartDeleted);
-        }
+    /// The guard of Remove, Delete and Freeze/Unfreeze: the cart has not ended (deleted,
+    /// merged or being merged) and is at `expected_version`. A frozen cart passes.
+    pub fn check_open(&self, expected_version: i64) -> Result<(), CartError> {
+        self.check_not_ended()?;
         if expected_version != 0 && expected_version != self.version {
             return Err(CartError::VersionMismatch {
                 expected: expected_version,
                 actual: self.version,
             });
+        }
+        Ok(())
+    }
+
+    fn check_not_ended(&self) -> Result<(), CartError> {
+        match self.status {
+            CartStatus::Deleted => Err(CartError::CartDeleted),
+            CartStatus::Merging | CartStatus::Merged => Err(CartError::CartMerged),
+            CartStatus::Active | CartStatus::Frozen => Ok(()),
+        }
+    }
+
+    /// The guard of every change of a cart's content: [`CartState::check_open`], and not
+    /// frozen.
+    pub fn check_live(&self, expected_version: i64) -> Result<(), CartError> {
+        self.check_open(expected_version)?;
+        if self.status == CartStatus::Frozen {
+            return Err(CartError::CartFrozen);
         }
         Ok(())
     }
@@ -283,7 +410,32 @@ impl CartState {
                 Err(CartError::OrderNumberMismatch)
             };
         }
-        self.check_live(expected_version)?;
+        match mutation {
+            Mutation::Freeze { .. } | Mutation::Unfreeze => {
+                self.check_not_ended()?;
+                // Freezing a frozen cart (unfreezing an active one) changes nothing.
+                if (self.status == CartStatus::Frozen)
+                    == matches!(mutation, Mutation::Freeze { .. })
+                {
+                    return Ok(MutationOutcome::default());
+                }
+                self.check_open(expected_version)?;
+            }
+            Mutation::Seal { .. } | Mutation::Unseal { .. } | Mutation::FinishMerge { .. } => {
+                return self.merge_step(mutation, now);
+            }
+            Mutation::Delete { .. } => self.check_open(expected_version)?,
+            Mutation::Claim { customer_id } => {
+                self.check_live(expected_version)?;
+                if self.header.customer_id == *customer_id {
+                    return Ok(MutationOutcome::default());
+                }
+                if !self.header.customer_id.is_empty() {
+                    return Err(CartError::CartNotFound);
+                }
+            }
+            _ => self.check_live(expected_version)?,
+        }
         let mut outcome = MutationOutcome::default();
         match mutation {
             Mutation::AddItems(items) => {
@@ -313,11 +465,148 @@ impl CartState {
                 self.deleted_at = Some(now);
                 self.order_number = order_number.to_string();
             }
+            Mutation::Freeze { reason, until } => {
+                self.status = CartStatus::Frozen;
+                self.frozen_at = Some(now);
+                self.freeze_reason = reason.clone();
+                self.frozen_until = *until;
+            }
+            Mutation::Unfreeze => {
+                self.status = CartStatus::Active;
+                self.frozen_at = None;
+                self.freeze_reason.clear();
+                self.frozen_until = None;
+            }
+            Mutation::Claim { customer_id } => self.header.customer_id = customer_id.clone(),
+            Mutation::Absorb {
+                mode,
+                currency,
+                items,
+                coupons,
+            } => self.absorb(*mode, currency, items, coupons, now, limits)?,
+            Mutation::Seal { .. } | Mutation::Unseal { .. } | Mutation::FinishMerge { .. } => {
+                unreachable!("merge steps return above")
+            }
         }
         self.version += 1;
         self.updated_at = now;
         self.last_activity_at = now;
         Ok(outcome)
+    }
+
+    /// The source's side of a Merge (`lua/seal.lua`, `unseal.lua`, `finish_merge.lua`).
+    fn merge_step(
+        &mut self,
+        mutation: &Mutation,
+        now: UnixMillis,
+    ) -> Result<MutationOutcome, CartError> {
+        let sealed_by = |key: &str| self.merge_key == key;
+        match mutation {
+            Mutation::Seal { target, merge_key } => match self.status {
+                CartStatus::Deleted => Err(CartError::CartDeleted),
+                CartStatus::Merging if sealed_by(merge_key) => Ok(MutationOutcome::default()),
+                CartStatus::Merging | CartStatus::Merged => Err(CartError::CartMerged),
+                CartStatus::Frozen => Err(CartError::CartFrozen),
+                CartStatus::Active => {
+                    self.status = CartStatus::Merging;
+                    self.merged_into = target.clone();
+                    self.merge_key = merge_key.clone();
+                    self.last_activity_at = now;
+                    Ok(MutationOutcome::default())
+                }
+            },
+            Mutation::Unseal { merge_key } => {
+                if self.status == CartStatus::Merging && sealed_by(merge_key) {
+                    self.status = CartStatus::Active;
+                    self.merged_into.clear();
+                    self.merge_key.clear();
+                    self.last_activity_at = now;
+                }
+                Ok(MutationOutcome::default())
+            }
+            Mutation::FinishMerge { merge_key } => match self.status {
+                CartStatus::Merged if sealed_by(merge_key) => Ok(MutationOutcome::default()),
+                CartStatus::Merging if sealed_by(merge_key) => {
+                    self.status = CartStatus::Merged;
+                    self.version += 1;
+                    self.updated_at = now;
+                    self.last_activity_at = now;
+                    Ok(MutationOutcome::default())
+                }
+                CartStatus::Deleted => Err(CartError::CartDeleted),
+                _ => Err(CartError::CartMerged),
+            },
+            _ => unreachable!("only merge steps"),
+        }
+    }
+
+    /// Merge step 3 on the target (`lua/merge_in.lua` mirrors it): checks every line, then
+    /// every coupon, then changes the lines and coupons; on error nothing has changed.
+    fn absorb(
+        &mut self,
+        mode: MergeMode,
+        currency: &Currency,
+        items: &[NewLine],
+        coupons: &[(CouponCode, i64)],
+        now: UnixMillis,
+        limits: &Limits,
+    ) -> Result<(), CartError> {
+        if currency != &self.header.currency {
+            return Err(CartError::CurrencyMismatch(currency.to_string()));
+        }
+        // The lines the mode leaves, checked on a copy.
+        let mut merged = self.clone();
+        match mode {
+            MergeMode::KeepTarget => {}
+            MergeMode::Sum => {
+                let sizes = merged.check_add(items, now, limits)?;
+                merged.add(items.to_vec(), sizes, now);
+            }
+            MergeMode::KeepSource => {
+                merged.lines.clear();
+                let sizes = merged.check_add(items, now, limits)?;
+                merged.add(items.to_vec(), sizes, now);
+            }
+            MergeMode::Max => {
+                // Only what raises a line, or a new line, is added: the difference.
+                let raises: Vec<NewLine> = items
+                    .iter()
+                    .filter_map(|item| {
+                        let current = merged.line(&item.line_id).map_or(0, |l| l.quantity);
+                        (item.quantity > current || current == 0).then(|| NewLine {
+                            quantity: item.quantity - current.min(item.quantity),
+                            ..item.clone()
+                        })
+                    })
+                    .filter(|item| item.quantity > 0)
+                    .collect();
+                let sizes = merged.check_add(&raises, now, limits)?;
+                merged.add(raises, sizes, now);
+            }
+        }
+        let mut added = 0;
+        for (code, _) in coupons {
+            if merged.coupons.iter().all(|c| &c.code != code) {
+                added += 1;
+            }
+        }
+        if added > 0 && merged.coupons.len() + added > limits.max_coupons as usize {
+            return Err(CartError::CouponLimit(limits.max_coupons));
+        }
+        for (code, amount) in coupons {
+            if merged.coupons.iter().all(|c| &c.code != code) {
+                merged.coupons.push(Coupon {
+                    code: code.clone(),
+                    amount: *amount,
+                    position: merged.next_position,
+                });
+                merged.next_position += 1;
+            }
+        }
+        self.lines = merged.lines;
+        self.coupons = merged.coupons;
+        self.next_position = merged.next_position;
+        Ok(())
     }
 
     /// Checks items in order (the Lua `plan_add` mirrors it); returns the bytes each new line
@@ -702,5 +991,198 @@ mod tests {
         c.apply(&coupon, 0, 2_000, &Limits::default()).unwrap();
         let totals = c.totals();
         assert_eq!((totals.discount_amount, totals.total), (50, 0));
+    }
+
+    fn coupon(code: &str, amount: i64) -> (CouponCode, i64) {
+        (CouponCode::parse(code).unwrap(), amount)
+    }
+
+    fn absorb(mode: MergeMode, items: Vec<NewLine>) -> Mutation {
+        Mutation::Absorb {
+            mode,
+            currency: Currency::parse("USD").unwrap(),
+            items,
+            coupons: vec![coupon("G", 5), coupon("T", 99)],
+        }
+    }
+
+    fn quantities(c: &CartState) -> Vec<(String, u32)> {
+        c.lines
+            .iter()
+            .map(|l| (l.sku.to_string(), l.quantity))
+            .collect()
+    }
+
+    #[test]
+    fn absorb_combines_lines_by_mode_and_coupons_by_code() {
+        let limits = Limits::default();
+        let guest = || vec![item("A", 2, 100), item("B", 1, 100)];
+        let target = || {
+            let mut c = cart(vec![item("A", 3, 100), item("C", 1, 100)]);
+            let t = Mutation::ApplyCoupon {
+                code: CouponCode::parse("T").unwrap(),
+                amount: 10,
+            };
+            c.apply(&t, 0, 1_500, &limits).unwrap();
+            c
+        };
+        let cases = [
+            (MergeMode::Sum, vec![("A", 5), ("C", 1), ("B", 1)]),
+            (MergeMode::Max, vec![("A", 3), ("C", 1), ("B", 1)]),
+            (MergeMode::KeepSource, vec![("A", 2), ("B", 1)]),
+            (MergeMode::KeepTarget, vec![("A", 3), ("C", 1)]),
+        ];
+        for (mode, expected) in cases {
+            let mut c = target();
+            c.apply(&absorb(mode, guest()), 0, 2_000, &limits).unwrap();
+            let expected: Vec<_> = expected.iter().map(|(s, q)| (s.to_string(), *q)).collect();
+            assert_eq!(quantities(&c), expected, "{mode:?}");
+            let codes: Vec<_> = c
+                .coupons
+                .iter()
+                .map(|k| (k.code.to_string(), k.amount))
+                .collect();
+            assert_eq!(
+                codes,
+                [("T".to_owned(), 10), ("G".to_owned(), 5)],
+                "{mode:?}"
+            );
+            assert_eq!(c.version, 3, "{mode:?}");
+            assert_eq!(
+                c.line_bytes(),
+                c.lines.iter().map(|l| l.bytes).sum::<usize>()
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_absorb_changes_nothing() {
+        let limits = Limits {
+            max_coupons: 2,
+            ..Limits::default()
+        };
+        let mut c = cart(vec![item("A", 998, 1)]);
+        let before = c.clone();
+        let err = c
+            .apply(
+                &absorb(MergeMode::Sum, vec![item("A", 2, 1)]),
+                0,
+                2_000,
+                &limits,
+            )
+            .unwrap_err();
+        assert!(matches!(err, CartError::QuantityLimit { .. }));
+        // Two new coupons fit, a third does not.
+        c.apply(
+            &Mutation::ApplyCoupon {
+                code: CouponCode::parse("X").unwrap(),
+                amount: 1,
+            },
+            0,
+            2_000,
+            &limits,
+        )
+        .unwrap();
+        let held = c.clone();
+        let err = c
+            .apply(&absorb(MergeMode::KeepTarget, vec![]), 0, 2_000, &limits)
+            .unwrap_err();
+        assert!(matches!(err, CartError::CouponLimit(2)));
+        assert_eq!(c, held);
+        let euros = Mutation::Absorb {
+            mode: MergeMode::Sum,
+            currency: Currency::parse("EUR").unwrap(),
+            items: vec![],
+            coupons: vec![],
+        };
+        assert!(matches!(
+            c.apply(&euros, 0, 2_000, &limits),
+            Err(CartError::CurrencyMismatch(_))
+        ));
+        assert_eq!(c, held);
+        assert_ne!(before, held);
+    }
+
+    #[test]
+    fn freeze_holds_the_content_and_repeats_change_nothing() {
+        let limits = Limits::default();
+        let mut c = cart(vec![item("A", 1, 1)]);
+        let freeze = Mutation::Freeze {
+            reason: "checkout".into(),
+            until: Some(5_000),
+        };
+        c.apply(&freeze, 0, 2_000, &limits).unwrap();
+        let frozen = c.clone();
+        assert_eq!(
+            (c.status, c.version, c.frozen_at),
+            (CartStatus::Frozen, 2, Some(2_000))
+        );
+        // Again, even at a stale version: as it is.
+        c.apply(&freeze, 1, 3_000, &limits).unwrap();
+        assert_eq!(c, frozen);
+        let add = Mutation::AddItems(vec![item("A", 1, 1)]);
+        assert!(matches!(
+            c.apply(&add, 0, 3_000, &limits),
+            Err(CartError::CartFrozen)
+        ));
+        assert_eq!(c, frozen);
+        // The freeze ends by itself at its `until`.
+        c.thaw(4_999);
+        assert_eq!(c.status, CartStatus::Frozen);
+        c.thaw(5_000);
+        assert_eq!((c.status, c.frozen_at), (CartStatus::Active, None));
+        let open = c.clone();
+        c.apply(&Mutation::Unfreeze, 0, 6_000, &limits).unwrap();
+        assert_eq!(c, open, "Unfreeze of an active cart");
+        c.apply(&add, 0, 6_000, &limits).unwrap();
+    }
+
+    #[test]
+    fn the_merge_steps_of_the_source_repeat_safely_and_refuse_other_merges() {
+        let limits = Limits::default();
+        let mut c = cart(vec![item("A", 1, 1)]);
+        let seal = |key: &str| Mutation::Seal {
+            target: "t1".into(),
+            merge_key: key.into(),
+        };
+        c.apply(&seal("k1"), 0, 2_000, &limits).unwrap();
+        assert_eq!((c.status, c.version), (CartStatus::Merging, 1));
+        let sealed = c.clone();
+        c.apply(&seal("k1"), 0, 2_500, &limits).unwrap();
+        assert_eq!(c, sealed);
+        assert!(matches!(
+            c.apply(&seal("k2"), 0, 2_500, &limits),
+            Err(CartError::CartMerged)
+        ));
+        let add = Mutation::AddItems(vec![item("B", 1, 1)]);
+        assert!(matches!(
+            c.apply(&add, 0, 2_500, &limits),
+            Err(CartError::CartMerged)
+        ));
+        // Another merge's unseal does nothing; its own opens the cart again.
+        let unseal = |key: &str| Mutation::Unseal {
+            merge_key: key.into(),
+        };
+        c.apply(&unseal("k2"), 0, 2_600, &limits).unwrap();
+        assert_eq!(c.status, CartStatus::Merging);
+        c.apply(&unseal("k1"), 0, 2_600, &limits).unwrap();
+        assert_eq!((c.status, c.merged_into.as_str()), (CartStatus::Active, ""));
+        c.apply(&seal("k3"), 0, 2_700, &limits).unwrap();
+        let finish = |key: &str| Mutation::FinishMerge {
+            merge_key: key.into(),
+        };
+        assert!(matches!(
+            c.apply(&finish("k1"), 0, 2_800, &limits),
+            Err(CartError::CartMerged)
+        ));
+        c.apply(&finish("k3"), 0, 2_800, &limits).unwrap();
+        let merged = c.clone();
+        assert_eq!((c.status, c.version), (CartStatus::Merged, 2));
+        c.apply(&finish("k3"), 0, 2_900, &limits).unwrap();
+        assert_eq!(c, merged);
+        assert_eq!(
+            c.expires_at(&CartPolicy::default()),
+            2_800 + CartPolicy::default().tombstone_ttl_ms()
+        );
     }
 }

@@ -6,8 +6,8 @@ pub mod ids;
 pub mod policy;
 
 pub use cart::{
-    CartHeader, CartState, CartStatus, Coupon, Line, LineDescription, LineUpdate, Mutation,
-    MutationOutcome, NewCart, NewLine,
+    CartHeader, CartState, CartStatus, Coupon, Line, LineDescription, LineUpdate, MergeMode,
+    Mutation, MutationOutcome, NewCart, NewLine,
 };
 pub use idempotency::IdempotencyTag;
 pub use ids::{CartId, CouponCode, Currency, IdempotencyKey, LineId, OrderNumber, Sku, TenantId};

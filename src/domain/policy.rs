@@ -42,12 +42,19 @@ pub struct CartPolicy {
     pub tombstone_ttl: Duration,
     /// How long a mutation's outcome is remembered under its idempotency key (the retry window).
     pub request_id_ttl: Duration,
+    /// How long a cart stays frozen (Freeze) before it opens again by itself: a checkout that
+    /// was abandoned (the payment service died between Freeze and Delete/Unfreeze) does not
+    /// hold the customer's cart forever. Zero: only Unfreeze or Delete end a freeze.
+    pub freeze_ttl: Duration,
     pub limits: Limits,
 }
 
 pub const DEFAULT_CART_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_REQUEST_ID_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Long enough for a payment with a 3-D Secure challenge; short enough that a shopper who
+/// comes back after an abandoned checkout finds an open cart.
+pub const DEFAULT_FREEZE_TTL: Duration = Duration::from_secs(3600);
 
 impl Default for CartPolicy {
     fn default() -> Self {
@@ -55,6 +62,7 @@ impl Default for CartPolicy {
             cart_ttl: DEFAULT_CART_TTL,
             tombstone_ttl: DEFAULT_TOMBSTONE_TTL,
             request_id_ttl: DEFAULT_REQUEST_ID_TTL,
+            freeze_ttl: DEFAULT_FREEZE_TTL,
             limits: Limits::default(),
         }
     }
@@ -79,6 +87,11 @@ impl CartPolicy {
 
     pub fn request_id_ttl_ms(&self) -> i64 {
         duration_ms(self.request_id_ttl)
+    }
+
+    /// When a cart frozen at `now` thaws by itself (`None` with a zero `freeze_ttl`).
+    pub fn frozen_until(&self, now: i64) -> Option<i64> {
+        (!self.freeze_ttl.is_zero()).then(|| now.saturating_add(duration_ms(self.freeze_ttl)))
     }
 }
 

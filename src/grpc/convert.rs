@@ -13,12 +13,12 @@ use prost_types::Timestamp;
 
 use crate::core::command::{self, MAX_TEXT_BYTES, Violations, bounded_text};
 use crate::core::{
-    AddItems, ApplyCoupon, CartView, Clear, ClearOutcome, Create, Delete, Get, Remove,
-    RemoveOutcome, UpdateItems,
+    AddItems, ApplyCoupon, CartView, Clear, ClearOutcome, Create, Delete, Freeze, Get,
+    GetActiveCart, Merge, MergeOutcome, Remove, RemoveOutcome, Unfreeze, UpdateItems,
 };
 use crate::domain::{
     CartHeader, CartId, CartStatus, CouponCode, Currency, IdempotencyKey, Limits, LineId,
-    LineUpdate, NewCart, NewLine, Sku, UnixMillis,
+    LineUpdate, MergeMode, NewCart, NewLine, Sku, UnixMillis,
 };
 use crate::error::CartError;
 use crate::pb;
@@ -367,6 +367,71 @@ pub fn delete(req: pb::DeleteRequest, _: &Limits) -> Result<Decoded<Delete>, Car
     decoded(v, key, command)
 }
 
+pub fn freeze(req: pb::FreezeRequest, _: &Limits) -> Result<Decoded<Freeze>, CartError> {
+    let mut v = Violations::default();
+    let key = idempotency_key(&mut v, &req.request_id);
+    let command = Freeze::check(&mut v, &req.cart_id, req.expected_version, &req.reason);
+    decoded(v, key, command)
+}
+
+pub fn unfreeze(req: pb::UnfreezeRequest, _: &Limits) -> Result<Decoded<Unfreeze>, CartError> {
+    let mut v = Violations::default();
+    let key = idempotency_key(&mut v, &req.request_id);
+    let command = Unfreeze::check(&mut v, &req.cart_id, req.expected_version);
+    decoded(v, key, command)
+}
+
+pub fn get_active_cart(
+    req: pb::GetActiveCartRequest,
+    _: &Limits,
+) -> Result<Decoded<GetActiveCart>, CartError> {
+    let mut v = Violations::default();
+    let customer_id = command::customer_id(&mut v, &req.customer_id);
+    decoded(
+        v,
+        None,
+        customer_id.map(|customer_id| GetActiveCart { customer_id }),
+    )
+}
+
+/// `Merge`; its `request_id` is required (the merge's steps are resumed under it).
+pub fn merge(req: pb::MergeRequest, _: &Limits) -> Result<Decoded<Merge>, CartError> {
+    let mut v = Violations::default();
+    let source_cart_id = v.check(
+        || "source_cart_id".to_owned(),
+        CartId::parse(&req.source_cart_id),
+    );
+    let customer_id = command::customer_id(&mut v, &req.customer_id);
+    let mode = v.check(
+        || "mode".to_owned(),
+        match pb::MergeMode::try_from(req.mode) {
+            Ok(pb::MergeMode::Unspecified | pb::MergeMode::Sum) => Ok(MergeMode::Sum),
+            Ok(pb::MergeMode::Max) => Ok(MergeMode::Max),
+            Ok(pb::MergeMode::KeepSource) => Ok(MergeMode::KeepSource),
+            Ok(pb::MergeMode::KeepTarget) => Ok(MergeMode::KeepTarget),
+            Err(_) => Err(format!("unknown mode {}", req.mode)),
+        },
+    );
+    let key = match req.request_id.as_str() {
+        "" => {
+            v.refuse(
+                "request_id",
+                "required: a Merge is retried under its request_id",
+            );
+            None
+        }
+        id => v.check(|| "request_id".to_owned(), IdempotencyKey::parse(id)),
+    };
+    let command = (|| {
+        Some(Merge {
+            source_cart_id: source_cart_id?,
+            customer_id: customer_id?,
+            mode: mode?,
+        })
+    })();
+    decoded(v, key, command)
+}
+
 pub fn timestamp(millis: UnixMillis) -> Timestamp {
     Timestamp {
         seconds: millis.div_euclid(1000),
@@ -387,7 +452,9 @@ pub fn cart(view: &CartView) -> pb::Cart {
         locale: state.header.locale.clone(),
         status: match state.status {
             CartStatus::Active => pb::CartStatus::Active,
+            CartStatus::Frozen => pb::CartStatus::Frozen,
             CartStatus::Deleted => pb::CartStatus::Deleted,
+            CartStatus::Merging | CartStatus::Merged => pb::CartStatus::Merged,
         } as i32,
         items: state
             .lines
@@ -429,6 +496,9 @@ pub fn cart(view: &CartView) -> pb::Cart {
         order_number: state.order_number.clone(),
         version: state.version,
         hmac: view.hmac.clone(),
+        frozen_at: state.frozen_at.map(timestamp),
+        freeze_reason: state.freeze_reason.clone(),
+        merged_into: state.merged_into.clone(),
     }
 }
 
@@ -449,6 +519,14 @@ pub fn removed(outcome: RemoveOutcome) -> pb::RemoveResponse {
 pub fn deleted(view: CartView) -> pb::DeleteResponse {
     pb::DeleteResponse {
         cart: Some(cart(&view)),
+    }
+}
+
+pub fn merged(outcome: MergeOutcome) -> pb::MergeResponse {
+    pb::MergeResponse {
+        cart: Some(cart(&outcome.cart)),
+        source_cart_id: outcome.source_cart_id,
+        lines_merged: outcome.lines_merged,
     }
 }
 

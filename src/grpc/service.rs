@@ -113,6 +113,11 @@ rpcs! {
     clear(pb::ClearRequest) -> pb::ClearResponse = convert::clear, convert::cleared;
     remove(pb::RemoveRequest) -> pb::RemoveResponse = convert::remove, convert::removed;
     delete(pb::DeleteRequest) -> pb::DeleteResponse = convert::delete, convert::deleted;
+    freeze(pb::FreezeRequest) -> pb::Cart = convert::freeze, convert::cart_reply;
+    unfreeze(pb::UnfreezeRequest) -> pb::Cart = convert::unfreeze, convert::cart_reply;
+    get_active_cart(pb::GetActiveCartRequest) -> pb::Cart =
+        convert::get_active_cart, convert::cart_reply;
+    merge(pb::MergeRequest) -> pb::MergeResponse = convert::merge, convert::merged;
 }
 
 #[cfg(test)]

@@ -19,9 +19,13 @@ pub const STORE_FULL_RETRY_DELAY: std::time::Duration = std::time::Duration::fro
 pub fn code(error: &CartError) -> Code {
     match error {
         CartError::InvalidArgument(_) | CartError::IdempotencyKeyReused => Code::InvalidArgument,
-        CartError::CartNotFound | CartError::LineNotFound(_) => Code::NotFound,
+        CartError::CartNotFound | CartError::LineNotFound(_) | CartError::NoActiveCart => {
+            Code::NotFound
+        }
         CartError::CartAlreadyExists => Code::AlreadyExists,
         CartError::CartDeleted
+        | CartError::CartFrozen
+        | CartError::CartMerged
         | CartError::OrderNumberMismatch
         | CartError::CurrencyMismatch(_)
         | CartError::LineLimit(_)

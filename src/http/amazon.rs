@@ -291,6 +291,19 @@ impl Dialect for Amazon {
                 let arguments = parse_query(cx.head.query.as_deref()).unwrap_or_default();
                 invalid_cart_id(argument(&arguments, "CartId").unwrap_or_default())
             }
+            // Amazon documents no conflict error for CartClear: the service answers 409 with an
+            // AWS.ECommerceService code of the same form, so a client does not mistake a held
+            // cart for an invalid one (and make a new one at checkout).
+            CartError::CartFrozen => AwsError::new(
+                "AWS.ECommerceService.CartFrozen",
+                "The cart is held for checkout and cannot be cleared. Please retry after checkout.",
+            )
+            .with_status(StatusCode::CONFLICT),
+            CartError::CartMerged => AwsError::new(
+                "AWS.ECommerceService.CartMerged",
+                "The cart was merged into another cart and cannot be cleared.",
+            )
+            .with_status(StatusCode::CONFLICT),
             CartError::Overloaded => AwsError::new(
                 "AWS.ServiceUnavailable",
                 "Too many requests are in flight. Please retry.",
@@ -305,6 +318,7 @@ impl Dialect for Amazon {
             .with_status(StatusCode::SERVICE_UNAVAILABLE),
             // Not outcomes of a Clear this shim sends, or faults of the service.
             CartError::LineNotFound(_)
+            | CartError::NoActiveCart
             | CartError::CartAlreadyExists
             | CartError::OrderNumberMismatch
             | CartError::CurrencyMismatch(_)

@@ -325,6 +325,18 @@ impl Dialect for FabricXm {
                 "CART_ALREADY_DELETED",
                 "Cart was already deleted with another order number.",
             ),
+            // XM's conflicts are 409 with an UPPER_SNAKE code, as CART_ALREADY_DELETED: a frozen
+            // cart is deleted (checkout ends so), a merged one is not.
+            CartError::CartFrozen => XmError::new(
+                StatusCode::CONFLICT,
+                "CART_FROZEN",
+                "Cart is frozen for checkout.",
+            ),
+            CartError::CartMerged => XmError::new(
+                StatusCode::CONFLICT,
+                "CART_MERGED",
+                "Cart was merged into another cart.",
+            ),
             CartError::Overloaded => XmError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
@@ -339,6 +351,7 @@ impl Dialect for FabricXm {
             ),
             // Not outcomes of a Delete, or faults of the service.
             CartError::LineNotFound(_)
+            | CartError::NoActiveCart
             | CartError::CartAlreadyExists
             | CartError::CartDeleted
             | CartError::CurrencyMismatch(_)

@@ -138,6 +138,9 @@ pub fn cart_object(cart: &CartView, items_cleared: i64) -> Value {
     let status = match state.status {
         CartStatus::Deleted => "deleted",
         CartStatus::Active => "active",
+        // A Clear of these is refused, so no cleared cart has them.
+        CartStatus::Frozen => "frozen",
+        CartStatus::Merging | CartStatus::Merged => "merged",
     };
     let mut metadata: Map<String, Value> = state
         .header
@@ -290,6 +293,20 @@ impl Dialect for Stateset {
                 "cart_not_active",
                 "Cart is checked out and cannot be cleared",
             ),
+            // Stateset's conflict for a cart in a state that refuses the call (409
+            // cart_not_active, as a checked out cart), with the state named in the message.
+            CartError::CartFrozen => StatesetError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "cart_not_active",
+                "Cart is frozen for checkout and cannot be cleared",
+            ),
+            CartError::CartMerged => StatesetError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "cart_not_active",
+                "Cart was merged into another cart and cannot be cleared",
+            ),
             CartError::IdempotencyKeyReused => StatesetError::new(
                 StatusCode::BAD_REQUEST,
                 "idempotency_error",
@@ -312,6 +329,7 @@ impl Dialect for Stateset {
             ),
             // Not outcomes of a Clear this shim sends, or faults of the service.
             CartError::LineNotFound(_)
+            | CartError::NoActiveCart
             | CartError::CartAlreadyExists
             | CartError::OrderNumberMismatch
             | CartError::CurrencyMismatch(_)

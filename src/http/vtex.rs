@@ -63,6 +63,19 @@ impl VtexError {
         code: "ORD002",
         message: "Carrinho inválido",
     };
+    /// A cart held for checkout (Freeze): 409 with the service's own CHK code (the seed
+    /// documents none for this state).
+    pub const FROZEN: Self = Self {
+        status: StatusCode::CONFLICT,
+        code: "CHK0409",
+        message: "Carrinho em checkout",
+    };
+    /// A cart merged into the customer's at login.
+    pub const MERGED: Self = Self {
+        status: StatusCode::CONFLICT,
+        code: "CHK0409",
+        message: "Carrinho unido ao carrinho do cliente",
+    };
     pub const BAD_REQUEST: Self = Self {
         status: StatusCode::BAD_REQUEST,
         code: "001",
@@ -272,12 +285,15 @@ impl Dialect for Vtex {
             CartError::CartNotFound | CartError::InvalidArgument(_) | CartError::CartDeleted => {
                 VtexError::INVALID_CART
             }
+            CartError::CartFrozen => VtexError::FROZEN,
+            CartError::CartMerged => VtexError::MERGED,
             CartError::Overloaded => VtexError::OVERLOADED,
             CartError::Unavailable(_)
             | CartError::ReplicationTimeout { .. }
             | CartError::StoreFull => VtexError::UNAVAILABLE,
             // Not outcomes of a Clear this shim sends, or faults of the service.
             CartError::LineNotFound(_)
+            | CartError::NoActiveCart
             | CartError::CartAlreadyExists
             | CartError::OrderNumberMismatch
             | CartError::CurrencyMismatch(_)

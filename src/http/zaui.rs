@@ -262,6 +262,12 @@ impl Dialect for Zaui {
             CartError::CartNotFound => ZapiError::validation("Cart session not found"),
             CartError::InvalidArgument(_) => ZapiError::validation("cartId is not a valid cart id"),
             CartError::CartDeleted => ZapiError::validation("Cart session is already checked out"),
+            // ZAPI's refusals of a cart session's state are validation errors (as a checked out
+            // session): a frozen session is never refused by Remove, a merged one is.
+            CartError::CartFrozen => ZapiError::validation("Cart session is held for checkout"),
+            CartError::CartMerged => {
+                ZapiError::validation("Cart session was merged into the customer's cart")
+            }
             // The one refusal that is not 200: HTTP clients and proxies back off on a 503
             // with Retry-After, whatever the envelope says.
             CartError::Overloaded => {
@@ -279,6 +285,7 @@ impl Dialect for Zaui {
             }
             // Not outcomes of a Remove, or faults of the service.
             CartError::LineNotFound(_)
+            | CartError::NoActiveCart
             | CartError::CartAlreadyExists
             | CartError::OrderNumberMismatch
             | CartError::CurrencyMismatch(_)

@@ -6,6 +6,12 @@
 //! Outcomes remembered under idempotency keys sit in the cart's shard, beside the carts, so the
 //! mutation and its record happen under one lock; they outlive the cart (a replayed Remove).
 //!
+//! Customers' indexes of carts (see [`super::CustomerKey`]) sit in one map behind their own
+//! lock, apart from the carts, as on Redis: an entry is dropped by the core when it no longer
+//! names a live cart of the customer, and by the janitor a cart lifetime after it was last
+//! written. They are small (at most [`super::MAX_INDEXED_CARTS`] ids per customer) and are not
+//! counted against `max_bytes`.
+//!
 //! The store holds at most `max_bytes` (config `[memory] max_bytes`) of carts and remembered
 //! outcomes, by an estimate of each one's heap and table cost ([`cart_bytes`]). A call works
 //! out its result on a copy first; if that would take the total past the cap it is refused
@@ -22,10 +28,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{CartStore, Mutated};
+use super::{CartStore, CustomerKey, MAX_INDEXED_CARTS, Mutated};
 use crate::domain::{
-    CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, Mutation, NewCart, UnixMillis,
-    now_millis,
+    CartId, CartKey, CartPolicy, CartState, IdempotencyKey, IdempotencyTag, Mutation, NewCart,
+    UnixMillis, now_millis,
 };
 use crate::error::CartError;
 
@@ -165,8 +171,16 @@ impl Budget {
     }
 }
 
+/// A customer's index: cart ids, most recently indexed first, and when it was last written.
+#[derive(Default)]
+struct CustomerIndex {
+    carts: Vec<CartId>,
+    written_at: UnixMillis,
+}
+
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
+    customers: Mutex<HashMap<CustomerKey, CustomerIndex>>,
     hasher: RandomState,
     policy: CartPolicy,
     budget: Budget,
@@ -185,6 +199,7 @@ impl MemoryStore {
     pub fn with_max_bytes(policy: CartPolicy, max_bytes: usize) -> Arc<Self> {
         let store = Arc::new(Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            customers: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),
             policy,
             budget: Budget {
@@ -241,6 +256,15 @@ impl MemoryStore {
             });
             self.budget.release(freed);
         }
+        let cart_ttl = self.policy.cart_ttl_ms();
+        self.customers()
+            .retain(|_, index| index.written_at + cart_ttl > now);
+    }
+
+    fn customers(&self) -> MutexGuard<'_, HashMap<CustomerKey, CustomerIndex>> {
+        self.customers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Carts held, expired ones that the janitor has not freed yet included.
@@ -430,6 +454,9 @@ fn cart_bytes(key: &CartKey, state: &CartState) -> usize {
         + text(key.cart_id.as_str())
         + text(&state.clear_reason)
         + text(&state.order_number)
+        + text(&state.freeze_reason)
+        + text(&state.merged_into)
+        + text(&state.merge_key)
         + lines
         + coupons
         + text(&header.customer_id)
@@ -507,6 +534,7 @@ impl CartStore for MemoryStore {
             .live_entry(&mut shard.carts, key, now)
             .ok_or(CartError::CartNotFound)?;
         // Only timestamps change: the cart's size does not, so a full store still reads.
+        entry.state.thaw(now);
         if entry.state.touch(now, &self.policy) {
             entry.expires_at = entry.state.expires_at(&self.policy);
         }
@@ -526,6 +554,7 @@ impl CartStore for MemoryStore {
             let entry = existing.ok_or(CartError::CartNotFound)?;
             // On a copy: the store takes the result only if its size fits.
             let mut state = entry.state.clone();
+            state.thaw(now);
             let outcome = state.apply(&mutation, expected_version, now, &self.policy.limits)?;
             Ok(Planned {
                 change: Change::Put(Box::new(self.entry(state.clone(), key))),
@@ -548,7 +577,7 @@ impl CartStore for MemoryStore {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |existing| {
             let entry = existing.ok_or(CartError::CartNotFound)?;
-            entry.state.check_live(expected_version)?;
+            entry.state.check_open(expected_version)?;
             Ok(Planned {
                 change: Change::Remove,
                 reply: Reply::Removed(entry.state.item_count()),
@@ -558,6 +587,54 @@ impl CartStore for MemoryStore {
             Reply::Removed(units) => Ok(units),
             _ => other_rpc(),
         }
+    }
+
+    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+        let mut shard = self.shard(key);
+        let entry = self
+            .live_entry(&mut shard.carts, key, now)
+            .ok_or(CartError::CartNotFound)?;
+        let mut state = entry.state.clone();
+        state.thaw(now);
+        Ok(state)
+    }
+
+    async fn index_cart(
+        &self,
+        customer: &CustomerKey,
+        cart_id: &CartId,
+        now: UnixMillis,
+    ) -> Result<(), CartError> {
+        let mut customers = self.customers();
+        let index = customers.entry(customer.clone()).or_default();
+        index.carts.retain(|id| id != cart_id);
+        index.carts.insert(0, cart_id.clone());
+        index.carts.truncate(MAX_INDEXED_CARTS);
+        index.written_at = now;
+        Ok(())
+    }
+
+    async fn indexed_carts(&self, customer: &CustomerKey) -> Result<Vec<CartId>, CartError> {
+        Ok(self
+            .customers()
+            .get(customer)
+            .map(|index| index.carts.clone())
+            .unwrap_or_default())
+    }
+
+    async fn unindex_carts(
+        &self,
+        customer: &CustomerKey,
+        cart_ids: &[CartId],
+    ) -> Result<(), CartError> {
+        let mut customers = self.customers();
+        if let Some(index) = customers.get_mut(customer) {
+            index.carts.retain(|id| !cart_ids.contains(id));
+            if index.carts.is_empty() {
+                customers.remove(customer);
+            }
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), CartError> {

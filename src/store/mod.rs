@@ -6,6 +6,13 @@
 //! [`crate::domain::idempotency`]): with the same [`IdempotencyTag`] again, a mutation returns the
 //! remembered outcome and changes nothing; with the same key and another fingerprint it fails with
 //! [`CartError::IdempotencyKeyReused`].
+//!
+//! Besides carts, a store keeps each customer's index of carts (GetActiveCart, Merge): a
+//! short list of the cart ids that were given the customer, most recent first. It lives apart
+//! from the carts (on a Cluster, in another slot), so it is only a list of candidates: it is
+//! written before the cart names the customer, and the core checks every entry when it reads
+//! it and drops the ones that are no longer the customer's live carts (see
+//! `Core::get_active_cart`).
 
 pub mod memory;
 pub mod redis;
@@ -15,12 +22,24 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    CartKey, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart, UnixMillis,
+    CartId, CartKey, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart, TenantId,
+    UnixMillis,
 };
 use crate::error::CartError;
 
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
+
+/// Most carts a customer's index holds: the oldest entry goes when another comes.
+pub const MAX_INDEXED_CARTS: usize = 32;
+
+/// A customer of a tenant: the key of the customer's index of carts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CustomerKey {
+    pub tenant: TenantId,
+    /// Opaque to the service, at most 256 bytes.
+    pub customer_id: String,
+}
 
 /// The state after a successful mutation, and what the mutation reports.
 #[derive(Debug, Clone)]
@@ -62,6 +81,28 @@ pub trait CartStore: Send + Sync + 'static {
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
     ) -> Result<i64, CartError>;
+
+    /// Reads a cart without restarting its lifetime.
+    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError>;
+
+    /// Puts `cart_id` first in the customer's index (again: moves it first), dropping the
+    /// oldest entry past [`MAX_INDEXED_CARTS`]. Idempotent.
+    async fn index_cart(
+        &self,
+        customer: &CustomerKey,
+        cart_id: &CartId,
+        now: UnixMillis,
+    ) -> Result<(), CartError>;
+
+    /// The customer's index, most recently indexed first.
+    async fn indexed_carts(&self, customer: &CustomerKey) -> Result<Vec<CartId>, CartError>;
+
+    /// Drops entries from the customer's index. Idempotent.
+    async fn unindex_carts(
+        &self,
+        customer: &CustomerKey,
+        cart_ids: &[CartId],
+    ) -> Result<(), CartError>;
 
     /// Whether the store answers (drives health and readiness).
     async fn ping(&self) -> Result<(), CartError>;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cart_service::domain::{
-    CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, NewCart, UnixMillis,
+    CartId, CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, NewCart, UnixMillis,
 };
 use cart_service::error::CartError;
 use cart_service::pb;
-use cart_service::store::{CartStore, Mutated};
+use cart_service::store::{CartStore, CustomerKey, Mutated};
 
 use crate::helpers::{Backend, TestApp, item, spawn_app, spawn_with_store};
 use crate::history::{Applied, End, Lcg, Op, SKUS, check, line_id, price, sku};
@@ -211,6 +211,28 @@ impl CartStore for ReadModifyWriteStore {
             .remove(key)
             .ok_or(CartError::CartNotFound)?;
         Ok(state.item_count())
+    }
+
+    async fn peek(&self, key: &CartKey, _now: UnixMillis) -> Result<CartState, CartError> {
+        self.read(key)
+    }
+
+    // No customer index: this store only serves the sequence check.
+    async fn index_cart(
+        &self,
+        _: &CustomerKey,
+        _: &CartId,
+        _: UnixMillis,
+    ) -> Result<(), CartError> {
+        Ok(())
+    }
+
+    async fn indexed_carts(&self, _: &CustomerKey) -> Result<Vec<CartId>, CartError> {
+        Ok(Vec::new())
+    }
+
+    async fn unindex_carts(&self, _: &CustomerKey, _: &[CartId]) -> Result<(), CartError> {
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), CartError> {

@@ -31,18 +31,21 @@ macro_rules! on_every_store {
     };
 }
 
+mod active_cart;
 mod cluster;
 mod concurrency;
 mod contract;
 mod eviction;
 mod faults;
 mod flood;
+mod freeze;
 mod fuzzing;
 mod helpers;
 mod history;
 mod hostile;
 mod idempotency;
 mod layout;
+mod merge;
 mod outage;
 mod overload;
 mod redis_store;

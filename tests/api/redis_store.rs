@@ -64,6 +64,11 @@ impl Monitor {
 
     #[track_caller]
     fn assert_one_evalsha(&mut self, redis: &RedisServer, rpc: &str) {
+        self.assert_evalshas(redis, rpc, 1);
+    }
+
+    #[track_caller]
+    fn assert_evalshas(&mut self, redis: &RedisServer, rpc: &str, count: usize) {
         let commands = self.wire_commands(redis);
         let names: Vec<String> = commands
             .iter()
@@ -75,11 +80,12 @@ impl Monitor {
                     .to_ascii_uppercase()
             })
             .collect();
-        assert_eq!(names, ["EVALSHA"], "{rpc} sent {commands:?}");
+        assert_eq!(names, vec!["EVALSHA"; count], "{rpc} sent {commands:?}");
     }
 }
 
-/// Every RPC, mutations included, is exactly one command (an EVALSHA) on the wire.
+/// Every RPC, mutations included, is exactly one command (an EVALSHA) on the wire; a Create
+/// that names a customer is two: the customer's index (another slot), then the cart.
 #[tokio::test]
 async fn each_rpc_is_exactly_one_redis_command() {
     let redis = RedisServer::start();
@@ -90,7 +96,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
     let mut client = app.client.clone();
 
     let cart = app.create_cart(&[("A", 2, 100), ("B", 1, 50)]).await;
-    monitor.assert_one_evalsha(&redis, "Create");
+    monitor.assert_evalshas(&redis, "Create of a customer's cart", 2);
     let id = cart.id.clone();
     let line = cart.items[0].line_id.clone();
 
@@ -145,8 +151,12 @@ async fn each_rpc_is_exactly_one_redis_command() {
     client.delete(request).await.unwrap();
     monitor.assert_one_evalsha(&redis, "Delete");
 
-    let other = app.create_cart(&[("A", 1, 1)]).await;
-    monitor.assert_one_evalsha(&redis, "Create");
+    let guest = pb::CreateRequest {
+        customer_id: String::new(),
+        ..crate::helpers::create_request("", &[("A", 1, 1)])
+    };
+    let other = client.create(guest).await.unwrap().into_inner();
+    monitor.assert_one_evalsha(&redis, "Create of a guest cart");
     client
         .remove(pb::RemoveRequest {
             cart_id: other.id,
@@ -275,6 +285,10 @@ async fn flushed_scripts_are_reloaded() {
     let cart = app.create_cart(&[("A", 1, 100)]).await;
     redis.command(&["SCRIPT", "FLUSH"]);
     assert_eq!(app.get(&cart.id).await.unwrap().item_count, 1);
+    // The customer index's script too (a Create naming a customer runs it first).
+    redis.command(&["SCRIPT", "FLUSH"]);
+    let again = app.create_cart(&[("B", 1, 100)]).await;
+    assert_eq!(app.get(&again.id).await.unwrap().item_count, 1);
 }
 
 /// Data Redis cannot make sense of is INTERNAL, and the client learns nothing more.
@@ -512,6 +526,14 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
         .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
         .collect();
     assert_eq!(names, ["EVALSHA", "WAIT"], "{wire:?}");
+    // A Create naming a customer: the customer's index, then the cart, each waited for.
+    app.create_cart(&[]).await;
+    let wire = monitor.wire_commands(&master);
+    let names: Vec<&str> = wire
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
+        .collect();
+    assert_eq!(names, ["EVALSHA", "WAIT", "EVALSHA", "WAIT"], "{wire:?}");
     app.get(&cart.id).await.unwrap();
     monitor.assert_one_evalsha(&master, "Get (a read waits for nobody)");
 

@@ -187,6 +187,47 @@ def main() -> int:
             return
         raise AssertionError("a reused request id was accepted")
 
+    def expect_failure(call, code, reason):
+        try:
+            call()
+        except grpc.RpcError as error:
+            assert error.code() == code and error_reason(error) == reason, (error.code(), error_reason(error))
+            return
+        raise AssertionError(f"expected {reason}")
+
+    def freeze_then_delete():
+        cart = stub.Create(pb.CreateRequest(currency="USD", items=[pb.NewItem(sku="F", quantity=1, unit_price=700)]), timeout=10)
+        frozen = stub.Freeze(pb.FreezeRequest(cart_id=cart.id, reason="checkout"), timeout=10)
+        assert frozen.status == pb.CART_STATUS_FROZEN and frozen.freeze_reason == "checkout", frozen
+        assert frozen.HasField("frozen_at") and frozen.version == cart.version + 1
+        again = stub.Freeze(pb.FreezeRequest(cart_id=cart.id, reason="checkout"), timeout=10)
+        assert again.version == frozen.version, "a second Freeze bumped the version"
+        expect_failure(
+            lambda: stub.AddItems(pb.AddItemsRequest(cart_id=cart.id, items=[pb.NewItem(sku="G", quantity=1)]), timeout=10),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "CART_FROZEN",
+        )
+        done = stub.Delete(pb.DeleteRequest(cart_id=cart.id, order_number="PY-ORDER-2"), timeout=10)
+        assert done.cart.status == pb.CART_STATUS_DELETED and done.cart.item_count == 1, done
+
+    def guest_login_merge():
+        customer = f"py-customer-{state['cart'].id}"
+        mine = stub.Create(pb.CreateRequest(currency="USD", customer_id=customer, items=[pb.NewItem(sku="M", quantity=1, unit_price=100)]), timeout=10)
+        guest = stub.Create(pb.CreateRequest(currency="USD", items=[pb.NewItem(sku="M", quantity=2, unit_price=100), pb.NewItem(sku="N", quantity=1, unit_price=50)]), timeout=10)
+        request = pb.MergeRequest(source_cart_id=guest.id, customer_id=customer, mode=pb.MERGE_MODE_SUM, request_id="py-login-1")
+        merged = stub.Merge(request, timeout=10)
+        assert merged.cart.id == mine.id and merged.source_cart_id == guest.id and merged.lines_merged == 2, merged
+        assert [(i.sku, i.quantity) for i in merged.cart.items] == [("M", 3), ("N", 1)], merged.cart.items
+        assert stub.Merge(request, timeout=10).cart.items == merged.cart.items, "a retried Merge added again"
+        tombstone = stub.Get(pb.GetRequest(cart_id=guest.id), timeout=10)
+        assert tombstone.status == pb.CART_STATUS_MERGED and tombstone.merged_into == mine.id, tombstone
+        assert stub.GetActiveCart(pb.GetActiveCartRequest(customer_id=customer), timeout=10).id == mine.id
+        expect_failure(
+            lambda: stub.GetActiveCart(pb.GetActiveCartRequest(customer_id=customer + "-nobody"), timeout=10),
+            grpc.StatusCode.NOT_FOUND,
+            "NO_ACTIVE_CART",
+        )
+
     for name, check in [
         ("create", create),
         ("add items", add),
@@ -198,6 +239,8 @@ def main() -> int:
         # Before the retries, whose resends would count too: the counts are exact.
         ("metrics count every call", metrics),
         ("retry policy and request ids", retries_with_request_ids),
+        ("freeze, then delete (checkout)", freeze_then_delete),
+        ("guest cart merged at login", guest_login_merge),
     ]:
         step(name, check)
     failed = sum(1 for _, exc in results if exc)

@@ -52,10 +52,18 @@ pub enum MetaField {
     ItemCount,
     /// What the lines count against `max_cart_bytes` (each line's id and description).
     LineBytes,
+    FrozenAt,
+    FreezeReason,
+    /// When a frozen cart thaws (absent: never; see `CartState::thaw`).
+    FrozenUntil,
+    /// The target of a merging or merged cart.
+    MergedInto,
+    /// The idempotency key of the Merge that sealed it.
+    MergeKey,
 }
 
 impl MetaField {
-    pub const ALL: [MetaField; 19] = [
+    pub const ALL: [MetaField; 24] = [
         Self::CustomerId,
         Self::SessionId,
         Self::Channel,
@@ -75,6 +83,11 @@ impl MetaField {
         Self::Generated,
         Self::ItemCount,
         Self::LineBytes,
+        Self::FrozenAt,
+        Self::FreezeReason,
+        Self::FrozenUntil,
+        Self::MergedInto,
+        Self::MergeKey,
     ];
 
     /// Its name: `F_<NAME>` in Lua, and the field of a v1 header hash.
@@ -99,6 +112,11 @@ impl MetaField {
             Self::Generated => "generated",
             Self::ItemCount => "item_count",
             Self::LineBytes => "line_bytes",
+            Self::FrozenAt => "frozen_at",
+            Self::FreezeReason => "freeze_reason",
+            Self::FrozenUntil => "frozen_until",
+            Self::MergedInto => "merged_into",
+            Self::MergeKey => "merge_key",
         }
     }
 
@@ -161,6 +179,8 @@ fn refusal(reason: &str, detail: String, limits: &Limits) -> Result<CartError, C
         "CART_NOT_FOUND" => CartError::CartNotFound,
         "CART_ALREADY_EXISTS" => CartError::CartAlreadyExists,
         "CART_DELETED" => CartError::CartDeleted,
+        "CART_FROZEN" => CartError::CartFrozen,
+        "CART_MERGED" => CartError::CartMerged,
         "ORDER_NUMBER_MISMATCH" => CartError::OrderNumberMismatch,
         "CURRENCY_MISMATCH" => CartError::CurrencyMismatch(detail),
         "LINE_LIMIT_EXCEEDED" => CartError::LineLimit(limits.max_lines),
@@ -327,11 +347,16 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
     };
     let status = match field(MetaField::Status).text().as_ref() {
         "deleted" => CartStatus::Deleted,
+        "frozen" => CartStatus::Frozen,
+        "merging" => CartStatus::Merging,
+        "merged" => CartStatus::Merged,
         _ => CartStatus::Active,
     };
     let last_activity_at = match status {
-        CartStatus::Active => expires - policy.cart_ttl_ms(),
-        CartStatus::Deleted => required(MetaField::LastActivityAt)?,
+        CartStatus::Active | CartStatus::Frozen | CartStatus::Merging => {
+            expires - policy.cart_ttl_ms()
+        }
+        CartStatus::Deleted | CartStatus::Merged => required(MetaField::LastActivityAt)?,
     };
     let text = |f: MetaField| field(f).text().into_owned();
     let state = CartState {
@@ -357,6 +382,11 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
         next_position: number(MetaField::NextPosition)?.unwrap_or(1),
         // Carts stored before the flag was kept read as client-chosen ids.
         id_generated: field(MetaField::Generated).text() == "1",
+        frozen_at: number(MetaField::FrozenAt)?,
+        freeze_reason: text(MetaField::FreezeReason),
+        frozen_until: number(MetaField::FrozenUntil)?,
+        merged_into: text(MetaField::MergedInto),
+        merge_key: text(MetaField::MergeKey),
     };
     Ok((state, extra))
 }

@@ -26,6 +26,7 @@
 
 mod codec;
 pub mod connection;
+mod customers;
 mod eviction;
 mod msgpack;
 mod scripts;
@@ -43,9 +44,10 @@ use self::codec::{Body, Reply};
 use self::connection::Connection;
 use self::eviction::{EvictionGuard, Survey};
 use self::scripts::{Key, RetryClass, Script, Scripts};
-use super::{CartStore, Mutated};
+use super::{CartStore, CustomerKey, Mutated};
 use crate::domain::{
-    CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart, UnixMillis,
+    CartId, CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart,
+    UnixMillis,
 };
 use crate::error::CartError;
 
@@ -488,9 +490,13 @@ impl RedisStore {
         }
     }
 
+    /// A cart reply, as of the call's `now` (a freeze past its end reads as over).
     async fn snapshot(&self, call: Call<'_>) -> Result<(CartState, i64), CartError> {
+        let now = call.now;
         let body = self.traced(call).await?;
-        codec::decode_snapshot(&body, &self.policy)
+        let (mut state, extra) = codec::decode_snapshot(&body, &self.policy)?;
+        state.thaw(now);
+        Ok((state, extra))
     }
 }
 
@@ -666,6 +672,50 @@ impl CartStore for RedisStore {
                 args.push(order_number.as_str().as_bytes().to_vec());
                 Script::Delete
             }
+            Mutation::Freeze { reason, until } => {
+                args.push(reason.as_bytes().to_vec());
+                args.push(
+                    until
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
+                        .into_bytes(),
+                );
+                Script::Freeze
+            }
+            Mutation::Unfreeze => Script::Unfreeze,
+            Mutation::Claim { customer_id } => {
+                args.push(customer_id.as_bytes().to_vec());
+                Script::Claim
+            }
+            Mutation::Seal { target, merge_key } => {
+                args.push(target.as_bytes().to_vec());
+                args.push(merge_key.as_bytes().to_vec());
+                Script::Seal
+            }
+            Mutation::Unseal { merge_key } => {
+                args.push(merge_key.as_bytes().to_vec());
+                Script::Unseal
+            }
+            Mutation::FinishMerge { merge_key } => {
+                args.push(merge_key.as_bytes().to_vec());
+                Script::FinishMerge
+            }
+            Mutation::Absorb {
+                mode,
+                currency,
+                items,
+                coupons,
+            } => {
+                args.push(mode.name().as_bytes().to_vec());
+                args.push(currency.as_str().as_bytes().to_vec());
+                codec::push_items(&mut args, items, now);
+                args.push(coupons.len().to_string().into_bytes());
+                for (code, amount) in coupons {
+                    args.push(code.as_str().as_bytes().to_vec());
+                    args.push(amount.to_string().into_bytes());
+                }
+                Script::MergeIn
+            }
         };
         let call = Call::mutation(script, key, now, expected_version, request, args);
         let (state, items_cleared) = self.snapshot(call).await?;
@@ -692,6 +742,32 @@ impl CartStore for RedisStore {
         );
         let body = self.traced(call).await?;
         codec::decode_units(&body)
+    }
+
+    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+        let (state, _) = self.snapshot(Call::new(Script::Peek, key, now)).await?;
+        Ok(state)
+    }
+
+    async fn index_cart(
+        &self,
+        customer: &CustomerKey,
+        cart_id: &CartId,
+        now: UnixMillis,
+    ) -> Result<(), CartError> {
+        self.index_add(customer, cart_id, now).await
+    }
+
+    async fn indexed_carts(&self, customer: &CustomerKey) -> Result<Vec<CartId>, CartError> {
+        self.index_read(customer).await
+    }
+
+    async fn unindex_carts(
+        &self,
+        customer: &CustomerKey,
+        cart_ids: &[CartId],
+    ) -> Result<(), CartError> {
+        self.index_drop(customer, cart_ids).await
     }
 
     /// PING, then the eviction survey (on a Cluster also the slot-map probe).

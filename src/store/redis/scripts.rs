@@ -149,6 +149,14 @@ pub enum Script {
     Clear,
     Remove,
     Delete,
+    Peek,
+    Freeze,
+    Unfreeze,
+    Claim,
+    Seal,
+    Unseal,
+    MergeIn,
+    FinishMerge,
 }
 
 /// When a call whose outcome is unknown (the connection broke after it was sent) may be sent
@@ -178,7 +186,7 @@ pub enum Key {
 const CART_KEYS: &[Key] = &[Key::Meta, Key::Lines, Key::Coupons];
 
 impl Script {
-    pub const ALL: [Script; 8] = [
+    pub const ALL: [Script; 16] = [
         Self::Create,
         Self::Get,
         Self::AddItems,
@@ -187,6 +195,14 @@ impl Script {
         Self::Clear,
         Self::Remove,
         Self::Delete,
+        Self::Peek,
+        Self::Freeze,
+        Self::Unfreeze,
+        Self::Claim,
+        Self::Seal,
+        Self::Unseal,
+        Self::MergeIn,
+        Self::FinishMerge,
     ];
 
     /// Its `lua/` file, the `db.stored_procedure.name` of spans and the `script` label of
@@ -255,7 +271,7 @@ macro_rules! row {
 }
 
 /// In the order of [`Script::ALL`].
-const TABLE: [Row; 8] = [
+const TABLE: [Row; 16] = [
     row!("create", &[], WhenGuarded, mutates: true),
     row!("get", &["allow-oom"], Always, mutates: false),
     row!("add_items", &[], WhenGuarded, mutates: true),
@@ -264,10 +280,20 @@ const TABLE: [Row; 8] = [
     row!("clear", &[], WhenGuarded, mutates: true),
     row!("remove", &["allow-oom"], WhenGuarded, mutates: true),
     row!("delete", &[], Always, mutates: true),
+    row!("peek", &["no-writes", "allow-oom"], Always, mutates: false),
+    row!("freeze", &[], WhenGuarded, mutates: true),
+    row!("unfreeze", &[], WhenGuarded, mutates: true),
+    // Idempotent by themselves: a second run replies as the first left the cart.
+    row!("claim", &[], Always, mutates: true),
+    row!("seal", &[], Always, mutates: true),
+    row!("unseal", &["allow-oom"], Always, mutates: true),
+    // Always under the merge's idempotency key.
+    row!("merge_in", &[], WhenGuarded, mutates: true),
+    row!("finish_merge", &[], Always, mutates: true),
 ];
 
 /// Every script, built once per store (for its policy).
-pub struct Scripts([redis::Script; 8]);
+pub struct Scripts([redis::Script; Script::ALL.len()]);
 
 impl Scripts {
     pub fn new(policy: &CartPolicy) -> Self {
@@ -353,6 +379,14 @@ mod tests {
             (Script::Clear, "#!lua"),
             (Script::Remove, "#!lua flags=allow-oom"),
             (Script::Delete, "#!lua"),
+            (Script::Peek, "#!lua flags=no-writes,allow-oom"),
+            (Script::Freeze, "#!lua"),
+            (Script::Unfreeze, "#!lua"),
+            (Script::Claim, "#!lua"),
+            (Script::Seal, "#!lua"),
+            (Script::Unseal, "#!lua flags=allow-oom"),
+            (Script::MergeIn, "#!lua"),
+            (Script::FinishMerge, "#!lua"),
         ];
         for (script, flags) in expected {
             let loaded = script_source(script, &CartPolicy::default());

@@ -10,7 +10,8 @@ use crate::helpers::{ACME_KEY, Backend, HttpResponse, SHIM_SECRET, TestApp, http
 
 on_both_stores!(
     cart_clear_answers_the_seed_response,
-    every_refusal_in_the_errors_element
+    every_refusal_in_the_errors_element,
+    frozen_and_merged_carts_are_conflicts_in_the_errors_element
 );
 
 async fn cart_clear(
@@ -210,4 +211,21 @@ async fn every_refusal_in_the_errors_element(backend: Backend) {
 
     let read = app.get_as(ACME_KEY, id).await.unwrap();
     assert_eq!((read.version, read.item_count), (1, 3), "nothing changed");
+}
+
+/// CartClear of a frozen cart (checkout) or a merged one: 409 and the service's
+/// AWS.ECommerceService code, nothing cleared.
+async fn frozen_and_merged_carts_are_conflicts_in_the_errors_element(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let (frozen, merged) = super::frozen_and_merged(&app).await;
+    for (id, code) in [
+        (&frozen, "AWS.ECommerceService.CartFrozen"),
+        (&merged, "AWS.ECommerceService.CartMerged"),
+    ] {
+        let cart = app.get_as(ACME_KEY, id).await.unwrap();
+        let response = cart_clear(&app, "AKIAEXAMPLE", id, &url_encode(&cart.hmac)).await;
+        assert_eq!(response.status, 409, "{}", response.body);
+        assert_eq!(errors(&response).0, code);
+        assert_eq!(app.get_as(ACME_KEY, id).await.unwrap().item_count, 1);
+    }
 }

@@ -10,7 +10,8 @@ use crate::helpers::{
 on_both_stores!(
     delete_answers_the_seed_deleted_cart,
     every_documented_error_in_xm_shape,
-    an_idempotency_key_replays_the_first_delete
+    an_idempotency_key_replays_the_first_delete,
+    a_frozen_cart_is_deleted_and_a_merged_one_is_a_conflict
 );
 
 /// The header exactly as XM's documentation prints it (its account lacks an opening quote).
@@ -320,4 +321,34 @@ async fn an_idempotency_key_replays_the_first_delete(backend: Backend) {
     assert_eq!(reused.json()["code"], "IDEMPOTENCY_KEY_REUSED");
     let tombstone = app.get_as(ACME_KEY, &cart.id).await.unwrap();
     assert_eq!(tombstone.order_number, "1234-1234-12345");
+}
+
+/// Checkout ends with the delete of a frozen cart; a merged cart is 409 CART_MERGED.
+async fn a_frozen_cart_is_deleted_and_a_merged_one_is_a_conflict(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let (frozen, merged) = super::frozen_and_merged(&app).await;
+    let response = patch(
+        &app,
+        &frozen,
+        Some(ACME_SITE_CONTEXT),
+        Some(ACME_KEY),
+        SEED_BODY,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let response = patch(
+        &app,
+        &merged,
+        Some(ACME_SITE_CONTEXT),
+        Some(ACME_KEY),
+        SEED_BODY,
+    )
+    .await;
+    assert_eq!(response.status, 409, "{}", response.body);
+    let body = response.json();
+    assert_eq!(body["code"], "CART_MERGED", "{body}");
+    assert_eq!(
+        app.get_as(ACME_KEY, &merged).await.unwrap().status(),
+        cart_service::pb::CartStatus::Merged
+    );
 }

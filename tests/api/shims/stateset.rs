@@ -12,7 +12,8 @@ use crate::helpers::{
 on_both_stores!(
     clear_answers_the_seed_cart_object,
     every_refusal_in_stateset_shape,
-    an_idempotency_key_replays_the_first_clear
+    an_idempotency_key_replays_the_first_clear,
+    frozen_and_merged_carts_are_stateset_conflicts
 );
 
 const SEED_BODY: &str = "{\n\"preserve_coupons\": false,\n\"reason\": \"customer_requested\"\n}";
@@ -325,4 +326,25 @@ async fn an_idempotency_key_replays_the_first_clear(backend: Backend) {
         json!("parameter_invalid")
     );
     assert_eq!(app.get_as(ACME_KEY, &id).await.unwrap().items.len(), 1);
+}
+
+/// A frozen cart (checkout) and a merged one are 409 cart_not_active, and stay as they were.
+async fn frozen_and_merged_carts_are_stateset_conflicts(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let (frozen, merged) = super::frozen_and_merged(&app).await;
+    for (id, message) in [
+        (&frozen, "Cart is frozen for checkout and cannot be cleared"),
+        (
+            &merged,
+            "Cart was merged into another cart and cannot be cleared",
+        ),
+    ] {
+        let response = clear(&app, id, Some(ACME_KEY), "application/json", SEED_BODY).await;
+        assert_eq!(response.status, 409, "{}", response.body);
+        let body = response.json();
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "cart_not_active");
+        assert_eq!(body["error"]["message"], message);
+        assert_eq!(app.get_as(ACME_KEY, id).await.unwrap().item_count, 1);
+    }
 }

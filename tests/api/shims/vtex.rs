@@ -9,6 +9,7 @@ on_both_stores!(
     remove_all_answers_the_emptied_order_form,
     every_refusal_in_vtex_shape,
     a_client_chosen_id_is_no_capability,
+    frozen_and_merged_carts_are_vtex_conflicts,
 );
 
 const ACME_HOST: &str = "cosmetics2.vtexcommercestable.com.br";
@@ -174,4 +175,21 @@ async fn a_client_chosen_id_is_no_capability(backend: Backend) {
     let response = remove_all(&app, ACME_HOST, &path(&derived.id), "{}").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(response.json()["items"], json!([]));
+}
+
+/// removeAll of a frozen cart (checkout) or a merged one: 409 CHK0409, nothing removed.
+async fn frozen_and_merged_carts_are_vtex_conflicts(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let (frozen, merged) = super::frozen_and_merged(&app).await;
+    for (id, message) in [
+        (&frozen, "Carrinho em checkout"),
+        (&merged, "Carrinho unido ao carrinho do cliente"),
+    ] {
+        let response = remove_all(&app, ACME_HOST, &path(id), "{}").await;
+        assert_eq!(response.status, 409, "{}", response.body);
+        let body = response.json();
+        assert_eq!(body["error"]["code"], "CHK0409");
+        assert_eq!(body["error"]["message"], message);
+        assert_eq!(app.get_as(ACME_KEY, id).await.unwrap().item_count, 1);
+    }
 }

@@ -7,7 +7,8 @@ use crate::helpers::{ACME_KEY, Backend, GLOBEX_KEY, TestApp, assert_error, http,
 
 on_both_stores!(
     remove_session_answers_the_seed_envelope,
-    every_refusal_is_an_envelope_and_changes_nothing
+    every_refusal_is_an_envelope_and_changes_nothing,
+    a_frozen_session_is_removed_and_a_merged_one_refused
 );
 
 fn request(token: &str, account: &str, method: &str, cart_id: &str) -> String {
@@ -193,5 +194,24 @@ async fn every_refusal_is_an_envelope_and_changes_nothing(backend: Backend) {
         app.get_as(GLOBEX_KEY, id).await,
         Code::NotFound,
         "CART_NOT_FOUND",
+    );
+}
+
+/// Remove works on a frozen cart; a merged one is a validation envelope and stays.
+async fn a_frozen_session_is_removed_and_a_merged_one_refused(backend: Backend) {
+    let app = spawn_shim_app(backend).await;
+    let (frozen, merged) = super::frozen_and_merged(&app).await;
+    let remove = |id: &str| request("998877", "1234", "zapiRemoveCartSession", id);
+    let (status, reply) = zapi(&app, "POST", &remove(&frozen)).await;
+    assert_eq!((status, reply.get("response/error")), (200, Some("0")));
+    let (status, reply) = zapi(&app, "POST", &remove(&merged)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        method_error(&reply).1,
+        "Cart session was merged into the customer's cart"
+    );
+    assert_eq!(
+        app.get_as(ACME_KEY, &merged).await.unwrap().status(),
+        cart_service::pb::CartStatus::Merged
     );
 }

@@ -178,6 +178,55 @@ const steps = [
       retrying.close();
     }
   }],
+  ["freeze, then delete (checkout)", async () => {
+    const cart = await call("Create", { currency: "USD", items: [newItem("F", 1, 700)] });
+    const frozen = await call("Freeze", { cart_id: cart.id, reason: "checkout" });
+    assert.equal(frozen.status, "CART_STATUS_FROZEN");
+    assert.equal(frozen.freeze_reason, "checkout");
+    assert.ok(frozen.frozen_at);
+    assert.equal(frozen.version, cart.version + 1);
+    const again = await call("Freeze", { cart_id: cart.id, reason: "checkout" });
+    assert.equal(again.version, frozen.version, "a second Freeze bumped the version");
+    const error = await failure(
+      "AddItems",
+      { cart_id: cart.id, items: [newItem("G", 1, 1)] },
+      "a frozen cart accepted items",
+    );
+    assert.equal(error.code, grpc.status.FAILED_PRECONDITION);
+    assert.equal(errorReason(error), "CART_FROZEN");
+    const done = await call("Delete", { cart_id: cart.id, order_number: "JS-ORDER-2" });
+    assert.equal(done.cart.status, "CART_STATUS_DELETED");
+    assert.equal(done.cart.item_count, 1);
+  }],
+  ["guest cart merged at login", async () => {
+    const customer = `js-customer-${state.cart.id}`;
+    const mine = await call("Create", { currency: "USD", customer_id: customer, items: [newItem("M", 1, 100)] });
+    const guest = await call("Create", { currency: "USD", items: [newItem("M", 2, 100), newItem("N", 1, 50)] });
+    const request = {
+      source_cart_id: guest.id,
+      customer_id: customer,
+      mode: "MERGE_MODE_SUM",
+      request_id: "js-login-1",
+    };
+    const merged = await call("Merge", request);
+    assert.equal(merged.cart.id, mine.id);
+    assert.equal(merged.source_cart_id, guest.id);
+    assert.equal(merged.lines_merged, 2);
+    const lines = (cart) => cart.items.map((item) => [item.sku, item.quantity]);
+    assert.deepEqual(lines(merged.cart), [["M", 3], ["N", 1]]);
+    assert.deepEqual(lines((await call("Merge", request)).cart), lines(merged.cart), "a retried Merge added again");
+    const tombstone = await call("Get", { cart_id: guest.id });
+    assert.equal(tombstone.status, "CART_STATUS_MERGED");
+    assert.equal(tombstone.merged_into, mine.id);
+    assert.equal((await call("GetActiveCart", { customer_id: customer })).id, mine.id);
+    const error = await failure(
+      "GetActiveCart",
+      { customer_id: `${customer}-nobody` },
+      "a customer without carts has an active cart",
+    );
+    assert.equal(error.code, grpc.status.NOT_FOUND);
+    assert.equal(errorReason(error), "NO_ACTIVE_CART");
+  }],
 ];
 
 async function main() {

@@ -165,6 +165,12 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
         version: required("version")?,
         next_position: number("next_position")?.unwrap_or(1),
         id_generated: get("generated") == "1",
+        // The v1 scripts knew no freeze and no merge.
+        frozen_at: None,
+        freeze_reason: String::new(),
+        frozen_until: None,
+        merged_into: String::new(),
+        merge_key: String::new(),
     };
     Ok((state, int(extra)?))
 }

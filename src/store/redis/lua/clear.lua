@@ -12,10 +12,12 @@
 local h, rest = load()
 if not h then return fail('CART_NOT_FOUND') end
 if ARGV[6] == '1' and h[F_GENERATED] ~= '1' then return fail('CART_NOT_FOUND') end
-if h[F_STATUS] == 'deleted' then return fail('CART_DELETED') end
+local refused = ended(h)
+if refused then return refused end
 if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
   return fail('VERSION_MISMATCH', tostring(h[F_VERSION]))
 end
+if frozen_now(h) then return fail('CART_FROZEN') end
 local cleared = tonumber(h[F_ITEM_COUNT]) or 0
 commit(h)
 h[F_ITEM_COUNT], h[F_LINE_BYTES], h[F_CLEARED_AT], h[F_CLEAR_REASON] = 0, 0, NOW, ARGV[5]

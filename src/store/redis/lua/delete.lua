@@ -1,4 +1,5 @@
--- Delete: ARGV[4] order number. Turns the cart into a tombstone that lives the tombstone ttl.
+-- Delete: ARGV[4] order number. Turns the cart (a frozen one too: checkout ends so) into a
+-- tombstone that lives the tombstone ttl.
 -- Repeating it with the same order number replies the same snapshot and changes nothing.
 -- Flags: none (not `allow-oom`): the tombstone keeps every line and adds deleted_at and the
 -- order number, so it grows; a full Redis refuses it before it runs (resend: idempotent).
@@ -8,6 +9,8 @@ if h[F_STATUS] == 'deleted' then
   if h[F_ORDER_NUMBER] ~= ARGV[4] then return fail('ORDER_NUMBER_MISMATCH') end
   return cart_reply(redis.call('PEXPIRETIME', CART), cmsgpack.pack(h) .. rest)
 end
+local refused = ended(h)
+if refused then return refused end
 if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
   return fail('VERSION_MISMATCH', tostring(h[F_VERSION]))
 end

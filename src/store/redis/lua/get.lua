@@ -16,7 +16,9 @@ end
 local expires = redis.call('PEXPIRETIME', CART)
 if expires < NOW + CART_TTL - REFRESH_SLACK then
   local _, h = cmsgpack.unpack_one(value)
-  if h[F_STATUS] == 'active' then
+  -- A frozen cart and one a merge is under way on are live too.
+  local status = h[F_STATUS]
+  if status == 'active' or status == 'frozen' or status == 'merging' then
     expires = NOW + CART_TTL
     redis.call('PEXPIREAT', CART, expires)
     if v1 then

@@ -171,16 +171,51 @@ local function store(h, rest, ttl, extra)
   return cart_reply(expires, value, extra)
 end
 
---- helper: live
--- The guard of every mutation of a live cart: it exists, is not deleted, is at the expected
--- version. Returns the header and the rest (see `load`), or nil and a refusal.
-local function live()
+--- helper: as_is
+-- The reply of a call that leaves the cart as it is: its value and expiry as stored.
+local function as_is(h, rest)
+  return cart_reply(redis.call('PEXPIRETIME', CART), cmsgpack.pack(h) .. rest)
+end
+
+--- helper: frozen_now
+-- Whether the cart of header `h` is frozen now: a freeze ends by itself at its frozen_until
+-- (CartState::thaw; absent: never).
+local function frozen_now(h)
+  if h[F_STATUS] ~= 'frozen' then return false end
+  local thaws = h[F_FROZEN_UNTIL]
+  return not thaws or tonumber(thaws) > NOW
+end
+
+--- helper: ended
+-- The refusal of a cart that has ended (CartState::check_not_ended), or nil.
+local function ended(h)
+  if h[F_STATUS] == 'deleted' then return fail('CART_DELETED') end
+  if h[F_STATUS] == 'merged' or h[F_STATUS] == 'merging' then return fail('CART_MERGED') end
+  return nil
+end
+
+--- helper: unended
+-- The guard of Remove, Delete, Freeze and Unfreeze (CartState::check_open): the cart exists,
+-- is not deleted, merged or being merged, is at the expected version; a frozen cart passes.
+-- Returns the header and the rest (see `load`), or nil and a refusal.
+local function unended()
   local h, rest = load()
   if not h then return nil, fail('CART_NOT_FOUND') end
-  if h[F_STATUS] == 'deleted' then return nil, fail('CART_DELETED') end
+  local refused = ended(h)
+  if refused then return nil, refused end
   if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
     return nil, fail('VERSION_MISMATCH', tostring(h[F_VERSION]))
   end
+  return h, rest
+end
+
+--- helper: live
+-- The guard of every change of a cart's content (CartState::check_live): `unended`, and not
+-- frozen. Returns the header and the rest (see `load`), or nil and a refusal.
+local function live()
+  local h, rest = unended()
+  if not h then return nil, rest end
+  if frozen_now(h) then return nil, fail('CART_FROZEN') end
   return h, rest
 end
 
