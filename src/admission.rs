@@ -20,8 +20,9 @@
 //! come back.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -115,14 +116,40 @@ impl Gate {
     }
 }
 
+/// FNV-1a: tenant ids come from the config file, not from callers, so the maps of gates need
+/// no defence against chosen collisions, and a request hashes its tenant in a few instructions.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Gates = HashMap<TenantId, Arc<Gate>, BuildHasherDefault<Fnv>>;
+
 #[derive(Debug)]
 struct Limits {
     global: Gate,
     per_tenant: usize,
-    /// Tenants of the config file, with their own limit or the default: read without a lock.
-    configured: HashMap<TenantId, Arc<Gate>>,
-    /// Any other tenant a principal names (dev mode's `default`), made on first use.
-    others: Mutex<HashMap<TenantId, Arc<Gate>>>,
+    /// Tenants of the config file (with their own limit or the default) and dev mode's
+    /// `default`: read without a lock.
+    configured: Gates,
+    /// Any other tenant a principal names, made on first use; after that a shared read lock.
+    others: RwLock<Gates>,
 }
 
 /// The admission limits of one service (cheap to clone: clones share the counts).
@@ -143,19 +170,24 @@ impl Admission {
         config: AdmissionConfig,
         overrides: impl IntoIterator<Item = (TenantId, Option<usize>)>,
     ) -> Self {
-        let configured = overrides
+        let mut configured: Gates = overrides
             .into_iter()
             .map(|(tenant, limit)| {
                 let gate = Gate::new(limit.unwrap_or(config.max_in_flight_per_tenant));
                 (tenant, Arc::new(gate))
             })
             .collect();
+        // Dev mode's one tenant (and any principal's that the config leaves unnamed) would
+        // otherwise be made on first use: made up front, it is read without a lock.
+        configured
+            .entry(TenantId::default_tenant())
+            .or_insert_with(|| Arc::new(Gate::new(config.max_in_flight_per_tenant)));
         Self {
             limits: Arc::new(Limits {
                 global: Gate::new(config.max_in_flight),
                 per_tenant: config.max_in_flight_per_tenant,
                 configured,
-                others: Mutex::new(HashMap::new()),
+                others: RwLock::new(Gates::default()),
             }),
         }
     }
@@ -164,8 +196,13 @@ impl Admission {
         if let Some(gate) = self.limits.configured.get(tenant) {
             return gate.clone();
         }
-        let mut others = self.limits.others.lock().unwrap_or_else(|e| e.into_inner());
+        let others = &self.limits.others;
+        if let Some(gate) = others.read().unwrap_or_else(|e| e.into_inner()).get(tenant) {
+            return gate.clone();
+        }
         others
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
             .entry(tenant.clone())
             .or_insert_with(|| Arc::new(Gate::new(self.limits.per_tenant)))
             .clone()

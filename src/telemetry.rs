@@ -9,6 +9,12 @@
 //! `OTEL_TRACES_SAMPLER`/`_ARG`; `OTEL_RESOURCE_ATTRIBUTES`; `OTEL_BSP_*`). Unset, no
 //! OpenTelemetry layer is installed at all. Either way a request's W3C `traceparent` and
 //! `tracestate` are read, so the server span is a child of the caller's span.
+//!
+//! What only a trace viewer reads is not built for the logs: without an exporter a gRPC call
+//! has a server span only when it carries a `traceparent` (then just its `trace_id`), and the
+//! server spans of both interfaces are not given `tenant`, `cart_id` or `error.type` (the
+//! operation's span and its failure line carry them). The fmt layer formats a span's fields as
+//! they are set, so every field set costs every request.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -237,9 +243,19 @@ pub fn in_request_span<F: Future>(span: Span, future: F) -> impl Future<Output =
     REQUEST_SPAN.scope(span.clone(), future.instrument(span))
 }
 
+/// Whether spans go to an OpenTelemetry exporter (a trace viewer reads them), or only to the
+/// logs.
+pub fn is_exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// Records a field (`tenant`, `cart_id`, `error.type`) on the request's server span, so that
-/// the span a trace viewer shows first names the cart.
+/// the span a trace viewer shows first names the cart. Without an exporter nothing is recorded:
+/// in the logs the operation's span names the tenant and cart, and its failure line the error.
 pub fn record_on_request(field: &'static str, value: &str) {
+    if !is_exporting() {
+        return;
+    }
     let _ = REQUEST_SPAN.try_with(|span| {
         span.record(field, value);
     });

@@ -10,8 +10,11 @@ use std::future::Future;
 
 use super::{Caller, ClearOutcome, Core, MergeOutcome, RemoveOutcome, view::CartView};
 use crate::auth::Scope;
+use sha2::{Digest, Sha256};
+
 use crate::domain::{
-    CartId, CouponCode, LineUpdate, MergeMode, Mutation, NewCart, NewLine, OrderNumber,
+    CartId, CouponCode, IdempotencyKey, IdempotencyTag, LineUpdate, MergeMode, Mutation, NewCart,
+    NewLine, OrderNumber,
 };
 use crate::error::{CartError, FieldViolation, MAX_FIELD_VIOLATIONS, bounded_violations};
 
@@ -84,24 +87,29 @@ pub trait Command: Send + Sized + 'static {
 }
 
 /// The canonical bytes of a command: each field length-prefixed, so no two commands share
-/// them.
-#[derive(Debug, Default)]
-pub struct Fingerprint(Vec<u8>);
+/// them. They are hashed as they are made (the digest of [`IdempotencyTag::digest_of`]), never
+/// buffered.
+#[derive(Debug, Clone)]
+pub struct Fingerprint(Sha256);
 
 impl Fingerprint {
+    /// The fingerprint of a command of `operation` (its name is part of it).
+    pub fn of(operation: Operation) -> Self {
+        Self(IdempotencyTag::digest_of(operation.name()))
+    }
+
     pub fn text(&mut self, value: &str) -> &mut Self {
         self.bytes(value.as_bytes())
     }
 
     pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
-        self.0
-            .extend_from_slice(&(value.len() as u64).to_le_bytes());
-        self.0.extend_from_slice(value);
+        self.0.update((value.len() as u64).to_le_bytes());
+        self.0.update(value);
         self
     }
 
     pub fn number(&mut self, value: i64) -> &mut Self {
-        self.0.extend_from_slice(&value.to_le_bytes());
+        self.0.update(value.to_le_bytes());
         self
     }
 
@@ -113,8 +121,9 @@ impl Fingerprint {
         self
     }
 
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.0
+    /// The tag of the command under `key`.
+    pub fn tag(self, key: IdempotencyKey) -> IdempotencyTag {
+        IdempotencyTag::from_digest(key, self.0)
     }
 }
 
@@ -582,9 +591,9 @@ mod tests {
     #[test]
     fn fingerprints_tell_fields_apart() {
         let bytes = |c: &Clear| {
-            let mut f = Fingerprint::default();
+            let mut f = Fingerprint::of(Operation::Clear);
             c.fingerprint(&mut f);
-            f.into_bytes()
+            f.tag(IdempotencyKey::parse("k").unwrap()).fingerprint
         };
         let a = Clear::parse("c1", false, "ab").unwrap();
         let mut b = a.clone();
@@ -593,5 +602,8 @@ mod tests {
         // Length prefixes: ("c1", "ab") and ("c1a", "b") differ.
         assert_ne!(bytes(&a), bytes(&Clear::parse("c1a", false, "b").unwrap()));
         assert_eq!(bytes(&a), bytes(&a.clone()));
+        // The bytes hashed are those stores already remember fingerprints of: SHA-256 over
+        // "Clear", 0, then each field length-prefixed (u64 LE) or as an i64 LE.
+        assert_eq!(bytes(&a), "a66358829a1f6397522bdf29c7e50568");
     }
 }

@@ -76,13 +76,9 @@ impl Caller {
     /// The tag a store remembers `command`'s outcome under, when the caller gave a key.
     fn tag<C: Command>(&self, command: &C) -> Option<IdempotencyTag> {
         let key = self.idempotency_key.clone()?;
-        let mut payload = Fingerprint::default();
-        command.fingerprint(&mut payload);
-        Some(IdempotencyTag::new(
-            key,
-            C::OPERATION.name(),
-            &payload.into_bytes(),
-        ))
+        let mut fingerprint = Fingerprint::of(C::OPERATION);
+        command.fingerprint(&mut fingerprint);
+        Some(fingerprint.tag(key))
     }
 }
 

@@ -26,16 +26,29 @@ impl IdempotencyTag {
     /// `rpc` names the operation (so one key cannot replay another operation's outcome);
     /// `payload` is the command's canonical bytes (see [`crate::core::Fingerprint`]).
     pub fn new(key: IdempotencyKey, rpc: &str, payload: &[u8]) -> Self {
+        let mut digest = Self::digest_of(rpc);
+        digest.update(payload);
+        Self::from_digest(key, digest)
+    }
+
+    /// The digest a fingerprint of `rpc` starts from; the payload's bytes are fed into it as
+    /// they are made (no buffer), then [`IdempotencyTag::from_digest`] finishes it.
+    pub fn digest_of(rpc: &str) -> Sha256 {
         let mut digest = Sha256::new();
         digest.update(rpc.as_bytes());
         digest.update([0]);
-        digest.update(payload);
+        digest
+    }
+
+    /// The tag of a digest begun by [`IdempotencyTag::digest_of`] and fed the payload.
+    pub fn from_digest(key: IdempotencyKey, digest: Sha256) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut fingerprint = String::with_capacity(FINGERPRINT_LEN);
-        for b in &digest.finalize()[..FINGERPRINT_LEN / 2] {
-            fingerprint.push(char::from(HEX[usize::from(b >> 4)]));
-            fingerprint.push(char::from(HEX[usize::from(b & 0xf)]));
+        let mut hex = [0u8; FINGERPRINT_LEN];
+        for (i, b) in digest.finalize()[..FINGERPRINT_LEN / 2].iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
+        let fingerprint = hex.iter().map(|&b| char::from(b)).collect();
         Self { key, fingerprint }
     }
 }
@@ -60,6 +73,22 @@ mod tests {
         assert_ne!(
             a.fingerprint,
             IdempotencyTag::new(id(), "Remove", b"payload").fingerprint
+        );
+    }
+
+    #[test]
+    fn a_digest_fed_in_pieces_is_the_digest_of_the_whole_payload() {
+        let mut digest = IdempotencyTag::digest_of("Clear");
+        digest.update(b"pay");
+        digest.update(b"load");
+        assert_eq!(
+            IdempotencyTag::from_digest(id(), digest),
+            IdempotencyTag::new(id(), "Clear", b"payload")
+        );
+        // The fingerprint of a known payload, as stores already remember it.
+        assert_eq!(
+            IdempotencyTag::new(id(), "Clear", b"payload").fingerprint,
+            "0349784f6d3817edb72204c86c0d99c4"
         );
     }
 

@@ -11,10 +11,13 @@ fn is_id_char(c: char) -> bool {
 
 macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident) => {
+        string_newtype!($(#[$doc])* $name(String));
+    };
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*
         // No `Deserialize`: a value that bypassed `parse` could exist.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name($inner);
 
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -41,8 +44,9 @@ string_newtype!(
     CartId
 );
 string_newtype!(
-    /// A tenant id: `^[A-Za-z0-9_-]{1,64}$`; part of every store key.
-    TenantId
+    /// A tenant id: `^[A-Za-z0-9_-]{1,64}$`; part of every store key. Shared, not copied: every
+    /// request's principal, cart key and admission permit holds it.
+    TenantId(std::sync::Arc<str>)
 );
 string_newtype!(
     /// A stock keeping unit: 1..=max bytes of printable text; the identity of a line.
@@ -69,6 +73,21 @@ string_newtype!(
     /// The order that closed a cart: 1..=64 printable ASCII characters without spaces.
     OrderNumber
 );
+
+/// The text of the `String`-backed newtypes, moved out (a message that takes it copies nothing).
+macro_rules! into_string {
+    ($($name:ident),*) => {
+        $(
+            impl $name {
+                pub fn into_string(self) -> String {
+                    self.0
+                }
+            }
+        )*
+    };
+}
+
+into_string!(CartId, Sku, LineId, Currency, CouponCode);
 
 fn parse_token(value: &str, what: &str) -> Result<String, String> {
     if value.is_empty() {
@@ -107,12 +126,13 @@ impl CartId {
 
 impl TenantId {
     pub fn parse(value: &str) -> Result<Self, String> {
-        parse_token(value, "tenant id").map(Self)
+        parse_token(value, "tenant id").map(|id| Self(id.into()))
     }
 
     /// The tenant of dev mode (no config file).
     pub fn default_tenant() -> Self {
-        Self("default".to_owned())
+        static DEFAULT: std::sync::OnceLock<TenantId> = std::sync::OnceLock::new();
+        DEFAULT.get_or_init(|| Self("default".into())).clone()
     }
 }
 

@@ -441,15 +441,27 @@ pub fn timestamp(millis: UnixMillis) -> Timestamp {
 
 /// The `cart.v1.Cart` of a view.
 pub fn cart(view: &CartView) -> pb::Cart {
-    let state = &view.state;
-    let totals = &view.totals;
+    into_cart(view.clone())
+}
+
+/// The `cart.v1.Cart` of a view it consumes: its texts and maps move into the message, none
+/// is copied.
+pub fn into_cart(view: CartView) -> pb::Cart {
+    let CartView {
+        key,
+        state,
+        totals,
+        expires_at,
+        hmac,
+    } = view;
+    let header = state.header;
     pb::Cart {
-        id: view.key.cart_id.to_string(),
-        customer_id: state.header.customer_id.clone(),
-        session_id: state.header.session_id.clone(),
-        channel: state.header.channel.clone(),
-        currency: state.header.currency.to_string(),
-        locale: state.header.locale.clone(),
+        id: key.cart_id.into_string(),
+        customer_id: header.customer_id,
+        session_id: header.session_id,
+        channel: header.channel,
+        currency: header.currency.into_string(),
+        locale: header.locale,
         status: match state.status {
             CartStatus::Active => pb::CartStatus::Active,
             CartStatus::Frozen => pb::CartStatus::Frozen,
@@ -458,16 +470,16 @@ pub fn cart(view: &CartView) -> pb::Cart {
         } as i32,
         items: state
             .lines
-            .iter()
+            .into_iter()
             .map(|line| pb::LineItem {
-                line_id: line.line_id.to_string(),
-                sku: line.sku.to_string(),
-                product_id: line.product_id.clone(),
-                title: line.title.clone(),
+                total_price: line.total_price(),
+                line_id: line.line_id.into_string(),
+                sku: line.sku.into_string(),
+                product_id: line.product_id,
+                title: line.title,
                 quantity: i64::from(line.quantity),
                 unit_price: line.unit_price,
-                total_price: line.total_price(),
-                attributes: line.attributes.clone().into_iter().collect(),
+                attributes: line.attributes,
                 added_at: Some(timestamp(line.added_at)),
                 updated_at: Some(timestamp(line.updated_at)),
             })
@@ -479,32 +491,32 @@ pub fn cart(view: &CartView) -> pb::Cart {
         total: totals.total,
         applied_coupons: state
             .coupons
-            .iter()
+            .into_iter()
             .map(|c| pb::Coupon {
-                code: c.code.to_string(),
+                code: c.code.into_string(),
                 amount: c.amount,
             })
             .collect(),
-        metadata: state.header.metadata.clone().into_iter().collect(),
+        metadata: header.metadata,
         created_at: Some(timestamp(state.created_at)),
         updated_at: Some(timestamp(state.updated_at)),
         last_activity_at: Some(timestamp(state.last_activity_at)),
-        expires_at: Some(timestamp(view.expires_at)),
+        expires_at: Some(timestamp(expires_at)),
         cleared_at: state.cleared_at.map(timestamp),
         deleted_at: state.deleted_at.map(timestamp),
-        clear_reason: state.clear_reason.clone(),
-        order_number: state.order_number.clone(),
+        clear_reason: state.clear_reason,
+        order_number: state.order_number,
         version: state.version,
-        hmac: view.hmac.clone(),
+        hmac,
         frozen_at: state.frozen_at.map(timestamp),
-        freeze_reason: state.freeze_reason.clone(),
-        merged_into: state.merged_into.clone(),
+        freeze_reason: state.freeze_reason,
+        merged_into: state.merged_into,
     }
 }
 
 pub fn cleared(outcome: ClearOutcome) -> pb::ClearResponse {
     pb::ClearResponse {
-        cart: Some(cart(&outcome.cart)),
+        cart: Some(into_cart(outcome.cart)),
         items_cleared: outcome.items_cleared,
     }
 }
@@ -518,13 +530,13 @@ pub fn removed(outcome: RemoveOutcome) -> pb::RemoveResponse {
 
 pub fn deleted(view: CartView) -> pb::DeleteResponse {
     pb::DeleteResponse {
-        cart: Some(cart(&view)),
+        cart: Some(into_cart(view)),
     }
 }
 
 pub fn merged(outcome: MergeOutcome) -> pb::MergeResponse {
     pb::MergeResponse {
-        cart: Some(cart(&outcome.cart)),
+        cart: Some(into_cart(outcome.cart)),
         source_cart_id: outcome.source_cart_id,
         lines_merged: outcome.lines_merged,
     }
@@ -532,7 +544,7 @@ pub fn merged(outcome: MergeOutcome) -> pb::MergeResponse {
 
 /// The reply of the operations that answer the cart.
 pub fn cart_reply(view: CartView) -> pb::Cart {
-    cart(&view)
+    into_cart(view)
 }
 
 #[cfg(test)]

@@ -1,6 +1,13 @@
 //! A tower layer that gives every `cart.v1.CartService` call its OpenTelemetry server span
 //! (`cart.v1.CartService/Clear`, `rpc.*` attributes per the semantic conventions), as a child
 //! of the caller's span named by the `traceparent` metadata.
+//!
+//! Without an exporter the span is only seen by the logs, where the operation's span (see
+//! `core::observe`) already names the tenant and the cart: a call then gets a server span only
+//! when it carries a `traceparent` or debug lines are written, and that span holds only the
+//! method and the caller's `trace_id`, so every log line of the call still names its trace. A
+//! span's fields are formatted for the logs when they are set, whether or not a line is ever
+//! written: the spans and fields nobody reads are not made at all.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,6 +62,30 @@ where
         else {
             return Box::pin(self.inner.call(request));
         };
+        let exporting = telemetry::is_exporting();
+        if !exporting {
+            // Only the logs see this span: it is worth its cost when it names the caller's
+            // trace, or when debug lines (its "finished processing request") are written; the
+            // operation's span names the RPC, tenant and cart.
+            if !request.headers().contains_key("traceparent")
+                && !tracing::enabled!(tracing::Level::DEBUG)
+            {
+                return Box::pin(self.inner.call(request));
+            }
+            let span = tracing::info_span!("grpc", rpc.method = method, trace_id = Empty);
+            if span.is_disabled() {
+                return Box::pin(self.inner.call(request));
+            }
+            telemetry::adopt(&span, telemetry::remote_parent(request.headers()));
+            let response = telemetry::in_request_span(span.clone(), self.inner.call(request));
+            return Box::pin(async move {
+                let response = response.await;
+                if let Ok(response) = &response {
+                    span.in_scope(|| log_status(response.headers()));
+                }
+                response
+            });
+        }
         let span = tracing::info_span!(
             "grpc",
             otel.name = &path[1..],
@@ -88,16 +119,28 @@ where
 /// A unary call that failed answers with `grpc-status` in its headers (trailers-only); one
 /// that succeeded sends it in the trailers, after the body: no header means OK.
 fn record_status(span: &tracing::Span, headers: &http::HeaderMap) {
-    let code = headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
+    let code = grpc_status(headers);
     span.record("rpc.grpc.status_code", code);
     if is_server_error(code) {
         span.record("otel.status_code", "ERROR");
     }
-    span.in_scope(|| tracing::debug!(grpc_status = code, "finished processing request"));
+    span.in_scope(|| log_status(headers));
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> i64 {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+}
+
+/// The debug line that ends a call (in its server span).
+fn log_status(headers: &http::HeaderMap) {
+    tracing::debug!(
+        grpc_status = grpc_status(headers),
+        "finished processing request"
+    );
 }
 
 /// The codes that mark a gRPC server span as failed (OpenTelemetry semantic conventions):

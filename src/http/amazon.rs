@@ -5,6 +5,8 @@
 //! checked in constant time before the store is touched. Answers `CartClearResponse` XML with
 //! `OperationRequest` and `Cart`; refusals go in `Cart/Request/Errors` with `IsValid` False.
 
+use std::fmt::Write as _;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode, header};
@@ -122,18 +124,31 @@ pub fn decode(arguments: &Arguments) -> Result<CartClear, AwsError> {
 
 /// Percent-encodes an HMAC for `URLEncodedHMAC` (`+` → `%2B`, `/` → `%2F`, `=` → `%3D`).
 pub fn url_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
+    let mut out = String::with_capacity(value.len() + 8);
+    push_url_encoded(&mut out, value);
+    out
 }
 
-/// `CartClearResponse`: the echo of the request, then the cart or the errors.
+/// Appends `value` percent-encoded (all but RFC 3986's unreserved characters): the result
+/// needs no XML escaping.
+fn push_url_encoded(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            other => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(other >> 4)]));
+                out.push(char::from(HEX[usize::from(other & 0xf)]));
+            }
+        }
+    }
+}
+
+/// `CartClearResponse`: the echo of the request, then the cart or the errors; written
+/// straight into one buffer.
 pub fn response_xml(
     arguments: &Arguments,
     user_agent: &str,
@@ -143,36 +158,52 @@ pub fn response_xml(
     outcome: &Result<(), AwsError>,
 ) -> String {
     let (cart_id, hmac) = request;
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CartClearResponse xmlns=\"{NAMESPACE}\">\n  <OperationRequest>\n    <HTTPHeaders>\n      <Header Name=\"UserAgent\" Value=\"{}\"></Header>\n    </HTTPHeaders>\n    <RequestId>{}</RequestId>\n    <Arguments>\n",
-        escape(user_agent),
-        escape(request_id)
+    let echoed: usize = arguments.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+    let mut xml = String::with_capacity(1024 + echoed);
+    xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CartClearResponse xmlns=\"");
+    xml.push_str(NAMESPACE);
+    xml.push_str(
+        "\">\n  <OperationRequest>\n    <HTTPHeaders>\n      <Header Name=\"UserAgent\" Value=\"",
     );
+    xml.push_str(&escape(user_agent));
+    xml.push_str("\"></Header>\n    </HTTPHeaders>\n    <RequestId>");
+    xml.push_str(&escape(request_id));
+    xml.push_str("</RequestId>\n    <Arguments>\n");
     for (name, value) in arguments {
-        xml.push_str(&format!(
-            "      <Argument Name=\"{}\" Value=\"{}\"></Argument>\n",
-            escape(name),
-            escape(value)
-        ));
+        xml.push_str("      <Argument Name=\"");
+        xml.push_str(&escape(name));
+        xml.push_str("\" Value=\"");
+        xml.push_str(&escape(value));
+        xml.push_str("\"></Argument>\n");
     }
-    xml.push_str(&format!(
-        "    </Arguments>\n    <RequestProcessingTime>{seconds:.7}</RequestProcessingTime>\n  </OperationRequest>\n  <Cart>\n    <Request>\n      <IsValid>{}</IsValid>\n      <CartClearRequest>\n        <CartId>{}</CartId>\n        <HMAC>{}</HMAC>\n      </CartClearRequest>\n",
-        if outcome.is_ok() { "True" } else { "False" },
-        escape(cart_id),
-        escape(hmac)
-    ));
+    let _ = write!(
+        xml,
+        "    </Arguments>\n    <RequestProcessingTime>{seconds:.7}</RequestProcessingTime>\n"
+    );
+    xml.push_str("  </OperationRequest>\n  <Cart>\n    <Request>\n      <IsValid>");
+    xml.push_str(if outcome.is_ok() { "True" } else { "False" });
+    xml.push_str("</IsValid>\n      <CartClearRequest>\n        <CartId>");
+    xml.push_str(&escape(cart_id));
+    xml.push_str("</CartId>\n        <HMAC>");
+    xml.push_str(&escape(hmac));
+    xml.push_str("</HMAC>\n      </CartClearRequest>\n");
     match outcome {
-        Ok(()) => xml.push_str(&format!(
-            "    </Request>\n    <CartId>{}</CartId>\n    <HMAC>{}</HMAC>\n    <URLEncodedHMAC>{}</URLEncodedHMAC>\n  </Cart>\n</CartClearResponse>\n",
-            escape(cart_id),
-            escape(hmac),
-            escape(&url_encode(hmac))
-        )),
-        Err(error) => xml.push_str(&format!(
-            "      <Errors>\n        <Error>\n          <Code>{}</Code>\n          <Message>{}</Message>\n        </Error>\n      </Errors>\n    </Request>\n  </Cart>\n</CartClearResponse>\n",
-            escape(error.code),
-            escape(&error.message)
-        )),
+        Ok(()) => {
+            xml.push_str("    </Request>\n    <CartId>");
+            xml.push_str(&escape(cart_id));
+            xml.push_str("</CartId>\n    <HMAC>");
+            xml.push_str(&escape(hmac));
+            xml.push_str("</HMAC>\n    <URLEncodedHMAC>");
+            push_url_encoded(&mut xml, hmac);
+            xml.push_str("</URLEncodedHMAC>\n  </Cart>\n</CartClearResponse>\n");
+        }
+        Err(error) => {
+            xml.push_str("      <Errors>\n        <Error>\n          <Code>");
+            xml.push_str(&escape(error.code));
+            xml.push_str("</Code>\n          <Message>");
+            xml.push_str(&escape(&error.message));
+            xml.push_str("</Message>\n        </Error>\n      </Errors>\n    </Request>\n  </Cart>\n</CartClearResponse>\n");
+        }
     }
     xml
 }
@@ -378,5 +409,87 @@ mod tests {
         assert!(xml.contains("<Argument Name=\"CartId\" Value=\"&lt;c&gt;\"></Argument>"));
         assert!(xml.contains("<IsValid>True</IsValid>"));
         assert!(xml.contains("<URLEncodedHMAC>h%2B</URLEncodedHMAC>"));
+    }
+
+    /// The response as it was once written with `format!`: the direct writer must match it.
+    mod formatted {
+        use super::super::{Arguments, AwsError, NAMESPACE};
+        use crate::http::xml::escape;
+
+        fn url_encode_formatted(value: &str) -> String {
+            value
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    other => format!("%{other:02X}"),
+                })
+                .collect()
+        }
+
+        pub fn response_xml_formatted(
+            arguments: &Arguments,
+            user_agent: &str,
+            request_id: &str,
+            seconds: f64,
+            request: (&str, &str),
+            outcome: &Result<(), AwsError>,
+        ) -> String {
+            let (cart_id, hmac) = request;
+            let mut xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CartClearResponse xmlns=\"{NAMESPACE}\">\n  <OperationRequest>\n    <HTTPHeaders>\n      <Header Name=\"UserAgent\" Value=\"{}\"></Header>\n    </HTTPHeaders>\n    <RequestId>{}</RequestId>\n    <Arguments>\n",
+                escape(user_agent),
+                escape(request_id)
+            );
+            for (name, value) in arguments {
+                xml.push_str(&format!(
+                    "      <Argument Name=\"{}\" Value=\"{}\"></Argument>\n",
+                    escape(name),
+                    escape(value)
+                ));
+            }
+            xml.push_str(&format!(
+                "    </Arguments>\n    <RequestProcessingTime>{seconds:.7}</RequestProcessingTime>\n  </OperationRequest>\n  <Cart>\n    <Request>\n      <IsValid>{}</IsValid>\n      <CartClearRequest>\n        <CartId>{}</CartId>\n        <HMAC>{}</HMAC>\n      </CartClearRequest>\n",
+                if outcome.is_ok() { "True" } else { "False" },
+                escape(cart_id),
+                escape(hmac)
+            ));
+            match outcome {
+                Ok(()) => xml.push_str(&format!(
+                    "    </Request>\n    <CartId>{}</CartId>\n    <HMAC>{}</HMAC>\n    <URLEncodedHMAC>{}</URLEncodedHMAC>\n  </Cart>\n</CartClearResponse>\n",
+                    escape(cart_id),
+                    escape(hmac),
+                    escape(&url_encode_formatted(hmac))
+                )),
+                Err(error) => xml.push_str(&format!(
+                    "      <Errors>\n        <Error>\n          <Code>{}</Code>\n          <Message>{}</Message>\n        </Error>\n      </Errors>\n    </Request>\n  </Cart>\n</CartClearResponse>\n",
+                    escape(error.code),
+                    escape(&error.message)
+                )),
+            }
+            xml
+        }
+    }
+
+    #[test]
+    fn the_response_is_byte_for_byte_the_formatted_one() {
+        let arguments = args(
+            "Service=AWSECommerceService&AWSAccessKeyId=AKIA&Operation=CartClear&CartId=%3Cc%3E&HMAC=ab%2Bcd%2F%3D&x=%22%26%C3%A9",
+        );
+        let outcomes = [
+            Ok(()),
+            Err(AwsError::new("AWS.InvalidParameterValue", "a <b> & \"c\"")),
+        ];
+        for outcome in &outcomes {
+            for (seconds, request) in [(0.0012345678, ("<c>", "ab+cd/=")), (12.5, ("c1", "é &"))] {
+                assert_eq!(
+                    response_xml(&arguments, "ua \"x\"", "rid<1>", seconds, request, outcome),
+                    formatted::response_xml_formatted(
+                        &arguments, "ua \"x\"", "rid<1>", seconds, request, outcome
+                    )
+                );
+            }
+        }
     }
 }

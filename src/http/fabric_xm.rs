@@ -11,10 +11,12 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
+use super::encode::{EMPTY_LIST, NameValues, Rfc3339, each, json};
 use super::pipeline::{self, BodyError, Context, Credentials, Dialect};
-use super::{HttpState, header_str, respond, rfc3339_millis};
+use super::{HttpState, header_str, respond};
 use crate::core::{CartView, Delete};
 use crate::error::CartError;
 use crate::tenancy::Tenancy;
@@ -64,8 +66,16 @@ impl XmError {
     }
 
     fn into_response(self) -> Response {
-        let body = json!({ "code": self.code, "message": self.message });
-        respond(self.status, "application/json", body.to_string())
+        #[derive(Serialize)]
+        struct Body<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        let body = json(&Body {
+            code: self.code,
+            message: &self.message,
+        });
+        respond(self.status, "application/json", body)
     }
 }
 
@@ -157,74 +167,144 @@ pub fn order_number(headers: &HeaderMap, body: &[u8]) -> Result<String, XmError>
     }
 }
 
-fn amount(currency: &str, amount: i64) -> Value {
-    json!({ "currency": currency, "amount": amount })
+/// `{"amount", "currency"}`.
+#[derive(Serialize)]
+struct Amount<'a> {
+    amount: i64,
+    currency: &'a str,
 }
 
-/// Name/value pairs in key order (the maps are sorted).
-fn name_values(map: &std::collections::BTreeMap<String, String>) -> Vec<Value> {
-    map.iter()
-        .map(|(name, value)| json!({ "name": name, "value": value }))
-        .collect()
+/// An item's `price`: XM's sale and discount fields are always zero here.
+#[derive(Serialize)]
+struct Price<'a> {
+    base: i64,
+    currency: &'a str,
+    discount: Discount,
+    sale: i64,
 }
 
-/// The deleted cart in XM's shape.
-pub fn deleted_cart(cart: &CartView) -> Value {
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Discount {
+    discount_amount: i64,
+    price: i64,
+    promos_applied: [(); 0],
+}
+
+/// `itemId`: the product id, as a number when it is one.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ItemId<'a> {
+    Number(u64),
+    Text(&'a str),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Item<'a> {
+    #[serde(rename = "_id")]
+    underscore_id: &'a str,
+    attribute_total_price: i64,
+    attributes: NameValues<'a>,
+    created_at: Rfc3339,
+    discounted_quantity: i64,
+    id: &'a str,
+    is_pickup: bool,
+    item_id: ItemId<'a>,
+    line_item_id: usize,
+    price: Price<'a>,
+    quantity: u32,
+    sample: bool,
+    sku: &'a str,
+    title: &'a str,
+    total_price: Amount<'a>,
+    updated_at: Rfc3339,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Promo<'a> {
+    code: &'a str,
+    discount_amount: i64,
+}
+
+/// XM's deleted cart; fields in the byte order of their keys.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedCart<'a, I, P> {
+    #[serde(rename = "__v")]
+    version: i64,
+    #[serde(rename = "_id")]
+    id: &'a str,
+    all_promos_applied: P,
+    attributes: NameValues<'a>,
+    created_at: Rfc3339,
+    deleted: bool,
+    items: I,
+    order_number: &'a str,
+    quantity: i64,
+    registered_user: bool,
+    total_amount: Amount<'a>,
+    updated_at: Rfc3339,
+}
+
+/// The deleted cart in XM's shape (its JSON).
+pub fn deleted_cart(cart: &CartView) -> String {
     let state = &cart.state;
     let currency = state.header.currency.as_str();
-    let items: Vec<Value> = state
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| {
-            let item_id = line
-                .product_id
-                .parse::<u64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| Value::from(line.product_id.clone()));
-            json!({
-                "price": {
-                    "discount": { "discountAmount": 0, "price": 0, "promosApplied": [] },
-                    "sale": 0,
-                    "base": line.unit_price,
-                    "currency": currency,
-                },
-                "sample": false,
-                "discountedQuantity": 0,
-                "isPickup": false,
-                "createdAt": rfc3339_millis(line.added_at),
-                "updatedAt": rfc3339_millis(line.updated_at),
-                "_id": line.line_id.as_str(),
-                "itemId": item_id,
-                "quantity": line.quantity,
-                "sku": line.sku.as_str(),
-                "title": line.title,
-                "lineItemId": i + 1,
-                "attributeTotalPrice": 0,
-                "totalPrice": amount(currency, line.total_price()),
-                "attributes": name_values(&line.attributes),
-                "id": line.line_id.as_str(),
-            })
-        })
-        .collect();
-    let promos: Vec<Value> = state
-        .coupons
-        .iter()
-        .map(|c| json!({ "code": c.code.as_str(), "discountAmount": c.amount }))
-        .collect();
-    json!({
-        "_id": cart.id(),
-        "deleted": cart.is_deleted(),
-        "registeredUser": !state.header.customer_id.is_empty(),
-        "items": items,
-        "allPromosApplied": promos,
-        "attributes": name_values(&state.header.metadata),
-        "createdAt": rfc3339_millis(state.created_at),
-        "updatedAt": rfc3339_millis(state.updated_at),
-        "__v": state.version,
-        "orderNumber": state.order_number,
-        "totalAmount": amount(currency, cart.totals.total),
-        "quantity": cart.totals.item_count,
+    let items = each(&state.lines, |i, line| Item {
+        underscore_id: line.line_id.as_str(),
+        attribute_total_price: 0,
+        attributes: NameValues(&line.attributes),
+        created_at: Rfc3339::millis(line.added_at),
+        discounted_quantity: 0,
+        id: line.line_id.as_str(),
+        is_pickup: false,
+        item_id: match line.product_id.parse::<u64>() {
+            Ok(n) => ItemId::Number(n),
+            Err(_) => ItemId::Text(&line.product_id),
+        },
+        line_item_id: i + 1,
+        price: Price {
+            base: line.unit_price,
+            currency,
+            discount: Discount {
+                discount_amount: 0,
+                price: 0,
+                promos_applied: EMPTY_LIST,
+            },
+            sale: 0,
+        },
+        quantity: line.quantity,
+        sample: false,
+        sku: line.sku.as_str(),
+        title: &line.title,
+        total_price: Amount {
+            amount: line.total_price(),
+            currency,
+        },
+        updated_at: Rfc3339::millis(line.updated_at),
+    });
+    let promos = each(&state.coupons, |_, c| Promo {
+        code: c.code.as_str(),
+        discount_amount: c.amount,
+    });
+    json(&DeletedCart {
+        version: state.version,
+        id: cart.id(),
+        all_promos_applied: promos,
+        attributes: NameValues(&state.header.metadata),
+        created_at: Rfc3339::millis(state.created_at),
+        deleted: cart.is_deleted(),
+        items,
+        order_number: &state.order_number,
+        quantity: cart.totals.item_count,
+        registered_user: !state.header.customer_id.is_empty(),
+        total_amount: Amount {
+            amount: cart.totals.total,
+            currency,
+        },
+        updated_at: Rfc3339::millis(state.updated_at),
     })
 }
 
@@ -299,11 +379,7 @@ impl Dialect for FabricXm {
     }
 
     fn encode(cart: CartView, _: &Context) -> Response {
-        respond(
-            StatusCode::OK,
-            "application/json",
-            deleted_cart(&cart).to_string(),
-        )
+        respond(StatusCode::OK, "application/json", deleted_cart(&cart))
     }
 
     fn error(error: CartError, _: &Context) -> XmError {
@@ -446,5 +522,101 @@ mod tests {
         );
         assert!(order_number(&headers, b"not json").is_err());
         assert!(order_number(&HeaderMap::new(), br#"{"orderNumber": "1"}"#).is_err());
+    }
+
+    /// The `serde_json::Value` tree this dialect's body was once built as: the typed encoder
+    /// must write exactly its bytes.
+    mod tree {
+        use serde_json::{Value, json};
+
+        use crate::core::CartView;
+
+        fn millis(t: crate::domain::UnixMillis) -> String {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(t.max(0) as u64);
+            humantime::format_rfc3339_millis(time).to_string()
+        }
+
+        fn amount(currency: &str, amount: i64) -> Value {
+            json!({ "currency": currency, "amount": amount })
+        }
+
+        /// Name/value pairs in key order (the maps are sorted).
+        fn name_values(map: &std::collections::BTreeMap<String, String>) -> Vec<Value> {
+            map.iter()
+                .map(|(name, value)| json!({ "name": name, "value": value }))
+                .collect()
+        }
+
+        pub fn deleted_cart_tree(cart: &CartView) -> Value {
+            let state = &cart.state;
+            let currency = state.header.currency.as_str();
+            let items: Vec<Value> = state
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, line)| {
+                    let item_id = line
+                        .product_id
+                        .parse::<u64>()
+                        .map(Value::from)
+                        .unwrap_or_else(|_| Value::from(line.product_id.clone()));
+                    json!({
+                        "price": {
+                            "discount": { "discountAmount": 0, "price": 0, "promosApplied": [] },
+                            "sale": 0,
+                            "base": line.unit_price,
+                            "currency": currency,
+                        },
+                        "sample": false,
+                        "discountedQuantity": 0,
+                        "isPickup": false,
+                        "createdAt": millis(line.added_at),
+                        "updatedAt": millis(line.updated_at),
+                        "_id": line.line_id.as_str(),
+                        "itemId": item_id,
+                        "quantity": line.quantity,
+                        "sku": line.sku.as_str(),
+                        "title": line.title,
+                        "lineItemId": i + 1,
+                        "attributeTotalPrice": 0,
+                        "totalPrice": amount(currency, line.total_price()),
+                        "attributes": name_values(&line.attributes),
+                        "id": line.line_id.as_str(),
+                    })
+                })
+                .collect();
+            let promos: Vec<Value> = state
+                .coupons
+                .iter()
+                .map(|c| json!({ "code": c.code.as_str(), "discountAmount": c.amount }))
+                .collect();
+            json!({
+                "_id": cart.id(),
+                "deleted": cart.is_deleted(),
+                "registeredUser": !state.header.customer_id.is_empty(),
+                "items": items,
+                "allPromosApplied": promos,
+                "attributes": name_values(&state.header.metadata),
+                "createdAt": millis(state.created_at),
+                "updatedAt": millis(state.updated_at),
+                "__v": state.version,
+                "orderNumber": state.order_number,
+                "totalAmount": amount(currency, cart.totals.total),
+                "quantity": cart.totals.item_count,
+            })
+        }
+    }
+
+    #[test]
+    fn the_deleted_cart_is_byte_for_byte_the_json_tree() {
+        use crate::http::encode::sample;
+        for (lines, awkward) in [(0, false), (1, true), (10, false), (10, true)] {
+            let cart = sample::cart(lines, awkward);
+            assert_eq!(
+                deleted_cart(&cart),
+                tree::deleted_cart_tree(&cart).to_string(),
+                "{lines} lines, awkward: {awkward}"
+            );
+        }
     }
 }

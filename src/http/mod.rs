@@ -7,6 +7,7 @@
 //! the core.
 
 pub mod amazon;
+pub mod encode;
 pub mod fabric_xm;
 pub mod pipeline;
 pub mod stateset;
@@ -26,7 +27,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tracing::field::Empty;
 
 use crate::core::Core;
-use crate::domain::UnixMillis;
 use crate::health::Readiness;
 use crate::metrics;
 use crate::telemetry;
@@ -204,19 +204,4 @@ pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: Stri
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-fn system_time(millis: UnixMillis) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64)
-}
-
-/// RFC 3339 with seconds (`2024-06-20T17:30:00Z`).
-pub(crate) fn rfc3339_seconds(millis: UnixMillis) -> String {
-    let seconds = millis.max(0) / 1000 * 1000;
-    humantime::format_rfc3339_seconds(system_time(seconds)).to_string()
-}
-
-/// RFC 3339 with milliseconds (`2021-04-21T18:51:24.975Z`).
-pub(crate) fn rfc3339_millis(millis: UnixMillis) -> String {
-    humantime::format_rfc3339_millis(system_time(millis)).to_string()
 }

@@ -13,8 +13,10 @@ use axum::body::Bytes;
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
+use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::encode::{EMPTY_LIST, NULL, each, json as to_json};
 use super::pipeline::{self, BodyError, Context, Credentials, Dialect};
 use super::{HttpState, header_str, respond};
 use crate::core::{CartView, Clear, ClearOutcome};
@@ -155,64 +157,183 @@ pub enum VtexRefusal {
     NotFoundPage,
 }
 
-/// The orderForm after removeAll.
-pub fn order_form(cart: &CartView) -> Value {
+#[derive(Serialize)]
+struct Totalizer {
+    id: &'static str,
+    name: &'static str,
+    value: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Item<'a> {
+    id: &'a str,
+    list_price: i64,
+    name: &'a str,
+    price: i64,
+    product_id: &'a str,
+    quantity: u32,
+    selling_price: i64,
+    unique_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientPreferences<'a> {
+    locale: &'a str,
+    optin_news_letter: (),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemMetadata {
+    items: [(); 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentData {
+    available_accounts: [(); 0],
+    gift_cards: [(); 0],
+    installment_options: [(); 0],
+    payment_systems: [(); 0],
+    payments: [(); 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RatesAndBenefits {
+    rate_and_benefits_identifiers: [(); 0],
+    teaser: [(); 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StorePreferences<'a> {
+    currency_code: &'a str,
+}
+
+/// The orderForm; fields in the byte order of their keys.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderForm<'a, I> {
+    allow_manual_price: bool,
+    can_edit_data: bool,
+    checked_in_pickup_point_id: (),
+    client_preferences_data: ClientPreferences<'a>,
+    client_profile_data: (),
+    commercial_condition_data: (),
+    custom_data: (),
+    gift_registry_data: (),
+    hooks_data: (),
+    ignore_profile_data: bool,
+    invoice_data: (),
+    is_checked_in: bool,
+    item_metadata: ItemMetadata,
+    items: I,
+    items_ordering: (),
+    logged_in: bool,
+    marketing_data: (),
+    messages: [(); 0],
+    open_text_field: (),
+    order_form_id: &'a str,
+    payment_data: PaymentData,
+    rates_and_benefits_data: RatesAndBenefits,
+    sales_channel: &'a str,
+    selectable_gifts: [(); 0],
+    sellers: [(); 0],
+    shipping_data: (),
+    store_id: (),
+    store_preferences_data: StorePreferences<'a>,
+    subscription_data: (),
+    totalizers: &'a [Totalizer],
+    user_profile_id: (),
+    user_type: (),
+    value: i64,
+}
+
+/// The orderForm after removeAll (its JSON).
+pub fn order_form(cart: &CartView) -> String {
     let totals = &cart.totals;
     let header = &cart.state.header;
-    let mut totalizers = Vec::new();
-    if totals.subtotal > 0 {
-        totalizers
-            .push(json!({ "id": "Items", "name": "Total dos Itens", "value": totals.subtotal }));
-    }
-    if totals.discount_amount > 0 {
-        totalizers.push(json!({ "id": "Discounts", "name": "Total dos Descontos", "value": -totals.discount_amount }));
-    }
-    let items: Vec<Value> = cart
-        .state
-        .lines
-        .iter()
-        .map(|l| {
-            json!({
-                "uniqueId": l.line_id.as_str(), "id": l.sku.as_str(), "productId": l.product_id,
-                "name": l.title, "quantity": l.quantity, "price": l.unit_price,
-                "listPrice": l.unit_price, "sellingPrice": l.unit_price,
-            })
-        })
-        .collect();
-    json!({
-        "orderFormId": cart.id(),
-        "salesChannel": if header.channel.is_empty() { "1" } else { header.channel.as_str() },
-        "loggedIn": false,
-        "isCheckedIn": false,
-        "storeId": Value::Null,
-        "checkedInPickupPointId": Value::Null,
-        "allowManualPrice": false,
-        "canEditData": true,
-        "userProfileId": Value::Null,
-        "userType": Value::Null,
-        "ignoreProfileData": false,
-        "value": totals.total,
-        "messages": [],
-        "items": items,
-        "selectableGifts": [],
-        "totalizers": totalizers,
-        "shippingData": Value::Null,
-        "clientProfileData": Value::Null,
-        "ratesAndBenefitsData": { "rateAndBenefitsIdentifiers": [], "teaser": [] },
-        "paymentData": { "installmentOptions": [], "paymentSystems": [], "payments": [], "giftCards": [], "availableAccounts": [] },
-        "marketingData": Value::Null,
-        "sellers": [],
-        "clientPreferencesData": { "locale": header.locale, "optinNewsLetter": Value::Null },
-        "commercialConditionData": Value::Null,
-        "storePreferencesData": { "currencyCode": header.currency.as_str() },
-        "giftRegistryData": Value::Null,
-        "openTextField": Value::Null,
-        "invoiceData": Value::Null,
-        "customData": Value::Null,
-        "itemMetadata": { "items": [] },
-        "hooksData": Value::Null,
-        "subscriptionData": Value::Null,
-        "itemsOrdering": Value::Null,
+    let items_total = Totalizer {
+        id: "Items",
+        name: "Total dos Itens",
+        value: totals.subtotal,
+    };
+    let discounts_total = Totalizer {
+        id: "Discounts",
+        name: "Total dos Descontos",
+        value: -totals.discount_amount,
+    };
+    let totalizers = match (totals.subtotal > 0, totals.discount_amount > 0) {
+        (true, true) => vec![items_total, discounts_total],
+        (true, false) => vec![items_total],
+        (false, true) => vec![discounts_total],
+        (false, false) => Vec::new(),
+    };
+    let items = each(&cart.state.lines, |_, l| Item {
+        id: l.sku.as_str(),
+        list_price: l.unit_price,
+        name: &l.title,
+        price: l.unit_price,
+        product_id: &l.product_id,
+        quantity: l.quantity,
+        selling_price: l.unit_price,
+        unique_id: l.line_id.as_str(),
+    });
+    to_json(&OrderForm {
+        allow_manual_price: false,
+        can_edit_data: true,
+        checked_in_pickup_point_id: NULL,
+        client_preferences_data: ClientPreferences {
+            locale: &header.locale,
+            optin_news_letter: NULL,
+        },
+        client_profile_data: NULL,
+        commercial_condition_data: NULL,
+        custom_data: NULL,
+        gift_registry_data: NULL,
+        hooks_data: NULL,
+        ignore_profile_data: false,
+        invoice_data: NULL,
+        is_checked_in: false,
+        item_metadata: ItemMetadata { items: EMPTY_LIST },
+        items,
+        items_ordering: NULL,
+        logged_in: false,
+        marketing_data: NULL,
+        messages: EMPTY_LIST,
+        open_text_field: NULL,
+        order_form_id: cart.id(),
+        payment_data: PaymentData {
+            available_accounts: EMPTY_LIST,
+            gift_cards: EMPTY_LIST,
+            installment_options: EMPTY_LIST,
+            payment_systems: EMPTY_LIST,
+            payments: EMPTY_LIST,
+        },
+        rates_and_benefits_data: RatesAndBenefits {
+            rate_and_benefits_identifiers: EMPTY_LIST,
+            teaser: EMPTY_LIST,
+        },
+        sales_channel: if header.channel.is_empty() {
+            "1"
+        } else {
+            header.channel.as_str()
+        },
+        selectable_gifts: EMPTY_LIST,
+        sellers: EMPTY_LIST,
+        shipping_data: NULL,
+        store_id: NULL,
+        store_preferences_data: StorePreferences {
+            currency_code: header.currency.as_str(),
+        },
+        subscription_data: NULL,
+        totalizers: &totalizers,
+        user_profile_id: NULL,
+        user_type: NULL,
+        value: totals.total,
     })
 }
 
@@ -276,7 +397,7 @@ impl Dialect for Vtex {
         respond(
             StatusCode::OK,
             "application/json; charset=utf-8",
-            order_form(&outcome.cart).to_string(),
+            order_form(&outcome.cart),
         )
     }
 
@@ -347,5 +468,93 @@ mod tests {
             Some("cosmetics2")
         );
         assert_eq!(account(Some("other.example"), None, known), None);
+    }
+
+    /// The `serde_json::Value` tree this dialect's body was once built as: the typed encoder
+    /// must write exactly its bytes.
+    mod tree {
+        use serde_json::{Value, json};
+
+        use crate::core::CartView;
+
+        pub fn order_form_tree(cart: &CartView) -> Value {
+            let totals = &cart.totals;
+            let header = &cart.state.header;
+            let mut totalizers = Vec::new();
+            if totals.subtotal > 0 {
+                totalizers.push(
+                    json!({ "id": "Items", "name": "Total dos Itens", "value": totals.subtotal }),
+                );
+            }
+            if totals.discount_amount > 0 {
+                totalizers.push(json!({ "id": "Discounts", "name": "Total dos Descontos", "value": -totals.discount_amount }));
+            }
+            let items: Vec<Value> = cart
+                .state
+                .lines
+                .iter()
+                .map(|l| {
+                    json!({
+                        "uniqueId": l.line_id.as_str(), "id": l.sku.as_str(), "productId": l.product_id,
+                        "name": l.title, "quantity": l.quantity, "price": l.unit_price,
+                        "listPrice": l.unit_price, "sellingPrice": l.unit_price,
+                    })
+                })
+                .collect();
+            json!({
+                "orderFormId": cart.id(),
+                "salesChannel": if header.channel.is_empty() { "1" } else { header.channel.as_str() },
+                "loggedIn": false,
+                "isCheckedIn": false,
+                "storeId": Value::Null,
+                "checkedInPickupPointId": Value::Null,
+                "allowManualPrice": false,
+                "canEditData": true,
+                "userProfileId": Value::Null,
+                "userType": Value::Null,
+                "ignoreProfileData": false,
+                "value": totals.total,
+                "messages": [],
+                "items": items,
+                "selectableGifts": [],
+                "totalizers": totalizers,
+                "shippingData": Value::Null,
+                "clientProfileData": Value::Null,
+                "ratesAndBenefitsData": { "rateAndBenefitsIdentifiers": [], "teaser": [] },
+                "paymentData": { "installmentOptions": [], "paymentSystems": [], "payments": [], "giftCards": [], "availableAccounts": [] },
+                "marketingData": Value::Null,
+                "sellers": [],
+                "clientPreferencesData": { "locale": header.locale, "optinNewsLetter": Value::Null },
+                "commercialConditionData": Value::Null,
+                "storePreferencesData": { "currencyCode": header.currency.as_str() },
+                "giftRegistryData": Value::Null,
+                "openTextField": Value::Null,
+                "invoiceData": Value::Null,
+                "customData": Value::Null,
+                "itemMetadata": { "items": [] },
+                "hooksData": Value::Null,
+                "subscriptionData": Value::Null,
+                "itemsOrdering": Value::Null,
+            })
+        }
+    }
+
+    #[test]
+    fn the_order_form_is_byte_for_byte_the_json_tree() {
+        use crate::http::encode::sample;
+        for (lines, awkward) in [(0, false), (1, true), (10, false), (10, true)] {
+            let mut cart = sample::cart(lines, awkward);
+            assert_eq!(
+                order_form(&cart),
+                tree::order_form_tree(&cart).to_string(),
+                "{lines} lines, awkward: {awkward}"
+            );
+            // Every combination of the two totalizers.
+            cart.totals.discount_amount = 0;
+            assert_eq!(order_form(&cart), tree::order_form_tree(&cart).to_string());
+            cart.totals.subtotal = 0;
+            cart.totals.discount_amount = 3;
+            assert_eq!(order_form(&cart), tree::order_form_tree(&cart).to_string());
+        }
     }
 }

@@ -5,6 +5,8 @@
 //! another method); `methodErrorCode` is 0 on success, 1 for validation and credentials,
 //! 3 for XML that cannot be read, 99 for anything else.
 
+use std::fmt::Write as _;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
@@ -130,17 +132,27 @@ pub fn decode(body: &[u8]) -> Result<RemoveCartSession, (String, ZapiError)> {
     })
 }
 
-/// Zaui's response envelope.
+/// Zaui's response envelope, written straight into one buffer.
 pub fn envelope(method: &str, outcome: &Result<(), ZapiError>) -> String {
     let (error, message, code, method_message) = match outcome {
-        Ok(()) => (0, "OK", 0, "Cart sessions cleared and removed"),
-        Err(e) => (1, "Error", e.code, e.message.as_str()),
+        Ok(()) => ("0", "OK", 0, "Cart sessions cleared and removed"),
+        Err(e) => ("1", "Error", e.code, e.message.as_str()),
     };
-    format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<response>\n    <zapiVersion>{ZAPI_VERSION}</zapiVersion>\n    <error>{error}</error>\n    <message>{message}</message>\n    <methodResponse>\n        <methodName>{}</methodName>\n        <methodErrorCode>{code}</methodErrorCode>\n        <methodErrorMessage>{}</methodErrorMessage>\n    </methodResponse>\n</response>\n",
-        escape(method),
-        escape(method_message)
-    )
+    let mut xml = String::with_capacity(360 + method.len() + method_message.len());
+    xml.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<response>\n    <zapiVersion>");
+    xml.push_str(ZAPI_VERSION);
+    xml.push_str("</zapiVersion>\n    <error>");
+    xml.push_str(error);
+    xml.push_str("</error>\n    <message>");
+    xml.push_str(message);
+    xml.push_str("</message>\n    <methodResponse>\n        <methodName>");
+    xml.push_str(&escape(method));
+    xml.push_str("</methodName>\n        <methodErrorCode>");
+    let _ = write!(xml, "{code}");
+    xml.push_str("</methodErrorCode>\n        <methodErrorMessage>");
+    xml.push_str(&escape(method_message));
+    xml.push_str("</methodErrorMessage>\n    </methodResponse>\n</response>\n");
+    xml
 }
 
 fn reply(status: StatusCode, method: &str, outcome: Result<(), ZapiError>) -> Response {
@@ -353,5 +365,36 @@ mod tests {
         let err = envelope("<x>", &Err(ZapiError::invalid_xml("bad & worse")));
         assert!(err.contains("<methodName>&lt;x&gt;</methodName>"));
         assert!(err.contains("<methodErrorMessage>bad &amp; worse</methodErrorMessage>"));
+    }
+
+    /// The envelope as it was once written with `format!`: the direct writer must match it.
+    fn envelope_formatted(method: &str, outcome: &Result<(), ZapiError>) -> String {
+        let (error, message, code, method_message) = match outcome {
+            Ok(()) => (0, "OK", 0, "Cart sessions cleared and removed"),
+            Err(e) => (1, "Error", e.code, e.message.as_str()),
+        };
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<response>\n    <zapiVersion>{ZAPI_VERSION}</zapiVersion>\n    <error>{error}</error>\n    <message>{message}</message>\n    <methodResponse>\n        <methodName>{}</methodName>\n        <methodErrorCode>{code}</methodErrorCode>\n        <methodErrorMessage>{}</methodErrorMessage>\n    </methodResponse>\n</response>\n",
+            escape(method),
+            escape(method_message)
+        )
+    }
+
+    #[test]
+    fn the_envelope_is_byte_for_byte_the_formatted_one() {
+        for (method, outcome) in [
+            (METHOD, Ok(())),
+            (
+                "",
+                Err(ZapiError::invalid_xml("Invalid XML: <bad> & \"worse\"")),
+            ),
+            ("<x>", Err(ZapiError::general("é 🛒"))),
+            (METHOD, Err(ZapiError::validation("cartId is required"))),
+        ] {
+            assert_eq!(
+                envelope(method, &outcome),
+                envelope_formatted(method, &outcome)
+            );
+        }
     }
 }
