@@ -1,9 +1,18 @@
-//! The production store: carts in Redis, each mutation one EVALSHA of a Lua script.
+//! The production store: carts in Redis, each call one EVALSHA of a Lua script.
 //!
-//! Keys (SPEC §7): `cart:{tenant:id}`, `cart:{tenant:id}:lines`, `cart:{tenant:id}:coupons`,
-//! all carrying the cart's TTL and one hash tag, so each script touches one Cluster slot.
-//! A call with an idempotency key also names `cart:{tenant:id}:request:<key>`, where its script
-//! keeps the outcome (see `lua/prelude.lua`). Every call is bounded by the store timeout; a
+//! Layout v2 (SPEC §7 leaves it to the store): a cart is one string key, `cart:{tenant:id}`,
+//! holding the whole cart as msgpack (the header as one array of [`codec::MetaField`]s, then
+//! the coupons, then the lines; see `lua/prelude.lua`), whose expiry is the cart's TTL. So a
+//! mutation is one GET and one `SET ... PXAT`, a Clear replaces the value whatever its size,
+//! and the reply is one bulk string that `codec` decodes in place. A steady-state Get writes
+//! nothing: a live cart's `last_activity_at` is its key's expiry less `cart_ttl`, and a Get
+//! re-arms the expiry only once it has run down by more than
+//! [`CartPolicy::refresh_slack_ms`] (1 % of `cart_ttl`), as the in-memory store does.
+//! Carts still in layout v1 (a header hash plus `cart:{tenant:id}:lines` and
+//! `cart:{tenant:id}:coupons` hashes; their names are still passed as KEYS, one hash tag) are
+//! read as they are and rewritten in v2 by their first mutation; records left by v1 scripts
+//! replay as they were. A call with an idempotency key also names
+//! `cart:{tenant:id}:request:<key>`, where its script keeps its reply bytes. Every call is bounded by the store timeout; a
 //! failed call is sent again only when that cannot apply it twice (see `Call::retry`). With
 //! [`Durability::min_replicas`] set, every mutation is pipelined with a `WAIT`. No call goes to a
 //! Redis whose `maxmemory-policy` evicts keys (`eviction.rs`) unless the config allows it, and

@@ -27,11 +27,11 @@ fn mentions(code: &str, name: &str) -> bool {
     })
 }
 
-/// The Lua source of a script for a store with `policy`: the prelude's always-included part
-/// (with the policy's values written in), the helpers the body needs (and the helpers those
-/// need; a helper only calls helpers defined above it), the header field list when something
-/// reads it, and the body as a function that the prelude's `once` runs at most once per
-/// idempotency key.
+/// The Lua source of a script for a store with `policy`: the header field names when
+/// something reads a v1 cart, the prelude's always-included part, the helpers the body needs
+/// (and the helpers those need; a helper only calls helpers defined above it), and the body
+/// as a function that the prelude's `once` runs at most once per idempotency key; with the
+/// constants (policy values, header size and field positions) written in as literals.
 pub fn source(body: &str, policy: &CartPolicy) -> String {
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
@@ -47,59 +47,94 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
         }
     }
     let mut source = String::new();
-    if mentions(&needed, "META_FIELDS") {
+    // The field names, as a function returning them (only a v1 cart's read needs them, and
+    // a table constructor at the top would run on every call).
+    if mentions(&needed, "meta_fields") {
         let fields: Vec<String> = MetaField::ALL
             .iter()
             .map(|f| format!("'{}'", f.name()))
             .collect();
-        source.push_str(&format!("local META_FIELDS = {{{}}}\n", fields.join(", ")));
-    }
-    if mentions(&needed, "META_COUNT") {
-        source.push_str(&format!("local META_COUNT = {}\n", MetaField::ALL.len()));
-    }
-    // `F_<FIELD>`: a field's position in the header array (and in META_FIELDS), for the code
-    // that indexes a header (the positions are named once, by the Rust list).
-    let positions: Vec<(String, usize)> = MetaField::ALL
-        .iter()
-        .map(|f| (format!("F_{}", f.name().to_ascii_uppercase()), f.position()))
-        .filter(|(name, _)| mentions(&needed, name))
-        .collect();
-    if !positions.is_empty() {
-        let (names, values): (Vec<_>, Vec<_>) = positions
-            .into_iter()
-            .map(|(name, position)| (name, position.to_string()))
-            .unzip();
         source.push_str(&format!(
-            "local {} = {}\n",
-            names.join(", "),
-            values.join(", ")
+            "local function meta_fields() return {} end\n",
+            fields.join(", ")
         ));
     }
-    let limits = &policy.limits;
-    let mut core = core.to_owned();
-    for (name, value) in [
-        ("@CART_TTL_MS@", policy.cart_ttl_ms()),
-        ("@TOMBSTONE_TTL_MS@", policy.tombstone_ttl_ms()),
-        ("@REFRESH_SLACK_MS@", policy.refresh_slack_ms()),
-        ("@REQUEST_ID_TTL_MS@", policy.request_id_ttl_ms()),
-        ("@MAX_LINES@", i64::from(limits.max_lines)),
-        ("@MAX_QUANTITY@", i64::from(limits.max_quantity)),
-        ("@MAX_COUPONS@", i64::from(limits.max_coupons)),
-        (
-            "@MAX_CART_BYTES@",
-            i64::try_from(limits.max_cart_bytes).unwrap_or(i64::MAX),
-        ),
-    ] {
-        core = core.replace(name, &value.to_string());
-    }
-    source.push_str(&core);
+    source.push_str(core);
     for ((_, code), chosen) in helpers.iter().zip(chosen) {
         if chosen {
             source.push_str(code);
         }
     }
     source.push_str(&format!("return once(function()\n{body}\nend)\n"));
-    source
+    write_in(&source, &constants(policy))
+}
+
+/// The constants written into the scripts' code as literals (see `lua/prelude.lua`): the
+/// policy, the header's size and each field's position (`F_<FIELD>`, from [`MetaField`]).
+fn constants(policy: &CartPolicy) -> Vec<(String, String)> {
+    let limits = &policy.limits;
+    let mut constants: Vec<(String, String)> = [
+        ("CART_TTL", policy.cart_ttl_ms()),
+        ("TOMBSTONE_TTL", policy.tombstone_ttl_ms()),
+        ("REFRESH_SLACK", policy.refresh_slack_ms()),
+        ("REQUEST_TTL", policy.request_id_ttl_ms()),
+        ("MAX_LINES", i64::from(limits.max_lines)),
+        ("MAX_QUANTITY", i64::from(limits.max_quantity)),
+        ("MAX_COUPONS", i64::from(limits.max_coupons)),
+        (
+            "MAX_CART_BYTES",
+            i64::try_from(limits.max_cart_bytes).unwrap_or(i64::MAX),
+        ),
+        ("META_COUNT", MetaField::ALL.len() as i64),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_string()))
+    .collect();
+    constants.extend(MetaField::ALL.iter().map(|f| {
+        (
+            format!("F_{}", f.name().to_ascii_uppercase()),
+            f.position().to_string(),
+        )
+    }));
+    constants
+}
+
+/// `code` with every mention of a constant's name, outside comment lines, replaced by its
+/// value.
+fn write_in(code: &str, constants: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(code.len());
+    for line in code.split_inclusive('\n') {
+        if line.trim_start().starts_with("--") {
+            out.push_str(line);
+            continue;
+        }
+        let mut line = line.to_owned();
+        for (name, value) in constants {
+            if mentions(&line, name) {
+                line = replace_mentions(&line, name, value);
+            }
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+/// `code` with each mention of `name` (see [`mentions`]) replaced by `value`.
+fn replace_mentions(code: &str, name: &str, value: &str) -> String {
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(code.len());
+    let mut rest = 0;
+    for (at, _) in code.match_indices(name) {
+        let before = code[..at].chars().next_back();
+        let after = code[at + name.len()..].chars().next();
+        if at >= rest && !ident(before) && !ident(after) {
+            out.push_str(&code[rest..at]);
+            out.push_str(value);
+            rest = at + name.len();
+        }
+    }
+    out.push_str(&code[rest..]);
+    out
 }
 
 /// Every Lua script of the store, and what the store needs to know about each: the one table
@@ -139,11 +174,11 @@ pub enum RetryClass {
 /// A KEYS entry of the scripts (see `lua/prelude.lua`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
-    /// `cart:{tenant:id}`: the header hash.
+    /// `cart:{tenant:id}`: the cart's value (layout v2), or a v1 cart's header hash.
     Meta,
-    /// `cart:{tenant:id}:lines`.
+    /// `cart:{tenant:id}:lines`: a v1 cart's lines hash (read, then deleted, by v2 scripts).
     Lines,
-    /// `cart:{tenant:id}:coupons`.
+    /// `cart:{tenant:id}:coupons`: a v1 cart's coupons hash (likewise).
     Coupons,
 }
 
@@ -290,17 +325,24 @@ mod tests {
     fn a_script_carries_only_the_helpers_it_calls() {
         let policy = CartPolicy::default();
         let clear = script_source(Script::Clear, &policy);
-        assert!(clear.contains("local CART_TTL, TOMBSTONE_TTL = 7776000000, 2592000000"));
-        assert!(clear.contains("local REFRESH_SLACK = 77760000\n"));
-        let mut code = clear.lines().filter(|l| !l.trim_start().starts_with("--"));
-        assert!(
-            code.all(|l| !l.contains('@')),
-            "every policy value is written in"
-        );
+        // Constants are literals in the code (Clear restarts the lifetime: 90 days).
+        assert!(clear.contains("return store(h, coupons .. NONE, 7776000000, cleared)"));
+        let code: Vec<&str> = clear
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect();
+        for (name, _) in constants(&policy) {
+            assert!(
+                code.iter().all(|l| !mentions(l, &name)),
+                "{name} is written in"
+            );
+        }
+        let get = script_source(Script::Get, &policy);
+        assert!(get.contains("if expires < NOW + 7776000000 - 77760000 then"));
         assert!(clear.contains("local function fail("));
         assert!(clear.contains("local function once("));
         // Clear reads v1 carts too: it carries the v1 field names, from the one list.
-        assert!(clear.contains("local META_FIELDS = {'customer_id'"));
+        assert!(clear.contains("local function meta_fields() return 'customer_id', "));
         assert!(clear.contains("local function v1_cart("));
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function contents("));
@@ -364,20 +406,19 @@ mod tests {
     #[test]
     fn header_positions_come_from_the_rust_field_list() {
         let clear = script_source(Script::Clear, &CartPolicy::default());
-        let line = clear
-            .lines()
-            .find(|l| l.starts_with("local F_"))
-            .expect("the positions line");
-        let (names, positions) = line["local ".len()..].split_once(" = ").unwrap();
-        for (name, position) in names.split(", ").zip(positions.split(", ")) {
-            let field = MetaField::ALL
-                .iter()
-                .find(|f| format!("F_{}", f.name().to_ascii_uppercase()) == name)
-                .unwrap_or_else(|| panic!("{name} names no field"));
-            assert_eq!(field.position().to_string(), position, "{name}");
-        }
-        assert!(names.contains("F_STATUS") && names.contains("F_VERSION"));
-        assert!(clear.contains(&format!("local META_COUNT = {}\n", MetaField::ALL.len())));
+        let status = MetaField::Status.position();
+        let generated = MetaField::Generated.position();
+        assert!(clear.contains(&format!("if h[{status}] == 'deleted' then")));
+        assert!(clear.contains(&format!("h[{generated}] ~= '1'")));
+        let create = script_source(Script::Create, &CartPolicy::default());
+        assert!(create.contains(&format!(
+            "for i = 1, {} do h[i] = false end",
+            MetaField::ALL.len()
+        )));
+        assert_eq!(
+            replace_mentions("F_A + F_AB + xF_A + F_A", "F_A", "1"),
+            "1 + F_AB + xF_A + 1"
+        );
         // No script indexes a header by a literal position.
         for code in Script::ALL
             .map(|s| s.row().body)

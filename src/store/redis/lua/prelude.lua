@@ -32,17 +32,16 @@
 -- ARGV[1] now (unix ms)   ARGV[2] expected version (0 = any)
 -- ARGV[3] fingerprint of the request ('' without a request id)
 -- ARGV[4..] the script's own arguments.
--- The store's policy (lifetimes and limits) is written into the source by the Rust side
--- (the @NAME@ values below) rather than passed on every call: each argument costs Redis a Lua
--- string per call, and the policy only changes with the config.
+-- Constants are written into the code by the Rust side as literals (scripts.rs `CONSTANTS`),
+-- rather than passed on every call (each argument costs Redis a Lua string per call) or held
+-- in locals (every local a helper uses is an upvalue of its closure, which Lua links anew on
+-- every call): the store's policy, CART_TTL, TOMBSTONE_TTL, REQUEST_TTL, REFRESH_SLACK (a Get
+-- restarts a live cart's lifetime only once it has run down by more than this), MAX_LINES,
+-- MAX_QUANTITY, MAX_COUPONS, MAX_CART_BYTES; the header's size META_COUNT; and each header
+-- field's position F_<FIELD>, from MetaField.
 local CART, V1_LINES, V1_COUPONS = KEYS[1], KEYS[2], KEYS[3]
 local NOW, EXPECTED = tonumber(ARGV[1]), ARGV[2]
-local CART_TTL, TOMBSTONE_TTL = @CART_TTL_MS@, @TOMBSTONE_TTL_MS@
--- A Get restarts a live cart's lifetime only when it has run down by more than this.
-local REFRESH_SLACK = @REFRESH_SLACK_MS@
-local MAX_LINES, MAX_QUANTITY, MAX_COUPONS = @MAX_LINES@, @MAX_QUANTITY@, @MAX_COUPONS@
-local MAX_CART_BYTES = @MAX_CART_BYTES@
-local REQUEST, FINGERPRINT, REQUEST_TTL = KEYS[4], ARGV[3], '@REQUEST_ID_TTL_MS@'
+local REQUEST, FINGERPRINT = KEYS[4], ARGV[3]
 -- The packed empty array: no coupons, no lines.
 local NONE = '\144'
 -- Whether KEYS[1] holds a cart in layout v1 (set by `load`).
@@ -70,8 +69,9 @@ local function once(body)
     return reply
   end
   local reply = body()
-  -- A refusal for want of memory is no outcome of the request: nothing is remembered.
-  if reply == fail('STORE_FULL') then return reply end
+  -- A refusal for want of memory is no outcome of the request: nothing is remembered. (The
+  -- literal is fail('STORE_FULL'), packed once here rather than on every call.)
+  if reply == '\170STORE_FULL\160' then return reply end
   redis.call('SET', REQUEST, FINGERPRINT .. reply, 'PX', REQUEST_TTL)
   return reply
 end
@@ -86,18 +86,14 @@ local function over_maxmemory()
   return limit ~= nil and limit > 0 and tonumber(string.match(info, '\nused_memory:(%d+)')) > limit
 end
 
---- helper: by_position
-local function by_position(a, b)
-  return a[1] < b[1]
-end
-
 --- helper: v1_cart
 -- A cart stored in layout v1 (KEYS[1] a hash of the header fields, KEYS[2] a hash
 -- line_id -> "quantity|updated_at|position|description", KEYS[3] a hash code ->
 -- "position|amount"), as the v2 header table and the packed coupons and lines; nil when
 -- there is no such cart. Values keep the v1 strings (the Rust side reads numbers from either).
 local function v1_cart()
-  local h = redis.call('HMGET', CART, unpack(META_FIELDS))
+  local by_position = function(a, b) return a[1] < b[1] end
+  local h = redis.call('HMGET', CART, meta_fields())
   if not h[F_STATUS] then return nil end
   local records, flat = {}, redis.call('HGETALL', V1_LINES)
   local bytes = 0
