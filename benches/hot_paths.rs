@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use cart_service::auth::CartTokens;
-use cart_service::core::CartView;
+use cart_service::core::{CartView, Command, Fingerprint, Operation};
 use cart_service::domain::{
     CartHeader, CartKey, CartPolicy, CartState, Currency, Limits, NewCart, TenantId,
 };
@@ -108,6 +108,25 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    c.bench_function("idempotency/tag_clear", |b| {
+        // What a request id costs the service itself: the Clear's fingerprint and its tag.
+        let clear = convert::clear(
+            pb::ClearRequest {
+                cart_id: "0123456789abcdef01234567".into(),
+                reason: "customer_requested".into(),
+                request_id: "5b1f0c9e-3f4e-4c53-9d0e-2a0f6f1d7c11".into(),
+                ..Default::default()
+            },
+            &limits,
+        )
+        .unwrap();
+        let key = clear.idempotency_key.clone().unwrap();
+        b.iter(|| {
+            let mut fingerprint = Fingerprint::of(Operation::Clear);
+            black_box(&clear.command).fingerprint(&mut fingerprint);
+            black_box(fingerprint.tag(key.clone()))
+        })
+    });
     c.bench_function("auth/hmac_sign", |b| {
         let (key, _) = cart(0);
         b.iter(|| black_box(tokens.sign(&key.tenant, &key.cart_id)))

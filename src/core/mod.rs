@@ -87,7 +87,9 @@ impl Caller {
 pub fn admit(principal: &Principal, operation: Operation) -> Result<(), CartError> {
     principal.require(operation.scope())?;
     let tenant = principal.tenant.as_str();
-    tracing::Span::current().record("tenant", tenant);
+    // Ids are tokens ([A-Za-z0-9_-]): written as they are, without a string's quoting and
+    // escaping, which the log formatter would otherwise do for every request.
+    tracing::Span::current().record("tenant", tracing::field::display(tenant));
     telemetry::record_on_request("tenant", tenant);
     Ok(())
 }
@@ -150,7 +152,7 @@ impl Core {
     ) -> Result<CartKey, CartError> {
         caller.principal.require(scope)?;
         let span = tracing::Span::current();
-        span.record("cart_id", cart_id.as_str());
+        span.record("cart_id", tracing::field::display(cart_id.as_str()));
         if let Some(correlation_id) = &caller.correlation_id {
             span.record("correlation_id", correlation_id.as_str());
         }

@@ -48,7 +48,9 @@ impl IdempotencyTag {
             hex[2 * i] = HEX[usize::from(b >> 4)];
             hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
-        let fingerprint = hex.iter().map(|&b| char::from(b)).collect();
+        let fingerprint = std::str::from_utf8(&hex)
+            .expect("hex digits are ASCII")
+            .to_owned();
         Self { key, fingerprint }
     }
 }

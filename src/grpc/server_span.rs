@@ -154,6 +154,65 @@ fn is_server_error(code: i64) -> bool {
 mod tests {
     use super::*;
 
+    /// Collects the names of the spans made while it is the thread's subscriber.
+    #[derive(Clone, Default)]
+    struct SpanNames(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0.lock().unwrap().push(attrs.metadata().name());
+        }
+    }
+
+    /// The spans `ServerSpan` makes for one call of `path` with `headers` (nothing is
+    /// exported in unit tests).
+    async fn spans_of(path: &str, headers: &[(&str, &str)]) -> Vec<&'static str> {
+        use tracing_subscriber::layer::SubscriberExt;
+        let names = SpanNames::default();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry()
+                .with(names.clone())
+                .with(tracing_subscriber::filter::LevelFilter::INFO),
+        );
+        let inner = tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        });
+        let mut request = http::Request::builder().uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        ServerSpanLayer
+            .layer(inner)
+            .call(request.body(()).unwrap())
+            .await
+            .unwrap();
+        names.0.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn without_an_exporter_a_call_has_a_server_span_only_to_name_its_trace() {
+        assert!(!telemetry::is_exporting());
+        let clear = "/cart.v1.CartService/Clear";
+        assert_eq!(spans_of(clear, &[]).await, Vec::<&str>::new());
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            spans_of(clear, &[("traceparent", traceparent)]).await,
+            ["grpc"]
+        );
+        // Other services never get one.
+        let health = "/grpc.health.v1.Health/Check";
+        assert!(
+            spans_of(health, &[("traceparent", traceparent)])
+                .await
+                .is_empty()
+        );
+    }
+
     #[test]
     fn only_server_faults_fail_the_span() {
         assert!(!is_server_error(0));
