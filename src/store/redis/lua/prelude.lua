@@ -188,8 +188,16 @@ end
 
 --- helper: store
 -- Writes the cart, header `h` and `rest` (see `load`), as one value living `ttl` from now, and
--- replies it with `extra`. The one write of every mutation but Remove.
+-- replies it with `extra`. The one write of every mutation but Remove. Trailing absent fields
+-- are left out of the header (they read as absent, like fields added after a value was
+-- written): a live cart stores none of the freeze and merge fields, and the value of a small
+-- cart stays in a smaller allocation class.
 local function store(h, rest, ttl, extra)
+  local n = META_COUNT
+  while n > 0 and h[n] == false do
+    h[n] = nil
+    n = n - 1
+  end
   local value = cmsgpack.pack(h) .. rest
   local expires = NOW + ttl
   redis.call('SET', CART, value, 'PXAT', expires)
