@@ -177,15 +177,18 @@ async fn measure(
 
 /// A release build of one of this package's binaries (a debug build spends so much CPU per
 /// request that a flood measures the build, not the service): `scripts/test` builds them
-/// before it runs the heavy scenarios.
+/// before it runs the heavy scenarios, in `CART_RELEASE_DIR` when it sets it (the static build
+/// the container image reuses), else in the target directory's `release/`.
 fn release_binary(name: &str) -> PathBuf {
-    let debug = Path::new(env!("CARGO_BIN_EXE_cart-service"));
-    let path = debug
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .join("release")
-        .join(name);
+    let dir = match std::env::var_os("CART_RELEASE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_BIN_EXE_cart-service"))
+            .parent()
+            .and_then(Path::parent)
+            .expect("target directory")
+            .join("release"),
+    };
+    let path = dir.join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --release --bins` first (scripts/test does)",
