@@ -458,9 +458,10 @@ fn calls(redis: &RedisServer, name: &str) -> u64 {
         .map_or(0, |n| n.parse().unwrap())
 }
 
-/// A steady-state Get is a GET and a PEXPIRETIME inside its script: no field, no value, no
-/// expiry rewritten (so nothing replicates). Once the lifetime has run down by more than 1 %
-/// of cart_ttl, a Get re-arms the expiry (one PEXPIREAT) and reports the restart.
+/// A steady-state Get is a GET and a PEXPIRETIME, no script: no field, no value, no expiry
+/// rewritten (so nothing replicates). Once the lifetime has run down by more than 1 % of
+/// cart_ttl, a Get runs its script, which re-arms the expiry (one PEXPIREAT) and reports the
+/// restart; the Gets after it are reads again.
 #[tokio::test]
 async fn a_steady_state_get_writes_nothing() {
     let redis = RedisServer::start();
@@ -487,6 +488,8 @@ async fn a_steady_state_get_writes_nothing() {
         .create(&key(&id), new, now_millis(), None)
         .await
         .unwrap();
+    // So that the refresh's EVALSHA is one call (no NOSCRIPT first).
+    store.load_scripts().await.unwrap();
     redis.command(&["CONFIG", "RESETSTAT"]);
     for _ in 0..50 {
         let read = store.get(&key(&id), now_millis()).await.unwrap();
@@ -494,6 +497,7 @@ async fn a_steady_state_get_writes_nothing() {
     }
     assert_eq!(calls(&redis, "get"), 50);
     assert_eq!(calls(&redis, "pexpiretime"), 50);
+    assert_eq!(calls(&redis, "evalsha"), 0, "no script runs");
     for write in ["set", "hset", "pexpire", "pexpireat", "del"] {
         assert_eq!(calls(&redis, write), 0, "{write}");
     }
@@ -502,8 +506,16 @@ async fn a_steady_state_get_writes_nothing() {
     let before = now_millis();
     let refreshed = store.get(&key(&id), before).await.unwrap();
     assert_eq!(calls(&redis, "pexpireat"), 1);
+    assert_eq!(calls(&redis, "evalsha"), 1, "the script re-arms the expiry");
     assert_eq!(calls(&redis, "set"), 0);
     assert_eq!(refreshed.last_activity_at, before);
+    let again = store.get(&key(&id), now_millis()).await.unwrap();
+    assert_eq!(again, refreshed);
+    assert_eq!(
+        calls(&redis, "evalsha"),
+        1,
+        "refreshed, a Get is a read again"
+    );
     let meta = format!("cart:{{default:{id}}}");
     let expiry: i64 = redis
         .command(&["PEXPIRETIME", &meta])
