@@ -26,7 +26,7 @@ use crate::domain::{
 use crate::error::CartError;
 
 /// The fields of a cart's header, in the order of the header array of the stored value: the
-/// one list of them (the Lua side gets `META_COUNT`, `meta_fields()` and the `F_<FIELD>`
+/// one list of them (the Lua side gets `META_COUNT`, `META_FIELDS` and the `F_<FIELD>`
 /// positions from it). The names are also the field names of a v1 header hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaField {

@@ -27,8 +27,8 @@ fn mentions(code: &str, name: &str) -> bool {
     })
 }
 
-/// The Lua source of a script for a store with `policy`: the header field names when
-/// something reads a v1 cart, the prelude's always-included part, the helpers the body needs
+/// The Lua source of a script for a store with `policy`: the prelude's always-included
+/// part, the helpers the body needs
 /// (and the helpers those need; a helper only calls helpers defined above it), and the body
 /// as a function that the prelude's `once` runs at most once per idempotency key; with the
 /// constants (policy values, header size and field positions) written in as literals.
@@ -46,20 +46,7 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
             needed.push_str(code);
         }
     }
-    let mut source = String::new();
-    // The field names, as a function returning them (only a v1 cart's read needs them, and
-    // a table constructor at the top would run on every call).
-    if mentions(&needed, "meta_fields") {
-        let fields: Vec<String> = MetaField::ALL
-            .iter()
-            .map(|f| format!("'{}'", f.name()))
-            .collect();
-        source.push_str(&format!(
-            "local function meta_fields() return {} end\n",
-            fields.join(", ")
-        ));
-    }
-    source.push_str(core);
+    let mut source = core.to_owned();
     for ((_, code), chosen) in helpers.iter().zip(chosen) {
         if chosen {
             source.push_str(code);
@@ -70,7 +57,9 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
 }
 
 /// The constants written into the scripts' code as literals (see `lua/prelude.lua`): the
-/// policy, the header's size and each field's position (`F_<FIELD>`, from [`MetaField`]).
+/// policy, the header's size, each field's position (`F_<FIELD>`, from [`MetaField`]) and
+/// the field names (`META_FIELDS`, a list of string literals: no table or function is built
+/// for them on a call).
 fn constants(policy: &CartPolicy) -> Vec<(String, String)> {
     let limits = &policy.limits;
     let mut constants: Vec<(String, String)> = [
@@ -90,6 +79,11 @@ fn constants(policy: &CartPolicy) -> Vec<(String, String)> {
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value.to_string()))
     .collect();
+    let names: Vec<String> = MetaField::ALL
+        .iter()
+        .map(|f| format!("'{}'", f.name()))
+        .collect();
+    constants.push(("META_FIELDS".to_owned(), names.join(", ")));
     constants.extend(MetaField::ALL.iter().map(|f| {
         (
             format!("F_{}", f.name().to_ascii_uppercase()),
@@ -341,9 +335,10 @@ mod tests {
         assert!(get.contains("if expires < NOW + 7776000000 - 77760000 then"));
         assert!(clear.contains("local function fail("));
         assert!(clear.contains("local function once("));
-        // Clear reads v1 carts too: it carries the v1 field names, from the one list.
-        assert!(clear.contains("local function meta_fields() return 'customer_id', "));
-        assert!(clear.contains("local function v1_cart("));
+        // Clear reads v1 carts too: it carries the v1 field names, from the one list, in the
+        // reader of v1 carts that only a v1 cart's call defines (nested in `load`).
+        assert!(clear.contains("redis.call('HMGET', CART, 'customer_id', "));
+        assert!(clear.contains("    local function v1_cart("));
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function contents("));
         // AddItems needs plan_add, which needs line_index; store needs cart_reply.

@@ -13,7 +13,7 @@
 --                            lines in insertion order. Its expiry is the cart's: a live cart's
 --                            last activity is that expiry minus CART_TTL.
 -- KEYS[2] cart:{tenant:id}:lines, KEYS[3] cart:{tenant:id}:coupons: read only for a cart still
---                            in layout v1 (KEYS[1] then is a hash; see `v1_cart`), deleted when
+--                            in layout v1 (KEYS[1] then is a hash; see `v1_cart` in `load`), deleted when
 --                            such a cart is first written in layout v2.
 -- KEYS[4] cart:{tenant:id}:request:<request id>  (only when the call carries a request id)
 --                            string: the payload's fingerprint, then the script's reply bytes
@@ -37,8 +37,9 @@
 -- in locals (every local a helper uses is an upvalue of its closure, which Lua links anew on
 -- every call): the store's policy, CART_TTL, TOMBSTONE_TTL, REQUEST_TTL, REFRESH_SLACK (a Get
 -- restarts a live cart's lifetime only once it has run down by more than this), MAX_LINES,
--- MAX_QUANTITY, MAX_COUPONS, MAX_CART_BYTES; the header's size META_COUNT; and each header
--- field's position F_<FIELD>, from MetaField.
+-- MAX_QUANTITY, MAX_COUPONS, MAX_CART_BYTES; the header's size META_COUNT; each header
+-- field's position F_<FIELD>, from MetaField; and META_FIELDS, the field names as a list of
+-- string literals (the fields of a v1 header hash, for HMGET).
 local CART, V1_LINES, V1_COUPONS = KEYS[1], KEYS[2], KEYS[3]
 local NOW, EXPECTED = tonumber(ARGV[1]), ARGV[2]
 local REQUEST, FINGERPRINT = KEYS[4], ARGV[3]
@@ -86,48 +87,6 @@ local function over_maxmemory()
   return limit ~= nil and limit > 0 and tonumber(string.match(info, '\nused_memory:(%d+)')) > limit
 end
 
---- helper: v1_cart
--- A cart stored in layout v1 (KEYS[1] a hash of the header fields, KEYS[2] a hash
--- line_id -> "quantity|updated_at|position|description", KEYS[3] a hash code ->
--- "position|amount"), as the v2 header table and the packed coupons and lines; nil when
--- there is no such cart. Values keep the v1 strings (the Rust side reads numbers from either).
-local function v1_cart()
-  local by_position = function(a, b) return a[1] < b[1] end
-  local h = redis.call('HMGET', CART, meta_fields())
-  if not h[F_STATUS] then return nil end
-  local records, flat = {}, redis.call('HGETALL', V1_LINES)
-  local bytes = 0
-  for i = 1, #flat, 2 do
-    local quantity, updated_at, position, description =
-      string.match(flat[i + 1], '^(%d+)|(%d+)|(%d+)|(.*)$')
-    records[#records + 1] =
-      {tonumber(position), flat[i], tonumber(quantity), tonumber(updated_at), description}
-    bytes = bytes + #flat[i] + #description
-  end
-  table.sort(records, by_position)
-  local lines = {}
-  for _, r in ipairs(records) do
-    local at = #lines
-    lines[at + 1], lines[at + 2], lines[at + 3], lines[at + 4], lines[at + 5] =
-      r[2], r[3], r[4], r[1], r[5]
-  end
-  records, flat = {}, redis.call('HGETALL', V1_COUPONS)
-  for i = 1, #flat, 2 do
-    local position, amount = string.match(flat[i + 1], '^(%d+)|(.*)$')
-    records[#records + 1] = {tonumber(position), flat[i], amount}
-  end
-  table.sort(records, by_position)
-  local coupons = {}
-  for _, r in ipairs(records) do
-    local at = #coupons
-    coupons[at + 1], coupons[at + 2], coupons[at + 3] = r[2], r[3], r[1]
-  end
-  -- Carts written before line_bytes was kept count their lines' bytes now.
-  if not h[F_LINE_BYTES] then h[F_LINE_BYTES] = bytes end
-  if not h[F_ITEM_COUNT] then h[F_ITEM_COUNT] = 0 end
-  return h, cmsgpack.pack(coupons) .. cmsgpack.pack(lines)
-end
-
 --- helper: load
 -- The cart: its header table and the rest of its value (the packed coupons, then the packed
 -- lines), or nil when there is none. A v1 cart is read as one (and V1 set, so that `store`
@@ -136,8 +95,49 @@ local function load()
   local value = redis.pcall('GET', CART)
   if not value then return nil end
   if type(value) == 'table' then
-    -- WRONGTYPE: the header hash of layout v1.
+    -- WRONGTYPE: the header hash of layout v1, read by a function defined on this path only
+    -- (Lua builds a closure each time its definition runs: a v2 cart's call builds none).
     V1 = true
+    -- A cart stored in layout v1 (KEYS[1] a hash of the header fields, KEYS[2] a hash
+    -- line_id -> "quantity|updated_at|position|description", KEYS[3] a hash code ->
+    -- "position|amount"), as the v2 header table and the packed coupons and lines; nil when
+    -- there is no such cart. Values keep the v1 strings (the Rust side reads numbers from either).
+    local function v1_cart()
+      local by_position = function(a, b) return a[1] < b[1] end
+      local h = redis.call('HMGET', CART, META_FIELDS)
+      if not h[F_STATUS] then return nil end
+      local records, flat = {}, redis.call('HGETALL', V1_LINES)
+      local bytes = 0
+      for i = 1, #flat, 2 do
+        local quantity, updated_at, position, description =
+          string.match(flat[i + 1], '^(%d+)|(%d+)|(%d+)|(.*)$')
+        records[#records + 1] =
+          {tonumber(position), flat[i], tonumber(quantity), tonumber(updated_at), description}
+        bytes = bytes + #flat[i] + #description
+      end
+      table.sort(records, by_position)
+      local lines = {}
+      for _, r in ipairs(records) do
+        local at = #lines
+        lines[at + 1], lines[at + 2], lines[at + 3], lines[at + 4], lines[at + 5] =
+          r[2], r[3], r[4], r[1], r[5]
+      end
+      records, flat = {}, redis.call('HGETALL', V1_COUPONS)
+      for i = 1, #flat, 2 do
+        local position, amount = string.match(flat[i + 1], '^(%d+)|(.*)$')
+        records[#records + 1] = {tonumber(position), flat[i], amount}
+      end
+      table.sort(records, by_position)
+      local coupons = {}
+      for _, r in ipairs(records) do
+        local at = #coupons
+        coupons[at + 1], coupons[at + 2], coupons[at + 3] = r[2], r[3], r[1]
+      end
+      -- Carts written before line_bytes was kept count their lines' bytes now.
+      if not h[F_LINE_BYTES] then h[F_LINE_BYTES] = bytes end
+      if not h[F_ITEM_COUNT] then h[F_ITEM_COUNT] = 0 end
+      return h, cmsgpack.pack(coupons) .. cmsgpack.pack(lines)
+    end
     return v1_cart()
   end
   local at, h = cmsgpack.unpack_one(value)
