@@ -27,23 +27,31 @@ fn mentions(code: &str, name: &str) -> bool {
     })
 }
 
+/// Lua `code` without its comment lines (the scripts have no comment after code on a line),
+/// so that a helper a comment names is not built on every call.
+fn without_comments(code: &str) -> String {
+    code.split_inclusive('\n')
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect()
+}
+
 /// The Lua source of a script for a store with `policy`: the prelude's always-included
-/// part, the helpers the body needs
-/// (and the helpers those need; a helper only calls helpers defined above it), and the body
-/// as a function that the prelude's `once` runs at most once per idempotency key; with the
-/// constants (policy values, header size and field positions) written in as literals.
+/// part, the helpers the body's code names (and the helpers their code names; a helper only
+/// calls helpers defined above it), and the body as a function that the prelude's `once` runs
+/// at most once per idempotency key; with the constants (policy values, header size, field
+/// positions and names) written in as literals.
 pub fn source(body: &str, policy: &CartPolicy) -> String {
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
     let helpers: Vec<(&str, &str)> = sections
         .map(|section| section.split_once('\n').unwrap_or((section, "")))
         .collect();
-    let mut needed = body.to_owned();
+    let mut needed = without_comments(body);
     let mut chosen = vec![false; helpers.len()];
     for (i, (name, code)) in helpers.iter().enumerate().rev() {
         if mentions(&needed, name.trim()) {
             chosen[i] = true;
-            needed.push_str(code);
+            needed.push_str(&without_comments(code));
         }
     }
     let mut source = core.to_owned();
@@ -57,9 +65,10 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
 }
 
 /// The constants written into the scripts' code as literals (see `lua/prelude.lua`): the
-/// policy, the header's size, each field's position (`F_<FIELD>`, from [`MetaField`]) and
-/// the field names (`META_FIELDS`, a list of string literals: no table or function is built
-/// for them on a call).
+/// policy, the header's size, each field's position (`F_<FIELD>`, from [`MetaField`]), the
+/// field names (`META_FIELDS`, a list of string literals: no table or function is built for
+/// them on a call), the packed empty array, and the keys and arguments by their names
+/// (`CART` is `KEYS[1]`: no local, so no upvalue in the closures that use it).
 fn constants(policy: &CartPolicy) -> Vec<(String, String)> {
     let limits = &policy.limits;
     let mut constants: Vec<(String, String)> = [
@@ -78,6 +87,18 @@ fn constants(policy: &CartPolicy) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value.to_string()))
+    .chain(
+        [
+            ("CART", "KEYS[1]"),
+            ("V1_LINES", "KEYS[2]"),
+            ("V1_COUPONS", "KEYS[3]"),
+            ("REQUEST", "KEYS[4]"),
+            ("EXPECTED", "ARGV[2]"),
+            ("FINGERPRINT", "ARGV[3]"),
+            ("NONE", r"'\144'"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned())),
+    )
     .collect();
     let names: Vec<String> = MetaField::ALL
         .iter()
@@ -320,7 +341,7 @@ mod tests {
         let policy = CartPolicy::default();
         let clear = script_source(Script::Clear, &policy);
         // Constants are literals in the code (Clear restarts the lifetime: 90 days).
-        assert!(clear.contains("return store(h, coupons .. NONE, 7776000000, cleared)"));
+        assert!(clear.contains(r"return store(h, coupons .. '\144', 7776000000, cleared)"));
         let code: Vec<&str> = clear
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
@@ -337,7 +358,7 @@ mod tests {
         assert!(clear.contains("local function once("));
         // Clear reads v1 carts too: it carries the v1 field names, from the one list, in the
         // reader of v1 carts that only a v1 cart's call defines (nested in `load`).
-        assert!(clear.contains("redis.call('HMGET', CART, 'customer_id', "));
+        assert!(clear.contains("redis.call('HMGET', KEYS[1], 'customer_id', "));
         assert!(clear.contains("    local function v1_cart("));
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function contents("));
@@ -357,6 +378,10 @@ mod tests {
                 "{helper}"
             );
         }
+        // A helper only a comment names is left out (`load`'s comment names `store`).
+        let peek = script_source(Script::Peek, &policy);
+        assert!(peek.contains("local function load(") && peek.contains("local function as_is("));
+        assert!(!peek.contains("local function store("));
         let remove = script_source(Script::Remove, &policy);
         assert!(!remove.contains("local function store("));
         assert!(mentions("x = header()", "header") && !mentions("x = header_of()", "header"));

@@ -38,13 +38,13 @@
 -- every call): the store's policy, CART_TTL, TOMBSTONE_TTL, REQUEST_TTL, REFRESH_SLACK (a Get
 -- restarts a live cart's lifetime only once it has run down by more than this), MAX_LINES,
 -- MAX_QUANTITY, MAX_COUPONS, MAX_CART_BYTES; the header's size META_COUNT; each header
--- field's position F_<FIELD>, from MetaField; and META_FIELDS, the field names as a list of
--- string literals (the fields of a v1 header hash, for HMGET).
-local CART, V1_LINES, V1_COUPONS = KEYS[1], KEYS[2], KEYS[3]
-local NOW, EXPECTED = tonumber(ARGV[1]), ARGV[2]
-local REQUEST, FINGERPRINT = KEYS[4], ARGV[3]
--- The packed empty array: no coupons, no lines.
-local NONE = '\144'
+-- field's position F_<FIELD>, from MetaField; META_FIELDS, the field names as a list of
+-- string literals (the fields of a v1 header hash, for HMGET); NONE, the packed empty array
+-- (no coupons, no lines). For the same reason the keys and arguments are written in as the
+-- expressions they are (a table lookup where used costs less than an upvalue in every closure
+-- that uses it): CART, V1_LINES, V1_COUPONS and REQUEST are KEYS[1] to KEYS[4], EXPECTED and
+-- FINGERPRINT are ARGV[2] and ARGV[3].
+local NOW = tonumber(ARGV[1])
 -- Whether KEYS[1] holds a cart in layout v1 (set by `load`).
 local V1 = false
 
