@@ -341,7 +341,7 @@ mod tests {
         let policy = CartPolicy::default();
         let clear = script_source(Script::Clear, &policy);
         // Constants are literals in the code (Clear restarts the lifetime: 90 days).
-        assert!(clear.contains(r"return store(h, coupons .. '\144', 7776000000, cleared)"));
+        assert!(clear.contains("local expires = NOW + 7776000000"));
         let code: Vec<&str> = clear
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
@@ -362,6 +362,8 @@ mod tests {
         assert!(clear.contains("    local function v1_cart("));
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function contents("));
+        // Clear splices its header: no header table is packed, so it needs no `store`.
+        assert!(!clear.contains("local function store("));
         // AddItems needs plan_add, which needs line_index; store needs cart_reply.
         let add = script_source(Script::AddItems, &policy);
         for helper in [
@@ -425,12 +427,13 @@ mod tests {
 
     #[test]
     fn header_positions_come_from_the_rust_field_list() {
-        let clear = script_source(Script::Clear, &CartPolicy::default());
         let status = MetaField::Status.position();
+        let version = MetaField::Version.position();
         let generated = MetaField::Generated.position();
-        assert!(clear.contains(&format!("if h[{status}] == 'deleted' then")));
-        assert!(clear.contains(&format!("h[{generated}] ~= '1'")));
         let create = script_source(Script::Create, &CartPolicy::default());
+        assert!(create.contains(&format!(
+            "h[{status}], h[{version}], h[{generated}] = 'active', 1, ARGV[10]"
+        )));
         assert!(create.contains(&format!(
             "for i = 1, {} do h[i] = false end",
             MetaField::ALL.len()
@@ -450,6 +453,42 @@ mod tests {
                 .any(|(at, _)| code[at + "h[".len()..].starts_with(|c: char| c.is_ascii_digit()));
             assert!(!literal, "{code}");
         }
+    }
+
+    /// Clear splices the header by position (see `lua/clear.lua`): it names the fields it
+    /// decodes by their place in two runs of fields, and packs updated_at .. line_bytes anew
+    /// in this order.
+    #[test]
+    fn clear_splices_the_header_in_the_field_order_it_assumes() {
+        use MetaField::*;
+        let position = |f: MetaField| f.position();
+        // The first run ends at created_at; status is its seventh value.
+        assert_eq!((position(Status), position(CreatedAt)), (7, 8));
+        let second = [
+            UpdatedAt,
+            LastActivityAt,
+            ClearedAt,
+            ClearReason,
+            DeletedAt,
+            OrderNumber,
+            Version,
+            NextPosition,
+            Generated,
+            ItemCount,
+            LineBytes,
+        ];
+        for (i, field) in second.into_iter().enumerate() {
+            assert_eq!(
+                position(field),
+                position(CreatedAt) + 1 + i,
+                "{}",
+                field.name()
+            );
+        }
+        assert!(position(FrozenUntil) > position(LineBytes));
+        let clear = script_source(Script::Clear, &CartPolicy::default());
+        assert!(clear.contains("cmsgpack.unpack_limit(head, 8, 3)"));
+        assert!(clear.contains("cmsgpack.unpack_limit(head, 19 - 8, kept)"));
     }
 
     #[test]

@@ -146,32 +146,6 @@ local function load()
   return h, string.sub(value, at + 1)
 end
 
---- helper: load_head
--- The cart's header and its packed coupons without its lines: a GETRANGE of the value's first
--- 4 KiB, where the header and the coupons sit. Taking a string into Lua costs in
--- proportion to its size (the lines of a 250-line cart are about 50 KB, and cost Clear ten
--- times its work when read), so Clear reads only this prefix. A header and coupons longer than
--- the prefix (msgpack then stops short, which `pcall` catches), or a v1 cart, are read whole
--- by `load`. Returns the header table and the packed coupons, or nil when there is no cart.
-local function load_head()
-  local head = redis.pcall('GETRANGE', CART, 0, 4095)
-  if type(head) == 'string' and head ~= '' then
-    local ok, at, h = pcall(cmsgpack.unpack_one, head)
-    if ok and at > 0 then
-      local whole, after = pcall(cmsgpack.unpack_one, head, at)
-      if whole and after > 0 then
-        for i = #h + 1, META_COUNT do h[i] = false end
-        return h, string.sub(head, at + 1, after)
-      end
-    end
-  elseif head == '' then
-    return nil
-  end
-  local h, rest = load()
-  if not h then return nil end
-  return h, string.sub(rest, 1, cmsgpack.unpack_one(rest))
-end
-
 --- helper: contents
 -- The rest of a value (see `load`) as the packed coupons and the lines table.
 local function contents(rest)
@@ -188,10 +162,10 @@ end
 
 --- helper: store
 -- Writes the cart, header `h` and `rest` (see `load`), as one value living `ttl` from now, and
--- replies it with `extra`. The one write of every mutation but Remove. Trailing absent fields
--- are left out of the header (they read as absent, like fields added after a value was
--- written): a live cart stores none of the freeze and merge fields, and the value of a small
--- cart stays in a smaller allocation class.
+-- replies it with `extra`. The one write of every mutation but Remove and Clear. Trailing
+-- absent fields are left out of the header (they read as absent, like fields added after a
+-- value was written): a live cart stores none of the freeze and merge fields, and the value of
+-- a small cart stays in a smaller allocation class.
 local function store(h, rest, ttl, extra)
   local n = META_COUNT
   while n > 0 and h[n] == false do
@@ -212,19 +186,19 @@ local function as_is(h, rest)
 end
 
 --- helper: frozen_now
--- Whether the cart of header `h` is frozen now: a freeze ends by itself at its frozen_until
--- (CartState::thaw; absent: never).
-local function frozen_now(h)
-  if h[F_STATUS] ~= 'frozen' then return false end
-  local thaws = h[F_FROZEN_UNTIL]
+-- Whether a cart of `status` whose freeze ends at `thaws` (its frozen_until) is frozen now: a
+-- freeze ends by itself (CartState::thaw; absent: never). Takes the fields, not the header,
+-- so that Clear calls it without a header table.
+local function frozen_now(status, thaws)
+  if status ~= 'frozen' then return false end
   return not thaws or tonumber(thaws) > NOW
 end
 
 --- helper: ended
--- The refusal of a cart that has ended (CartState::check_not_ended), or nil.
-local function ended(h)
-  if h[F_STATUS] == 'deleted' then return fail('CART_DELETED') end
-  if h[F_STATUS] == 'merged' or h[F_STATUS] == 'merging' then return fail('CART_MERGED') end
+-- The refusal of a cart of `status` that has ended (CartState::check_not_ended), or nil.
+local function ended(status)
+  if status == 'deleted' then return fail('CART_DELETED') end
+  if status == 'merged' or status == 'merging' then return fail('CART_MERGED') end
   return nil
 end
 
@@ -235,7 +209,7 @@ end
 local function unended()
   local h, rest = load()
   if not h then return nil, fail('CART_NOT_FOUND') end
-  local refused = ended(h)
+  local refused = ended(h[F_STATUS])
   if refused then return nil, refused end
   if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
     return nil, fail('VERSION_MISMATCH', tostring(h[F_VERSION]))
@@ -249,7 +223,7 @@ end
 local function live()
   local h, rest = unended()
   if not h then return nil, rest end
-  if frozen_now(h) then return nil, fail('CART_FROZEN') end
+  if frozen_now(h[F_STATUS], h[F_FROZEN_UNTIL]) then return nil, fail('CART_FROZEN') end
   return h, rest
 end
 
