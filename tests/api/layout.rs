@@ -432,13 +432,132 @@ async fn v1_request_records_replay(backend: Backend) {
     assert!(matches!(reused, Err(CartError::IdempotencyKeyReused)));
 }
 
+/// Clear splices the header of the value it reads (see `lua/clear.lua`): on a v2 cart, on one
+/// whose header and coupons outrun the 4 KiB prefix Clear reads, on a value packed whole as
+/// the store wrote it before it left out trailing absent fields, and on a v1 cart. Each time
+/// the coupons are kept when asked, the lines go, and the cart reads back as Clear replied it.
+async fn clear_splices_every_form_of_header(backend: Backend) {
+    let mut raw = Raw::open(url(&backend)).await;
+    let store = store(&backend, CartPolicy::default());
+    let clear = |reason: &str| Mutation::Clear {
+        preserve_coupons: true,
+        reason: reason.into(),
+        only_generated_id: false,
+    };
+    let coupon = Mutation::ApplyCoupon {
+        code: cart_service::domain::CouponCode::parse("TEN").unwrap(),
+        amount: 10,
+    };
+    let new_cart = |metadata: BTreeMap<String, String>| NewCart {
+        header: cart_service::domain::CartHeader {
+            customer_id: "c".into(),
+            session_id: String::new(),
+            channel: String::new(),
+            currency: Currency::parse("EUR").unwrap(),
+            locale: String::new(),
+            metadata,
+        },
+        items: vec![new_line("A", 2, 100), new_line("B", 1, 5)],
+        id_generated: true,
+    };
+    let long = BTreeMap::from([("note".to_owned(), "x".repeat(5000))]);
+    let plain = fresh_id("splice");
+    let wide = fresh_id("splice-wide");
+    let padded = fresh_id("splice-padded");
+    for (id, metadata) in [
+        (&plain, BTreeMap::new()),
+        (&wide, long),
+        (&padded, BTreeMap::new()),
+    ] {
+        store
+            .create(&key(id), new_cart(metadata), now_millis(), None)
+            .await
+            .unwrap();
+        store
+            .mutate(&key(id), coupon.clone(), 0, now_millis(), None)
+            .await
+            .unwrap();
+    }
+    // The header as the store packed it before: all META_COUNT fields, `false` for none.
+    let meta = format!("cart:{{default:{padded}}}");
+    let repack = "local v = redis.call('GET', KEYS[1]) \
+        local at, h = cmsgpack.unpack_one(v) \
+        for i = #h + 1, tonumber(ARGV[1]) do h[i] = false end \
+        redis.call('SET', KEYS[1], cmsgpack.pack(h) .. string.sub(v, at + 1), 'KEEPTTL') \
+        return #h";
+    let fields: i64 = raw
+        .query(
+            ::redis::cmd("EVAL")
+                .arg(repack)
+                .arg(1)
+                .arg(&meta)
+                .arg(V1_FIELDS.len() + 7),
+        )
+        .await;
+    assert_eq!(fields, V1_FIELDS.len() as i64 + 7);
+    let old = fresh_id("splice-v1");
+    raw.v1_create(&old, &[("A", 2, 100), ("B", 1, 5)]).await;
+    raw.v1("apply_coupon", &old, None, &["TEN".into(), "10".into()])
+        .await;
+
+    for id in [&plain, &wide, &padded, &old] {
+        let before = store.get(&key(id), now_millis()).await.unwrap();
+        let cleared = store
+            .mutate(&key(id), clear("moved"), before.version, now_millis(), None)
+            .await
+            .unwrap();
+        assert_eq!(cleared.outcome.items_cleared, 3, "{id}");
+        let state = &cleared.state;
+        assert!(state.lines.is_empty(), "{id}");
+        assert_eq!(state.coupons, before.coupons, "{id}");
+        assert_eq!(state.version, before.version + 1, "{id}");
+        assert_eq!(state.clear_reason, "moved", "{id}");
+        assert_eq!(
+            (state.cleared_at, state.updated_at),
+            (Some(state.last_activity_at), state.last_activity_at)
+        );
+        assert_eq!(state.header, before.header, "{id}");
+        assert_eq!(
+            (state.created_at, state.next_position),
+            (before.created_at, before.next_position)
+        );
+        assert_eq!(state.line_bytes(), 0, "{id}");
+        assert_eq!(
+            store.get(&key(id), now_millis()).await.unwrap(),
+            *state,
+            "{id}"
+        );
+        // And once more, now on the value the first Clear spliced, coupons dropped.
+        let again = Mutation::Clear {
+            preserve_coupons: false,
+            reason: "again".into(),
+            only_generated_id: false,
+        };
+        let twice = store
+            .mutate(&key(id), again, 0, now_millis(), None)
+            .await
+            .unwrap();
+        assert!(twice.state.coupons.is_empty() && twice.state.version == state.version + 1);
+        assert_eq!(twice.outcome.items_cleared, 0);
+        assert_eq!(
+            store.get(&key(id), now_millis()).await.unwrap(),
+            twice.state
+        );
+    }
+    let meta = format!("cart:{{default:{old}}}");
+    assert_eq!(raw.key_type(&meta).await, "string", "written in v2");
+    assert_eq!(raw.exists(&format!("{meta}:lines")).await, 0);
+    assert_eq!(raw.exists(&format!("{meta}:coupons")).await, 0);
+}
+
 scenarios_on!(
     redis,
     crate::helpers::Backend::redis(),
     v1_carts_are_read_then_rewritten_in_v2,
     v1_carts_without_size_or_origin,
     v1_tombstones_and_removal,
-    v1_request_records_replay
+    v1_request_records_replay,
+    clear_splices_every_form_of_header
 );
 scenarios_on!(
     cluster,
@@ -446,7 +565,8 @@ scenarios_on!(
     v1_carts_are_read_then_rewritten_in_v2,
     v1_carts_without_size_or_origin,
     v1_tombstones_and_removal,
-    v1_request_records_replay
+    v1_request_records_replay,
+    clear_splices_every_form_of_header
 );
 
 /// `cmdstat_<name>` calls in `INFO commandstats` (0 when absent).
@@ -458,9 +578,10 @@ fn calls(redis: &RedisServer, name: &str) -> u64 {
         .map_or(0, |n| n.parse().unwrap())
 }
 
-/// A steady-state Get is a GET and a PEXPIRETIME inside its script: no field, no value, no
-/// expiry rewritten (so nothing replicates). Once the lifetime has run down by more than 1 %
-/// of cart_ttl, a Get re-arms the expiry (one PEXPIREAT) and reports the restart.
+/// A steady-state Get is a GET and a PEXPIRETIME, no script: no field, no value, no expiry
+/// rewritten (so nothing replicates). Once the lifetime has run down by more than 1 % of
+/// cart_ttl, a Get runs its script, which re-arms the expiry (one PEXPIREAT) and reports the
+/// restart; the Gets after it are reads again.
 #[tokio::test]
 async fn a_steady_state_get_writes_nothing() {
     let redis = RedisServer::start();
@@ -487,6 +608,8 @@ async fn a_steady_state_get_writes_nothing() {
         .create(&key(&id), new, now_millis(), None)
         .await
         .unwrap();
+    // So that the refresh's EVALSHA is one call (no NOSCRIPT first).
+    store.load_scripts().await.unwrap();
     redis.command(&["CONFIG", "RESETSTAT"]);
     for _ in 0..50 {
         let read = store.get(&key(&id), now_millis()).await.unwrap();
@@ -494,6 +617,7 @@ async fn a_steady_state_get_writes_nothing() {
     }
     assert_eq!(calls(&redis, "get"), 50);
     assert_eq!(calls(&redis, "pexpiretime"), 50);
+    assert_eq!(calls(&redis, "evalsha"), 0, "no script runs");
     for write in ["set", "hset", "pexpire", "pexpireat", "del"] {
         assert_eq!(calls(&redis, write), 0, "{write}");
     }
@@ -502,8 +626,16 @@ async fn a_steady_state_get_writes_nothing() {
     let before = now_millis();
     let refreshed = store.get(&key(&id), before).await.unwrap();
     assert_eq!(calls(&redis, "pexpireat"), 1);
+    assert_eq!(calls(&redis, "evalsha"), 1, "the script re-arms the expiry");
     assert_eq!(calls(&redis, "set"), 0);
     assert_eq!(refreshed.last_activity_at, before);
+    let again = store.get(&key(&id), now_millis()).await.unwrap();
+    assert_eq!(again, refreshed);
+    assert_eq!(
+        calls(&redis, "evalsha"),
+        1,
+        "refreshed, a Get is a read again"
+    );
     let meta = format!("cart:{{default:{id}}}");
     let expiry: i64 = redis
         .command(&["PEXPIRETIME", &meta])

@@ -20,14 +20,20 @@ use crate::helpers::{
     eventually, http, start, test_settings,
 };
 
-/// `EVALSHA` calls redis-server has run so far.
+/// `EVALSHA` and `GET` calls redis-server has run so far: each RPC here reaches Redis as one
+/// of them (a script, or a Get's read: GET and PEXPIRETIME); a script's own GETs count too.
 fn evalsha_calls(redis: &RedisServer) -> u64 {
     let stats = redis.command(&["INFO", "commandstats"]);
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
+    ["cmdstat_evalsha:calls=", "cmdstat_get:calls="]
+        .iter()
+        .map(|name| {
+            stats
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |calls| calls.parse::<u64>().unwrap())
+        })
+        .sum()
 }
 
 /// Zaui, XM, Stateset, Amazon and VTEX requests on `cart` of tenant acme, each a mutation.

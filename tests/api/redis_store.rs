@@ -69,6 +69,17 @@ impl Monitor {
 
     #[track_caller]
     fn assert_evalshas(&mut self, redis: &RedisServer, rpc: &str, count: usize) {
+        self.assert_sent(redis, rpc, &vec!["EVALSHA"; count]);
+    }
+
+    /// A Get in the steady state: its pipelined read, no script.
+    #[track_caller]
+    fn assert_read(&mut self, redis: &RedisServer, rpc: &str) {
+        self.assert_sent(redis, rpc, &["GET", "PEXPIRETIME"]);
+    }
+
+    #[track_caller]
+    fn assert_sent(&mut self, redis: &RedisServer, rpc: &str, expected: &[&str]) {
         let commands = self.wire_commands(redis);
         let names: Vec<String> = commands
             .iter()
@@ -80,12 +91,13 @@ impl Monitor {
                     .to_ascii_uppercase()
             })
             .collect();
-        assert_eq!(names, vec!["EVALSHA"; count], "{rpc} sent {commands:?}");
+        assert_eq!(names, expected, "{rpc} sent {commands:?}");
     }
 }
 
-/// Every RPC, mutations included, is exactly one command (an EVALSHA) on the wire; a Create
-/// that names a customer is two: the customer's index (another slot), then the cart.
+/// Every RPC is one round trip: a mutation one command (an EVALSHA) on the wire, a Get its
+/// pipelined GET and PEXPIRETIME (no script); a Create that names a customer is two EVALSHAs:
+/// the customer's index (another slot), then the cart.
 #[tokio::test]
 async fn each_rpc_is_exactly_one_redis_command() {
     let redis = RedisServer::start();
@@ -101,7 +113,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
     let line = cart.items[0].line_id.clone();
 
     app.get(&id).await.unwrap();
-    monitor.assert_one_evalsha(&redis, "Get");
+    monitor.assert_read(&redis, "Get");
 
     let request = pb::AddItemsRequest {
         cart_id: id.clone(),
@@ -535,7 +547,7 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
         .collect();
     assert_eq!(names, ["EVALSHA", "WAIT", "EVALSHA", "WAIT"], "{wire:?}");
     app.get(&cart.id).await.unwrap();
-    monitor.assert_one_evalsha(&master, "Get (a read waits for nobody)");
+    monitor.assert_read(&master, "Get (a read waits for nobody)");
 
     replica.stop();
     let status = assert_error(

@@ -26,7 +26,7 @@ use crate::domain::{
 use crate::error::CartError;
 
 /// The fields of a cart's header, in the order of the header array of the stored value: the
-/// one list of them (the Lua side gets `META_COUNT`, `meta_fields()` and the `F_<FIELD>`
+/// one list of them (the Lua side gets `META_COUNT`, `META_FIELDS` and the `F_<FIELD>`
 /// positions from it). The names are also the field names of a v1 header hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaField {
@@ -154,6 +154,9 @@ pub enum Body {
     V2(Vec<u8>),
     /// A reply shaped by the v1 scripts, replayed from a record they left (see `v1`).
     V1(Vec<Value>),
+    /// A cart's value as stored, read by `GET`, and its key's expiry (`PEXPIRETIME`): the
+    /// reply of a Get served without its script.
+    Stored { value: Vec<u8>, expires: i64 },
 }
 
 /// A script reply: a success, or the refusal it carried.
@@ -272,13 +275,16 @@ impl<'a> Field<'a> {
 /// units cleared). A live cart's `last_activity_at` is its key's expiry less `cart_ttl` (see
 /// [`crate::domain::CartPolicy::refresh_slack_ms`]); a tombstone's is the one it stored.
 pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i64), CartError> {
-    let bytes = match body {
-        Body::V2(bytes) => bytes,
+    let (mut r, expires, extra) = match body {
+        Body::V2(bytes) => {
+            let mut r = Reader::new(bytes);
+            let expires = r.int()?;
+            let extra = r.int()?;
+            (r, expires, extra)
+        }
+        Body::Stored { value, expires } => (Reader::new(value), *expires, 0),
         Body::V1(parts) => return v1::decode_snapshot(parts),
     };
-    let mut r = Reader::new(bytes);
-    let expires = r.int()?;
-    let extra = r.int()?;
     let mut fields = [Field::Absent; MetaField::ALL.len()];
     for i in 0..r.array()? {
         let field = Field::of(r.item()?)?;
@@ -391,6 +397,24 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
     Ok((state, extra))
 }
 
+/// Whether a stored value (layout v2) is a live cart's (active, frozen or being merged),
+/// whose lifetime a Get restarts; a tombstone's is not. Reads the header up to its status.
+pub fn stored_is_live(value: &[u8]) -> Result<bool, CartError> {
+    let mut r = Reader::new(value);
+    let fields = r.array()?;
+    let status = MetaField::Status as usize;
+    if fields <= status {
+        return Err(corrupt("missing status"));
+    }
+    for _ in 0..status {
+        r.item()?;
+    }
+    Ok(matches!(
+        Field::of(r.item()?)?.text().as_ref(),
+        "active" | "frozen" | "merging"
+    ))
+}
+
 /// Remove's reply: the units it removed.
 pub fn decode_units(body: &Body) -> Result<i64, CartError> {
     match body {
@@ -403,5 +427,6 @@ pub fn decode_units(body: &Body) -> Result<i64, CartError> {
             Ok(units)
         }
         Body::V1(parts) => v1::decode_units(parts),
+        Body::Stored { .. } => Err(corrupt("a cart where units were expected")),
     }
 }

@@ -1,4 +1,5 @@
-//! The production store: carts in Redis, each call one EVALSHA of a Lua script.
+//! The production store: carts in Redis, each call one EVALSHA of a Lua script, but for a
+//! steady-state Get, which is one pipelined `GET` and `PEXPIRETIME` read without Lua.
 //!
 //! Layout v2 (SPEC §7 leaves it to the store): a cart is one string key, `cart:{tenant:id}`,
 //! holding the whole cart as msgpack (the header as one array of [`codec::MetaField`]s, then
@@ -7,7 +8,10 @@
 //! and the reply is one bulk string that `codec` decodes in place. A steady-state Get writes
 //! nothing: a live cart's `last_activity_at` is its key's expiry less `cart_ttl`, and a Get
 //! re-arms the expiry only once it has run down by more than
-//! [`CartPolicy::refresh_slack_ms`] (1 % of `cart_ttl`), as the in-memory store does.
+//! [`CartPolicy::refresh_slack_ms`] (1 % of `cart_ttl`), as the in-memory store does. So a
+//! Get reads the value and its expiry and decodes them here (`RedisStore::read`); only when
+//! the refresh is due, or the key is a v1 cart, does it run the Get script (a second round
+//! trip, at most about once per `refresh_slack` of a cart's use).
 //! Carts still in layout v1 (a header hash plus `cart:{tenant:id}:lines` and
 //! `cart:{tenant:id}:coupons` hashes; their names are still passed as KEYS, one hash tag) are
 //! read as they are and rewritten in v2 by their first mutation; records left by v1 scripts
@@ -302,20 +306,35 @@ impl RedisStore {
                         ))),
                     }
                 }
+                Request::Read(pipeline) => {
+                    let replies = pipeline.query_async::<Vec<Value>>(&mut connection).await?;
+                    match replies.as_slice() {
+                        // WRONGTYPE: a v1 cart's header hash, which the caller reads by script.
+                        [Value::ServerError(error), _] if error.code() != "WRONGTYPE" => {
+                            Err(error.clone().into())
+                        }
+                        [_, Value::ServerError(error)] => Err(error.clone().into()),
+                        [_, Value::Int(_)] => Ok((Value::Array(replies), None)),
+                        _ => Err(RedisError::from((
+                            redis::ErrorKind::Client,
+                            "unexpected reply to GET and PEXPIRETIME",
+                        ))),
+                    }
+                }
             };
-            match reply {
-                Err(error)
+            match (reply, request.script()) {
+                (Err(error), Some(script))
                     if !loaded
                         && error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
                 {
                     self.scripts
-                        .get(request.script())
+                        .get(script)
                         .prepare_invoke()
                         .load_async(&mut connection)
                         .await?;
                     loaded = true;
                 }
-                other => return other,
+                (other, _) => return other,
             }
         }
     }
@@ -356,6 +375,11 @@ impl RedisStore {
     /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
     /// decoded.
     async fn run(&self, mut call: Call<'_>) -> Result<Body, CartError> {
+        if call.script == Script::Get
+            && let Some(body) = self.read(&call).await?
+        {
+            return Ok(body);
+        }
         let cmd = self.command(&mut call);
         let request = if call.script.mutates() && self.durability.min_replicas > 0 {
             let mut pipeline = redis::pipe();
@@ -369,14 +393,7 @@ impl RedisStore {
         } else {
             Request::Alone(cmd, call.script)
         };
-        let store_deadline = Instant::now() + self.timeouts.response;
-        // The client's deadline, when it comes first, bounds the call and every resend.
-        let client_deadline = crate::deadline::current().filter(|client| *client < store_deadline);
-        let deadline = client_deadline.unwrap_or(store_deadline);
-        self.check_eviction(deadline).await?;
-        let sent = self
-            .send_with_retry(&request, call.retry(), deadline, client_deadline.is_some())
-            .await?;
+        let sent = self.send_bounded(&request, call.retry()).await?;
         let reply = codec::parse_reply(sent.reply, &self.policy.limits)?;
         // A change (or, under an idempotency key, its remembered outcome) was written; a
         // refusal for want of memory is not remembered.
@@ -387,6 +404,60 @@ impl RedisStore {
         };
         self.check_durability(sent.acked, wrote)?;
         Self::outcome(reply, &call, sent.attempts)
+    }
+
+    /// Sends `request` within the store timeout (or the client's deadline, when it comes
+    /// first, which then bounds the call and every resend), once the eviction policy admits it.
+    async fn send_bounded(&self, request: &Request, retry: Retry) -> Result<Sent, CartError> {
+        let store_deadline = Instant::now() + self.timeouts.response;
+        let client_deadline = crate::deadline::current().filter(|client| *client < store_deadline);
+        let deadline = client_deadline.unwrap_or(store_deadline);
+        self.check_eviction(deadline).await?;
+        self.send_with_retry(request, retry, deadline, client_deadline.is_some())
+            .await
+    }
+
+    /// Get in the steady state, without Lua: one round trip of `GET` and `PEXPIRETIME`,
+    /// decoded here. `None` when the Get script must run instead (a second round trip, which
+    /// is rare): the lifetime of a live cart is due for its refresh (it has run down by more
+    /// than [`CartPolicy::refresh_slack_ms`], the rule of `lua/get.lua`; about once per
+    /// `refresh_slack` of a cart's use), or the key is a v1 cart's header hash (WRONGTYPE).
+    /// Writes nothing, so a full Redis answers it.
+    async fn read(&self, call: &Call<'_>) -> Result<Option<Body>, CartError> {
+        let key = format!("cart:{{{}:{}}}", call.key.tenant, call.key.cart_id);
+        let mut pipeline = redis::pipe();
+        pipeline
+            .ignore_errors()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("PEXPIRETIME")
+            .arg(&key);
+        let sent = self
+            .send_bounded(&Request::Read(pipeline), call.retry())
+            .await?;
+        let replies = match sent.reply {
+            Value::Array(replies) => <[Value; 2]>::try_from(replies).ok(),
+            _ => None,
+        };
+        let (value, expires) = match replies {
+            Some([Value::BulkString(value), Value::Int(expires)]) => (value, expires),
+            Some([Value::Nil, _]) => {
+                let refused = Reply::Refused(CartError::CartNotFound);
+                return Self::outcome(refused, call, sent.attempts).map(Some);
+            }
+            // WRONGTYPE (`send` passes no other error on).
+            Some([Value::ServerError(_), _]) => return Ok(None),
+            other => {
+                return Err(CartError::Internal(
+                    format!("unexpected reply from redis to GET and PEXPIRETIME: {other:?}").into(),
+                ));
+            }
+        };
+        // -1: no expiry, -2: gone since the GET; the script decides those too.
+        let refresh_due = expires < 0
+            || (expires < call.now + self.policy.cart_ttl_ms() - self.policy.refresh_slack_ms()
+                && codec::stored_is_live(&value)?);
+        Ok((!refresh_due).then_some(Body::Stored { value, expires }))
     }
 
     /// Sends `request` until it is answered, resending after a transient failure while
@@ -509,12 +580,17 @@ enum Request {
     Alone(Cmd, Script),
     /// The EVALSHA and a `WAIT`, pipelined.
     Replicated(redis::Pipeline, Script),
+    /// A Get without its script: `GET` and `PEXPIRETIME` of the cart's key, pipelined (one
+    /// key, so one slot; the cluster client follows MOVED and ASK for the pair).
+    Read(redis::Pipeline),
 }
 
 impl Request {
-    fn script(&self) -> Script {
+    /// The script that Redis runs, which it may have to be given again (NOSCRIPT).
+    fn script(&self) -> Option<Script> {
         match self {
-            Self::Alone(_, script) | Self::Replicated(_, script) => *script,
+            Self::Alone(_, script) | Self::Replicated(_, script) => Some(*script),
+            Self::Read(_) => None,
         }
     }
 }

@@ -27,39 +27,34 @@ fn mentions(code: &str, name: &str) -> bool {
     })
 }
 
-/// The Lua source of a script for a store with `policy`: the header field names when
-/// something reads a v1 cart, the prelude's always-included part, the helpers the body needs
-/// (and the helpers those need; a helper only calls helpers defined above it), and the body
-/// as a function that the prelude's `once` runs at most once per idempotency key; with the
-/// constants (policy values, header size and field positions) written in as literals.
+/// Lua `code` without its comment lines (the scripts have no comment after code on a line),
+/// so that a helper a comment names is not built on every call.
+fn without_comments(code: &str) -> String {
+    code.split_inclusive('\n')
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect()
+}
+
+/// The Lua source of a script for a store with `policy`: the prelude's always-included
+/// part, the helpers the body's code names (and the helpers their code names; a helper only
+/// calls helpers defined above it), and the body as a function that the prelude's `once` runs
+/// at most once per idempotency key; with the constants (policy values, header size, field
+/// positions and names) written in as literals.
 pub fn source(body: &str, policy: &CartPolicy) -> String {
     let mut sections = PRELUDE.split(HELPER_MARK);
     let core = sections.next().unwrap_or_default();
     let helpers: Vec<(&str, &str)> = sections
         .map(|section| section.split_once('\n').unwrap_or((section, "")))
         .collect();
-    let mut needed = body.to_owned();
+    let mut needed = without_comments(body);
     let mut chosen = vec![false; helpers.len()];
     for (i, (name, code)) in helpers.iter().enumerate().rev() {
         if mentions(&needed, name.trim()) {
             chosen[i] = true;
-            needed.push_str(code);
+            needed.push_str(&without_comments(code));
         }
     }
-    let mut source = String::new();
-    // The field names, as a function returning them (only a v1 cart's read needs them, and
-    // a table constructor at the top would run on every call).
-    if mentions(&needed, "meta_fields") {
-        let fields: Vec<String> = MetaField::ALL
-            .iter()
-            .map(|f| format!("'{}'", f.name()))
-            .collect();
-        source.push_str(&format!(
-            "local function meta_fields() return {} end\n",
-            fields.join(", ")
-        ));
-    }
-    source.push_str(core);
+    let mut source = core.to_owned();
     for ((_, code), chosen) in helpers.iter().zip(chosen) {
         if chosen {
             source.push_str(code);
@@ -70,7 +65,10 @@ pub fn source(body: &str, policy: &CartPolicy) -> String {
 }
 
 /// The constants written into the scripts' code as literals (see `lua/prelude.lua`): the
-/// policy, the header's size and each field's position (`F_<FIELD>`, from [`MetaField`]).
+/// policy, the header's size, each field's position (`F_<FIELD>`, from [`MetaField`]), the
+/// field names (`META_FIELDS`, a list of string literals: no table or function is built for
+/// them on a call), the packed empty array, and the keys and arguments by their names
+/// (`CART` is `KEYS[1]`: no local, so no upvalue in the closures that use it).
 fn constants(policy: &CartPolicy) -> Vec<(String, String)> {
     let limits = &policy.limits;
     let mut constants: Vec<(String, String)> = [
@@ -89,7 +87,24 @@ fn constants(policy: &CartPolicy) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value.to_string()))
+    .chain(
+        [
+            ("CART", "KEYS[1]"),
+            ("V1_LINES", "KEYS[2]"),
+            ("V1_COUPONS", "KEYS[3]"),
+            ("REQUEST", "KEYS[4]"),
+            ("EXPECTED", "ARGV[2]"),
+            ("FINGERPRINT", "ARGV[3]"),
+            ("NONE", r"'\144'"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned())),
+    )
     .collect();
+    let names: Vec<String> = MetaField::ALL
+        .iter()
+        .map(|f| format!("'{}'", f.name()))
+        .collect();
+    constants.push(("META_FIELDS".to_owned(), names.join(", ")));
     constants.extend(MetaField::ALL.iter().map(|f| {
         (
             format!("F_{}", f.name().to_ascii_uppercase()),
@@ -326,7 +341,7 @@ mod tests {
         let policy = CartPolicy::default();
         let clear = script_source(Script::Clear, &policy);
         // Constants are literals in the code (Clear restarts the lifetime: 90 days).
-        assert!(clear.contains("return store(h, coupons .. NONE, 7776000000, cleared)"));
+        assert!(clear.contains("local expires = NOW + 7776000000"));
         let code: Vec<&str> = clear
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
@@ -341,11 +356,14 @@ mod tests {
         assert!(get.contains("if expires < NOW + 7776000000 - 77760000 then"));
         assert!(clear.contains("local function fail("));
         assert!(clear.contains("local function once("));
-        // Clear reads v1 carts too: it carries the v1 field names, from the one list.
-        assert!(clear.contains("local function meta_fields() return 'customer_id', "));
-        assert!(clear.contains("local function v1_cart("));
+        // Clear reads v1 carts too: it carries the v1 field names, from the one list, in the
+        // reader of v1 carts that only a v1 cart's call defines (nested in `load`).
+        assert!(clear.contains("redis.call('HMGET', KEYS[1], 'customer_id', "));
+        assert!(clear.contains("    local function v1_cart("));
         assert!(!clear.contains("local function plan_add("));
         assert!(!clear.contains("local function contents("));
+        // Clear splices its header: no header table is packed, so it needs no `store`.
+        assert!(!clear.contains("local function store("));
         // AddItems needs plan_add, which needs line_index; store needs cart_reply.
         let add = script_source(Script::AddItems, &policy);
         for helper in [
@@ -362,6 +380,10 @@ mod tests {
                 "{helper}"
             );
         }
+        // A helper only a comment names is left out (`load`'s comment names `store`).
+        let peek = script_source(Script::Peek, &policy);
+        assert!(peek.contains("local function load(") && peek.contains("local function as_is("));
+        assert!(!peek.contains("local function store("));
         let remove = script_source(Script::Remove, &policy);
         assert!(!remove.contains("local function store("));
         assert!(mentions("x = header()", "header") && !mentions("x = header_of()", "header"));
@@ -405,12 +427,13 @@ mod tests {
 
     #[test]
     fn header_positions_come_from_the_rust_field_list() {
-        let clear = script_source(Script::Clear, &CartPolicy::default());
         let status = MetaField::Status.position();
+        let version = MetaField::Version.position();
         let generated = MetaField::Generated.position();
-        assert!(clear.contains(&format!("if h[{status}] == 'deleted' then")));
-        assert!(clear.contains(&format!("h[{generated}] ~= '1'")));
         let create = script_source(Script::Create, &CartPolicy::default());
+        assert!(create.contains(&format!(
+            "h[{status}], h[{version}], h[{generated}] = 'active', 1, ARGV[10]"
+        )));
         assert!(create.contains(&format!(
             "for i = 1, {} do h[i] = false end",
             MetaField::ALL.len()
@@ -430,6 +453,42 @@ mod tests {
                 .any(|(at, _)| code[at + "h[".len()..].starts_with(|c: char| c.is_ascii_digit()));
             assert!(!literal, "{code}");
         }
+    }
+
+    /// Clear splices the header by position (see `lua/clear.lua`): it names the fields it
+    /// decodes by their place in two runs of fields, and packs updated_at .. line_bytes anew
+    /// in this order.
+    #[test]
+    fn clear_splices_the_header_in_the_field_order_it_assumes() {
+        use MetaField::*;
+        let position = |f: MetaField| f.position();
+        // The first run ends at created_at; status is its seventh value.
+        assert_eq!((position(Status), position(CreatedAt)), (7, 8));
+        let second = [
+            UpdatedAt,
+            LastActivityAt,
+            ClearedAt,
+            ClearReason,
+            DeletedAt,
+            OrderNumber,
+            Version,
+            NextPosition,
+            Generated,
+            ItemCount,
+            LineBytes,
+        ];
+        for (i, field) in second.into_iter().enumerate() {
+            assert_eq!(
+                position(field),
+                position(CreatedAt) + 1 + i,
+                "{}",
+                field.name()
+            );
+        }
+        assert!(position(FrozenUntil) > position(LineBytes));
+        let clear = script_source(Script::Clear, &CartPolicy::default());
+        assert!(clear.contains("cmsgpack.unpack_limit(head, 8, 3)"));
+        assert!(clear.contains("cmsgpack.unpack_limit(head, 19 - 8, kept)"));
     }
 
     #[test]

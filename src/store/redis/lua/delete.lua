@@ -9,7 +9,7 @@ if h[F_STATUS] == 'deleted' then
   if h[F_ORDER_NUMBER] ~= ARGV[4] then return fail('ORDER_NUMBER_MISMATCH') end
   return cart_reply(redis.call('PEXPIRETIME', CART), cmsgpack.pack(h) .. rest)
 end
-local refused = ended(h)
+local refused = ended(h[F_STATUS])
 if refused then return refused end
 if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
   return fail('VERSION_MISMATCH', tostring(h[F_VERSION]))

@@ -9,7 +9,7 @@ local value = redis.pcall('GET', CART)
 if not value then return fail('CART_NOT_FOUND') end
 local v1 = type(value) == 'table'
 if v1 then
-  local h, rest = v1_cart()
+  local h, rest = load()
   if not h then return fail('CART_NOT_FOUND') end
   value = cmsgpack.pack(h) .. rest
 end

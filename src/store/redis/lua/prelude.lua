@@ -13,7 +13,7 @@
 --                            lines in insertion order. Its expiry is the cart's: a live cart's
 --                            last activity is that expiry minus CART_TTL.
 -- KEYS[2] cart:{tenant:id}:lines, KEYS[3] cart:{tenant:id}:coupons: read only for a cart still
---                            in layout v1 (KEYS[1] then is a hash; see `v1_cart`), deleted when
+--                            in layout v1 (KEYS[1] then is a hash; see `v1_cart` in `load`), deleted when
 --                            such a cart is first written in layout v2.
 -- KEYS[4] cart:{tenant:id}:request:<request id>  (only when the call carries a request id)
 --                            string: the payload's fingerprint, then the script's reply bytes
@@ -37,13 +37,14 @@
 -- in locals (every local a helper uses is an upvalue of its closure, which Lua links anew on
 -- every call): the store's policy, CART_TTL, TOMBSTONE_TTL, REQUEST_TTL, REFRESH_SLACK (a Get
 -- restarts a live cart's lifetime only once it has run down by more than this), MAX_LINES,
--- MAX_QUANTITY, MAX_COUPONS, MAX_CART_BYTES; the header's size META_COUNT; and each header
--- field's position F_<FIELD>, from MetaField.
-local CART, V1_LINES, V1_COUPONS = KEYS[1], KEYS[2], KEYS[3]
-local NOW, EXPECTED = tonumber(ARGV[1]), ARGV[2]
-local REQUEST, FINGERPRINT = KEYS[4], ARGV[3]
--- The packed empty array: no coupons, no lines.
-local NONE = '\144'
+-- MAX_QUANTITY, MAX_COUPONS, MAX_CART_BYTES; the header's size META_COUNT; each header
+-- field's position F_<FIELD>, from MetaField; META_FIELDS, the field names as a list of
+-- string literals (the fields of a v1 header hash, for HMGET); NONE, the packed empty array
+-- (no coupons, no lines). For the same reason the keys and arguments are written in as the
+-- expressions they are (a table lookup where used costs less than an upvalue in every closure
+-- that uses it): CART, V1_LINES, V1_COUPONS and REQUEST are KEYS[1] to KEYS[4], EXPECTED and
+-- FINGERPRINT are ARGV[2] and ARGV[3].
+local NOW = tonumber(ARGV[1])
 -- Whether KEYS[1] holds a cart in layout v1 (set by `load`).
 local V1 = false
 
@@ -86,48 +87,6 @@ local function over_maxmemory()
   return limit ~= nil and limit > 0 and tonumber(string.match(info, '\nused_memory:(%d+)')) > limit
 end
 
---- helper: v1_cart
--- A cart stored in layout v1 (KEYS[1] a hash of the header fields, KEYS[2] a hash
--- line_id -> "quantity|updated_at|position|description", KEYS[3] a hash code ->
--- "position|amount"), as the v2 header table and the packed coupons and lines; nil when
--- there is no such cart. Values keep the v1 strings (the Rust side reads numbers from either).
-local function v1_cart()
-  local by_position = function(a, b) return a[1] < b[1] end
-  local h = redis.call('HMGET', CART, meta_fields())
-  if not h[F_STATUS] then return nil end
-  local records, flat = {}, redis.call('HGETALL', V1_LINES)
-  local bytes = 0
-  for i = 1, #flat, 2 do
-    local quantity, updated_at, position, description =
-      string.match(flat[i + 1], '^(%d+)|(%d+)|(%d+)|(.*)$')
-    records[#records + 1] =
-      {tonumber(position), flat[i], tonumber(quantity), tonumber(updated_at), description}
-    bytes = bytes + #flat[i] + #description
-  end
-  table.sort(records, by_position)
-  local lines = {}
-  for _, r in ipairs(records) do
-    local at = #lines
-    lines[at + 1], lines[at + 2], lines[at + 3], lines[at + 4], lines[at + 5] =
-      r[2], r[3], r[4], r[1], r[5]
-  end
-  records, flat = {}, redis.call('HGETALL', V1_COUPONS)
-  for i = 1, #flat, 2 do
-    local position, amount = string.match(flat[i + 1], '^(%d+)|(.*)$')
-    records[#records + 1] = {tonumber(position), flat[i], amount}
-  end
-  table.sort(records, by_position)
-  local coupons = {}
-  for _, r in ipairs(records) do
-    local at = #coupons
-    coupons[at + 1], coupons[at + 2], coupons[at + 3] = r[2], r[3], r[1]
-  end
-  -- Carts written before line_bytes was kept count their lines' bytes now.
-  if not h[F_LINE_BYTES] then h[F_LINE_BYTES] = bytes end
-  if not h[F_ITEM_COUNT] then h[F_ITEM_COUNT] = 0 end
-  return h, cmsgpack.pack(coupons) .. cmsgpack.pack(lines)
-end
-
 --- helper: load
 -- The cart: its header table and the rest of its value (the packed coupons, then the packed
 -- lines), or nil when there is none. A v1 cart is read as one (and V1 set, so that `store`
@@ -136,40 +95,55 @@ local function load()
   local value = redis.pcall('GET', CART)
   if not value then return nil end
   if type(value) == 'table' then
-    -- WRONGTYPE: the header hash of layout v1.
+    -- WRONGTYPE: the header hash of layout v1, read by a function defined on this path only
+    -- (Lua builds a closure each time its definition runs: a v2 cart's call builds none).
     V1 = true
+    -- A cart stored in layout v1 (KEYS[1] a hash of the header fields, KEYS[2] a hash
+    -- line_id -> "quantity|updated_at|position|description", KEYS[3] a hash code ->
+    -- "position|amount"), as the v2 header table and the packed coupons and lines; nil when
+    -- there is no such cart. Values keep the v1 strings (the Rust side reads numbers from either).
+    local function v1_cart()
+      local by_position = function(a, b) return a[1] < b[1] end
+      local h = redis.call('HMGET', CART, META_FIELDS)
+      if not h[F_STATUS] then return nil end
+      local records, flat = {}, redis.call('HGETALL', V1_LINES)
+      local bytes = 0
+      for i = 1, #flat, 2 do
+        local quantity, updated_at, position, description =
+          string.match(flat[i + 1], '^(%d+)|(%d+)|(%d+)|(.*)$')
+        records[#records + 1] =
+          {tonumber(position), flat[i], tonumber(quantity), tonumber(updated_at), description}
+        bytes = bytes + #flat[i] + #description
+      end
+      table.sort(records, by_position)
+      local lines = {}
+      for _, r in ipairs(records) do
+        local at = #lines
+        lines[at + 1], lines[at + 2], lines[at + 3], lines[at + 4], lines[at + 5] =
+          r[2], r[3], r[4], r[1], r[5]
+      end
+      records, flat = {}, redis.call('HGETALL', V1_COUPONS)
+      for i = 1, #flat, 2 do
+        local position, amount = string.match(flat[i + 1], '^(%d+)|(.*)$')
+        records[#records + 1] = {tonumber(position), flat[i], amount}
+      end
+      table.sort(records, by_position)
+      local coupons = {}
+      for _, r in ipairs(records) do
+        local at = #coupons
+        coupons[at + 1], coupons[at + 2], coupons[at + 3] = r[2], r[3], r[1]
+      end
+      -- Carts written before line_bytes was kept count their lines' bytes now.
+      if not h[F_LINE_BYTES] then h[F_LINE_BYTES] = bytes end
+      if not h[F_ITEM_COUNT] then h[F_ITEM_COUNT] = 0 end
+      return h, cmsgpack.pack(coupons) .. cmsgpack.pack(lines)
+    end
     return v1_cart()
   end
   local at, h = cmsgpack.unpack_one(value)
   -- A value written before a field was added to MetaField lacks it.
   for i = #h + 1, META_COUNT do h[i] = false end
   return h, string.sub(value, at + 1)
-end
-
---- helper: load_head
--- The cart's header and its packed coupons without its lines: a GETRANGE of the value's first
--- 4 KiB, where the header and the coupons sit. Taking a string into Lua costs in
--- proportion to its size (the lines of a 250-line cart are about 50 KB, and cost Clear ten
--- times its work when read), so Clear reads only this prefix. A header and coupons longer than
--- the prefix (msgpack then stops short, which `pcall` catches), or a v1 cart, are read whole
--- by `load`. Returns the header table and the packed coupons, or nil when there is no cart.
-local function load_head()
-  local head = redis.pcall('GETRANGE', CART, 0, 4095)
-  if type(head) == 'string' and head ~= '' then
-    local ok, at, h = pcall(cmsgpack.unpack_one, head)
-    if ok and at > 0 then
-      local whole, after = pcall(cmsgpack.unpack_one, head, at)
-      if whole and after > 0 then
-        for i = #h + 1, META_COUNT do h[i] = false end
-        return h, string.sub(head, at + 1, after)
-      end
-    end
-  elseif head == '' then
-    return nil
-  end
-  local h, rest = load()
-  if not h then return nil end
-  return h, string.sub(rest, 1, cmsgpack.unpack_one(rest))
 end
 
 --- helper: contents
@@ -188,10 +162,10 @@ end
 
 --- helper: store
 -- Writes the cart, header `h` and `rest` (see `load`), as one value living `ttl` from now, and
--- replies it with `extra`. The one write of every mutation but Remove. Trailing absent fields
--- are left out of the header (they read as absent, like fields added after a value was
--- written): a live cart stores none of the freeze and merge fields, and the value of a small
--- cart stays in a smaller allocation class.
+-- replies it with `extra`. The one write of every mutation but Remove and Clear. Trailing
+-- absent fields are left out of the header (they read as absent, like fields added after a
+-- value was written): a live cart stores none of the freeze and merge fields, and the value of
+-- a small cart stays in a smaller allocation class.
 local function store(h, rest, ttl, extra)
   local n = META_COUNT
   while n > 0 and h[n] == false do
@@ -212,19 +186,19 @@ local function as_is(h, rest)
 end
 
 --- helper: frozen_now
--- Whether the cart of header `h` is frozen now: a freeze ends by itself at its frozen_until
--- (CartState::thaw; absent: never).
-local function frozen_now(h)
-  if h[F_STATUS] ~= 'frozen' then return false end
-  local thaws = h[F_FROZEN_UNTIL]
+-- Whether a cart of `status` whose freeze ends at `thaws` (its frozen_until) is frozen now: a
+-- freeze ends by itself (CartState::thaw; absent: never). Takes the fields, not the header,
+-- so that Clear calls it without a header table.
+local function frozen_now(status, thaws)
+  if status ~= 'frozen' then return false end
   return not thaws or tonumber(thaws) > NOW
 end
 
 --- helper: ended
--- The refusal of a cart that has ended (CartState::check_not_ended), or nil.
-local function ended(h)
-  if h[F_STATUS] == 'deleted' then return fail('CART_DELETED') end
-  if h[F_STATUS] == 'merged' or h[F_STATUS] == 'merging' then return fail('CART_MERGED') end
+-- The refusal of a cart of `status` that has ended (CartState::check_not_ended), or nil.
+local function ended(status)
+  if status == 'deleted' then return fail('CART_DELETED') end
+  if status == 'merged' or status == 'merging' then return fail('CART_MERGED') end
   return nil
 end
 
@@ -235,7 +209,7 @@ end
 local function unended()
   local h, rest = load()
   if not h then return nil, fail('CART_NOT_FOUND') end
-  local refused = ended(h)
+  local refused = ended(h[F_STATUS])
   if refused then return nil, refused end
   if EXPECTED ~= '0' and tonumber(EXPECTED) ~= tonumber(h[F_VERSION]) then
     return nil, fail('VERSION_MISMATCH', tostring(h[F_VERSION]))
@@ -249,7 +223,7 @@ end
 local function live()
   local h, rest = unended()
   if not h then return nil, rest end
-  if frozen_now(h) then return nil, fail('CART_FROZEN') end
+  if frozen_now(h[F_STATUS], h[F_FROZEN_UNTIL]) then return nil, fail('CART_FROZEN') end
   return h, rest
 end
 

@@ -10,6 +10,6 @@ local status = h[F_STATUS]
 if status == 'deleted' then return fail('CART_DELETED') end
 if status == 'merging' and h[F_MERGE_KEY] == ARGV[5] then return as_is(h, rest) end
 if status == 'merging' or status == 'merged' then return fail('CART_MERGED') end
-if frozen_now(h) then return fail('CART_FROZEN') end
+if frozen_now(h[F_STATUS], h[F_FROZEN_UNTIL]) then return fail('CART_FROZEN') end
 h[F_STATUS], h[F_MERGED_INTO], h[F_MERGE_KEY] = 'merging', ARGV[4], ARGV[5]
 return store(h, rest, CART_TTL)
