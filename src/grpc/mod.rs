@@ -2,6 +2,7 @@
 //! pb ↔ command conversions, `CartError` → `Status`), its server span, and the interceptor
 //! that authenticates callers.
 
+pub mod codec;
 pub mod convert;
 pub mod server_span;
 pub mod service;
