@@ -114,7 +114,8 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Signs and checks cart hmacs: base64(HMAC-SHA256(secret, tenant ":" cart_id)). Never stored.
+/// Signs and checks cart hmacs: base64(HMAC-SHA256(secret, tenant ":" cart_id)). Never written
+/// to the store; the process remembers those of the carts in use (`Signed`).
 #[derive(Clone)]
 pub struct CartTokens {
     mac: Hmac<Sha256>,
