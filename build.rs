@@ -29,6 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Sorted maps: a message encodes to the same bytes every time, which the request-id
         // fingerprint of a payload relies on (and responses list metadata in a stable order).
         .btree_map(".")
+        // Replies encoded whole, then copied into the frame once (`grpc::codec`).
+        .codec_path("crate::grpc::codec::Codec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

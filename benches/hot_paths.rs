@@ -128,8 +128,19 @@ fn benches(c: &mut Criterion) {
         })
     });
     c.bench_function("auth/hmac_sign", |b| {
+        // A cart in use: its hmac is remembered.
         let (key, _) = cart(0);
         b.iter(|| black_box(tokens.sign(&key.tenant, &key.cart_id)))
+    });
+    c.bench_function("auth/hmac_sign_new_cart", |b| {
+        // Carts signed once in a long while (many more than the remembered ones, in turn):
+        // the HMAC is computed, and remembered in place of another cart's.
+        let (key, _) = cart(0);
+        let ids: Vec<_> = (0..16_384)
+            .map(|n| cart_service::domain::CartId::parse(&format!("{n:024x}")).unwrap())
+            .collect();
+        let mut next = ids.iter().cycle();
+        b.iter(|| black_box(tokens.sign(&key.tenant, next.next().unwrap())))
     });
 
     c.bench_function("dialect/zaui_decode", |b| {

@@ -1,6 +1,8 @@
 //! Who is calling (API keys → tenant and scopes) and each cart's access token (its hmac).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -112,10 +114,44 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Signs and checks cart hmacs: base64(HMAC-SHA256(secret, tenant ":" cart_id)). Never stored.
+/// Signs and checks cart hmacs: base64(HMAC-SHA256(secret, tenant ":" cart_id)). Never written
+/// to the store; the process remembers those of the carts in use (`Signed`).
 #[derive(Clone)]
 pub struct CartTokens {
     mac: Hmac<Sha256>,
+    signed: Arc<Signed>,
+}
+
+/// The hmacs signed lately, one per slot (a slot's cart is replaced by the next that hashes
+/// to it): every reply carries its cart's hmac, and a pure function of (tenant, cart id) need
+/// not be recomputed for the carts in use. Shared by the clones of one [`CartTokens`], so it
+/// holds only hmacs of that secret.
+struct Signed {
+    hasher: RandomState,
+    slots: Box<[Mutex<Option<SignedCart>>]>,
+}
+
+struct SignedCart {
+    tenant: TenantId,
+    cart_id: String,
+    hmac: String,
+}
+
+impl Signed {
+    /// Slots kept (a few hundred KiB when all are used).
+    const SLOTS: usize = 2048;
+
+    fn new() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn slot(&self, tenant: &TenantId, cart_id: &CartId) -> &Mutex<Option<SignedCart>> {
+        let hash = self.hasher.hash_one((tenant.as_str(), cart_id.as_str()));
+        &self.slots[(hash as usize) % self.slots.len()]
+    }
 }
 
 impl std::fmt::Debug for CartTokens {
@@ -128,6 +164,7 @@ impl CartTokens {
     pub fn new(secret: &[u8]) -> Self {
         Self {
             mac: Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"),
+            signed: Arc::new(Signed::new()),
         }
     }
 
@@ -139,7 +176,29 @@ impl CartTokens {
         mac
     }
 
+    /// The cart's hmac, from the slot that remembers it when it was signed lately. A slot in
+    /// use by another thread is passed over, never waited for.
     pub fn sign(&self, tenant: &TenantId, cart_id: &CartId) -> String {
+        let slot = self.signed.slot(tenant, cart_id);
+        if let Ok(guard) = slot.try_lock()
+            && let Some(signed) = guard.as_ref()
+            && signed.cart_id == cart_id.as_str()
+            && signed.tenant == *tenant
+        {
+            return signed.hmac.clone();
+        }
+        let hmac = self.compute(tenant, cart_id);
+        if let Ok(mut guard) = slot.try_lock() {
+            *guard = Some(SignedCart {
+                tenant: tenant.clone(),
+                cart_id: cart_id.as_str().to_owned(),
+                hmac: hmac.clone(),
+            });
+        }
+        hmac
+    }
+
+    fn compute(&self, tenant: &TenantId, cart_id: &CartId) -> String {
         BASE64.encode(self.mac(tenant, cart_id).finalize().into_bytes())
     }
 
@@ -187,6 +246,44 @@ mod tests {
         assert!(!tokens.verify(&tenant, &CartId::parse("c2").unwrap(), &expected));
         assert!(!tokens.verify(&tenant, &cart, "not base64!"));
         assert!(!CartTokens::new(b"other").verify(&tenant, &cart, &expected));
+    }
+
+    #[test]
+    fn remembered_hmacs_are_those_of_their_own_tenant_and_cart() {
+        let tokens = CartTokens::new(b"secret");
+        let tenants = [
+            TenantId::parse("acme").unwrap(),
+            TenantId::parse("globex").unwrap(),
+        ];
+        // More carts than slots: slots are overwritten, and each cart is signed twice (the
+        // second time from its slot when no other cart took it meanwhile).
+        let carts: Vec<CartId> = (0..3 * Signed::SLOTS)
+            .map(|n| CartId::parse(&format!("c{n}")).unwrap())
+            .collect();
+        for _ in 0..2 {
+            for tenant in &tenants {
+                for cart in &carts {
+                    let signed = tokens.sign(tenant, cart);
+                    assert_eq!(signed, tokens.compute(tenant, cart), "{tenant}:{cart}");
+                    assert_eq!(tokens.sign(tenant, cart), signed, "{tenant}:{cart}");
+                }
+            }
+        }
+        let cart = &carts[0];
+        assert_ne!(
+            tokens.sign(&tenants[0], cart),
+            tokens.sign(&tenants[1], cart)
+        );
+        // Another secret remembers its own hmacs.
+        let other = CartTokens::new(b"other");
+        assert_ne!(
+            other.sign(&tenants[0], cart),
+            tokens.sign(&tenants[0], cart)
+        );
+        assert_eq!(
+            other.sign(&tenants[0], cart),
+            other.compute(&tenants[0], cart)
+        );
     }
 
     #[test]

@@ -186,9 +186,12 @@ impl Extractor for Headers<'_> {
     }
 }
 
+/// The W3C trace context header, as a name built once (a `&str` is parsed on every lookup).
+pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// The caller's span, from `traceparent` and `tracestate` (an empty context without them).
 pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
-    if !headers.contains_key("traceparent") {
+    if !headers.contains_key(&TRACEPARENT) {
         return opentelemetry::Context::new();
     }
     TraceContextPropagator::new().extract(&Headers(headers))

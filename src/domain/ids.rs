@@ -5,8 +5,9 @@ use std::fmt;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-fn is_id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+/// Bytes, not chars: every id character is ASCII, so no UTF-8 needs decoding to check one.
+fn is_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
 macro_rules! string_newtype {
@@ -96,7 +97,7 @@ fn parse_token(value: &str, what: &str) -> Result<String, String> {
     if value.len() > 64 {
         return Err(format!("{what} must be at most 64 characters"));
     }
-    if !value.chars().all(is_id_char) {
+    if !value.bytes().all(is_id_byte) {
         return Err(format!(
             "{what} may contain only A-Z, a-z, 0-9, '_' and '-'"
         ));

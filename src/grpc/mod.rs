@@ -2,6 +2,7 @@
 //! pb ↔ command conversions, `CartError` → `Status`), its server span, and the interceptor
 //! that authenticates callers.
 
+pub mod codec;
 pub mod convert;
 pub mod server_span;
 pub mod service;
@@ -33,9 +34,9 @@ impl AuthInterceptor {
 
 impl Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
+        let headers: &http::HeaderMap = request.metadata().as_ref();
+        let header = headers
+            .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let principal = self.authenticator.authenticate(header)?;
         request.extensions_mut().insert(principal);

@@ -67,7 +67,7 @@ where
             // Only the logs see this span: it is worth its cost when it names the caller's
             // trace, or when debug lines (its "finished processing request") are written; the
             // operation's span names the RPC, tenant and cart.
-            if !request.headers().contains_key("traceparent")
+            if !request.headers().contains_key(&telemetry::TRACEPARENT)
                 && !tracing::enabled!(tracing::Level::DEBUG)
             {
                 return Box::pin(self.inner.call(request));

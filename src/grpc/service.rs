@@ -38,19 +38,18 @@ impl GrpcCarts {
         decode: Decode<M, C>,
         encode: fn(C::Outcome) -> R,
     ) -> Result<Response<R>, Status> {
-        let deadline = request
-            .metadata()
-            .get("grpc-timeout")
+        let headers: &http::HeaderMap = request.metadata().as_ref();
+        let deadline = headers
+            .get(&GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|budget| core::deadline(Instant::now(), budget));
-        let principal = request.extensions().get::<Principal>().cloned();
         // A client's `x-request-id`, when it sends one (gRPC has no correlation id of its own).
-        let correlation_id = request
-            .metadata()
-            .get("x-request-id")
+        let correlation_id = headers
+            .get(&X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(CorrelationId::new);
+        let principal = request.extensions().get::<Principal>().cloned();
         core::observe(C::OPERATION, Interface::Grpc, deadline, async {
             let principal = principal.ok_or(crate::error::CartError::Unauthenticated)?;
             core::admit(&principal, C::OPERATION)?;
@@ -68,6 +67,10 @@ impl GrpcCarts {
         .map_err(Status::from)
     }
 }
+
+/// Header names built once, not parsed from text on every lookup.
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
 fn parse_grpc_timeout(value: &str) -> Option<Duration> {
