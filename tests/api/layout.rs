@@ -604,15 +604,18 @@ async fn a_steady_state_get_writes_nothing() {
         items: vec![new_line("A", 1, 100)],
         id_generated: true,
     };
+    // The store is told the time (the scripts' NOW), so the test moves it instead of
+    // sleeping: a loaded machine cannot make the reads outlast the slack.
+    let t0 = now_millis();
     let created = store
-        .create(&key(&id), new, now_millis(), None)
+        .create(&key(&id), new, t0, None)
         .await
         .unwrap();
     // So that the refresh's EVALSHA is one call (no NOSCRIPT first).
     store.load_scripts().await.unwrap();
     redis.command(&["CONFIG", "RESETSTAT"]);
     for _ in 0..50 {
-        let read = store.get(&key(&id), now_millis()).await.unwrap();
+        let read = store.get(&key(&id), t0 + 50).await.unwrap();
         assert_eq!(read, created, "within the slack nothing moves");
     }
     assert_eq!(calls(&redis, "get"), 50);
@@ -622,14 +625,13 @@ async fn a_steady_state_get_writes_nothing() {
         assert_eq!(calls(&redis, write), 0, "{write}");
     }
     // 1 % of 10 s is 100 ms.
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let before = now_millis();
+    let before = t0 + 150;
     let refreshed = store.get(&key(&id), before).await.unwrap();
     assert_eq!(calls(&redis, "pexpireat"), 1);
     assert_eq!(calls(&redis, "evalsha"), 1, "the script re-arms the expiry");
     assert_eq!(calls(&redis, "set"), 0);
     assert_eq!(refreshed.last_activity_at, before);
-    let again = store.get(&key(&id), now_millis()).await.unwrap();
+    let again = store.get(&key(&id), before + 1).await.unwrap();
     assert_eq!(again, refreshed);
     assert_eq!(
         calls(&redis, "evalsha"),
