@@ -607,10 +607,7 @@ async fn a_steady_state_get_writes_nothing() {
     // The store is told the time (the scripts' NOW), so the test moves it instead of
     // sleeping: a loaded machine cannot make the reads outlast the slack.
     let t0 = now_millis();
-    let created = store
-        .create(&key(&id), new, t0, None)
-        .await
-        .unwrap();
+    let created = store.create(&key(&id), new, t0, None).await.unwrap();
     // So that the refresh's EVALSHA is one call (no NOSCRIPT first).
     store.load_scripts().await.unwrap();
     redis.command(&["CONFIG", "RESETSTAT"]);
