@@ -9,6 +9,9 @@
 //! no queue grows behind a flood, and the requests that are admitted keep the latency of a
 //! store that is not overloaded.
 //!
+//! On gRPC, [`RefuseEarly`] answers what would be refused there as soon as the caller is
+//! authenticated, before the message is read, so a flood's refusals cost as little as they can.
+//!
 //! The per-tenant limit is the fair share: a tenant that floods uses up its own slots only,
 //! and the others keep theirs. The sum of the tenants' limits may exceed the global one; the
 //! global limit is the service's own protection (memory, Redis's queue), the per-tenant limit
@@ -363,6 +366,7 @@ where
             Interface::Grpc,
             operation.name(),
             error.reason(),
+            // Answered within this call: there is no wait to observe.
             Duration::ZERO,
             crate::telemetry::sampled_trace_id(),
         );
