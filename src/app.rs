@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, RefuseEarly};
 use crate::auth::CartTokens;
 use crate::config::Settings;
 use crate::core::Core;
@@ -221,7 +221,10 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(InterceptedService::new(cart_server, interceptor))
+            .add_service(InterceptedService::new(
+                RefuseEarly::new(cart_server, self.core.admission().clone()),
+                interceptor,
+            ))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a response written in several segments waits for the
                 // client's delayed ACK (40 ms on Linux).

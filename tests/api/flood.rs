@@ -245,6 +245,23 @@ impl Service {
         }
     }
 
+    /// CPU time the service has used so far (user and system).
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command's closing parenthesis: state is field 3, utime and stime 14 and 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields
+            .get(11..13)
+            .map_or(0, |t| t.iter().filter_map(|f| f.parse::<u64>().ok()).sum());
+        // In clock ticks of USER_HZ, which Linux fixes at 100 a second for /proc.
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB.
     fn peak_rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -330,6 +347,7 @@ fn a_flooding_tenant_is_refused_past_its_share_while_another_and_health_are_alwa
         clients.block_on(measure(grpc, http_addr, steady_cart.clone()));
 
     let report = service.dir.join("flood.json");
+    let cpu_before = service.cpu_time();
     let mut flood = start_flood(&service, &flood_cart, RAMP_UP + MEASURE, &report);
     std::thread::sleep(RAMP_UP);
     let (during, checks, healthz) = clients.block_on(measure(grpc, http_addr, steady_cart));
@@ -343,10 +361,14 @@ fn a_flooding_tenant_is_refused_past_its_share_while_another_and_health_are_alwa
     let flood_refused = flood["refused"].as_u64().unwrap();
     let flood_failed = flood["errors"].as_u64().unwrap();
     let peak_rss_kib = service.peak_rss_kib();
+    // The service's CPU per request it answered during the flood (the steady tenant's and the
+    // probes' are a few hundred of the flood's tens of thousands a second).
+    let cpu_per_request_us = (service.cpu_time() - cpu_before).as_secs_f64() * 1e6
+        / (flood_ok + flood_refused).max(1) as f64;
 
     let streams = FLOOD_CONNECTIONS * FLOOD_STREAMS_PER_CONNECTION;
     eprintln!(
-        "flood (tenant A, {streams} streams): {:.0} admitted/s (p50 {:.2} ms, p99 {:.2} ms), {:.0} refused/s, {flood_failed} failed; service peak RSS {:.1} MiB",
+        "flood (tenant A, {streams} streams): {:.0} admitted/s (p50 {:.2} ms, p99 {:.2} ms), {:.0} refused/s, {flood_failed} failed; service CPU {cpu_per_request_us:.1} µs per flood request, peak RSS {:.1} MiB",
         flood_ok as f64 / seconds,
         flood["latency_ms"]["p50"].as_f64().unwrap(),
         flood["latency_ms"]["p99"].as_f64().unwrap(),
@@ -361,6 +383,7 @@ fn a_flooding_tenant_is_refused_past_its_share_while_another_and_health_are_alwa
         "flood_admitted_p99_ms": flood["latency_ms"]["p99"],
         "flood_failed": flood_failed,
         "service_peak_rss_kib": peak_rss_kib,
+        "service_cpu_per_flood_request_us": cpu_per_request_us,
     });
     for (name, what, quiet, loud) in [
         ("steady_get", "tenant B Get", &baseline, &during),
