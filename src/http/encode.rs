@@ -316,3 +316,74 @@ pub mod sample {
         )
     }
 }
+
+/// The bodies of the sample carts as each dialect wrote them when they were pinned: an encoder
+/// may get faster, its bytes may not change.
+#[cfg(test)]
+mod pinned {
+    use super::sample;
+    use crate::core::CartView;
+    use crate::http::{amazon, fabric_xm, stateset, vtex, zaui};
+
+    /// The sample carts (lines, awkward) of each JSON dialect's pinned file, one body a line.
+    const CARTS: [(usize, bool); 4] = [(0, false), (1, true), (10, false), (10, true)];
+
+    fn stateset_body(cart: &CartView) -> String {
+        stateset::cart_object(cart, 3)
+    }
+
+    fn json_dialects() -> [(&'static str, &'static str, fn(&CartView) -> String); 3] {
+        [
+            (
+                "fabric_xm",
+                include_str!("pinned/fabric_xm.jsonl"),
+                fabric_xm::deleted_cart,
+            ),
+            (
+                "stateset",
+                include_str!("pinned/stateset.jsonl"),
+                stateset_body,
+            ),
+            ("vtex", include_str!("pinned/vtex.jsonl"), vtex::order_form),
+        ]
+    }
+
+    fn amazon_body() -> String {
+        let arguments = amazon::parse_query(Some(
+            "Service=AWSECommerceService&AWSAccessKeyId=AKIA&Operation=CartClear&CartId=0123456789abcdef01234567&HMAC=ab%2Bcd%2F%3D",
+        ))
+        .unwrap();
+        amazon::response_xml(
+            &arguments,
+            "Mozilla/5.0 <&>",
+            "c0ffee-request",
+            0.001,
+            ("0123456789abcdef01234567", "ab+cd/="),
+            &Ok(()),
+        )
+    }
+
+    #[test]
+    fn json_bodies_are_the_pinned_bytes() {
+        for (dialect, pinned, encode) in json_dialects() {
+            let pinned: Vec<&str> = pinned.lines().collect();
+            assert_eq!(pinned.len(), CARTS.len(), "{dialect}");
+            for (&(lines, awkward), pinned) in CARTS.iter().zip(pinned) {
+                assert_eq!(
+                    encode(&sample::cart(lines, awkward)),
+                    pinned,
+                    "{dialect}: {lines} lines, awkward: {awkward}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn xml_bodies_are_the_pinned_bytes() {
+        assert_eq!(
+            zaui::envelope("zapiRemoveCartSession", &Ok(())),
+            include_str!("pinned/zaui.xml")
+        );
+        assert_eq!(amazon_body(), include_str!("pinned/amazon.xml"));
+    }
+}
