@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
+use super::json::DIGITS;
 use crate::domain::UnixMillis;
 
 /// The last instant RFC 3339 writes with a four-digit year (9999-12-31T23:59:59.999Z).
@@ -45,8 +46,10 @@ impl Rfc3339 {
 impl Rfc3339 {
     /// The text, in a fixed buffer: `YYYY-MM-DDTHH:MM:SS.mmmZ` or `YYYY-MM-DDTHH:MM:SSZ`.
     fn write(self, buf: &mut [u8; 24]) -> &str {
-        const DAY: i64 = 86_400_000;
-        let (days, in_day) = (self.millis / DAY, self.millis % DAY);
+        const DAY: u64 = 86_400_000;
+        // Clamped to 0..=LAST_MILLIS on construction: unsigned arithmetic is exact and cheaper.
+        let millis = self.millis as u64;
+        let (days, in_day) = (millis / DAY, millis % DAY);
         // Days since the epoch → civil date (proleptic Gregorian; H. Hinnant's algorithm).
         let z = days + 719_468;
         let era = z / 146_097;
@@ -56,31 +59,28 @@ impl Rfc3339 {
         let mp = (5 * doy + 2) / 153;
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        let mut put = |at: usize, value: i64, digits: usize| {
-            let mut value = value;
-            for i in (0..digits).rev() {
-                buf[at + i] = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        *buf = *b"0000-00-00T00:00:00.000Z";
+        let mut two = |at: usize, value: u64| {
+            let d = value as usize * 2;
+            buf[at..at + 2].copy_from_slice(&DIGITS[d..d + 2]);
         };
-        put(0, year, 4);
-        put(5, month, 2);
-        put(8, day, 2);
-        put(11, in_day / 3_600_000, 2);
-        put(14, in_day / 60_000 % 60, 2);
-        put(17, in_day / 1_000 % 60, 2);
+        two(0, year / 100);
+        two(2, year % 100);
+        two(5, month);
+        two(8, day);
+        two(11, in_day / 3_600_000);
+        two(14, in_day / 60_000 % 60);
+        two(17, in_day / 1_000 % 60);
         let len = if self.with_millis {
-            put(20, in_day % 1_000, 3);
-            buf[19] = b'.';
+            let millis = in_day % 1_000;
+            two(21, millis % 100);
+            buf[20] = b'0' + (millis / 100) as u8;
             24
         } else {
+            buf[19] = b'Z';
             20
         };
-        for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
-            buf[at] = sep;
-        }
-        buf[len - 1] = b'Z';
         std::str::from_utf8(&buf[..len]).expect("digits and separators are ASCII")
     }
 }
@@ -146,9 +146,14 @@ pub struct EmptyObject {}
 /// `null`.
 pub const NULL: () = ();
 
-/// The compact JSON of a body.
+/// The compact JSON of a small body (an error document).
 pub fn json(body: &impl Serialize) -> String {
-    serde_json::to_string(body).expect("a body of plain values always serializes")
+    json_sized(body, 128)
+}
+
+/// The compact JSON of a body of about `capacity` bytes (the buffer grows if it is more).
+pub fn json_sized(body: &impl Serialize, capacity: usize) -> String {
+    super::json::to_string(body, capacity).expect("a body of plain values always serializes")
 }
 
 #[cfg(test)]
@@ -332,7 +337,10 @@ mod pinned {
         stateset::cart_object(cart, 3)
     }
 
-    fn json_dialects() -> [(&'static str, &'static str, fn(&CartView) -> String); 3] {
+    /// A dialect's name, its pinned bodies and its encoder.
+    type Pinned = (&'static str, &'static str, fn(&CartView) -> String);
+
+    fn json_dialects() -> [Pinned; 3] {
         [
             (
                 "fabric_xm",
