@@ -122,6 +122,7 @@ impl Writer {
         self.out.extend_from_slice(&buf[at..]);
     }
 
+    #[inline(always)]
     fn u64(&mut self, mut n: u64) {
         let mut buf = [0u8; 20];
         let mut at = buf.len();
@@ -228,27 +229,32 @@ impl<'a> ser::Serializer for &'a mut Writer {
     type SerializeStruct = Compound<'a>;
     type SerializeStructVariant = Compound<'a>;
 
+    #[inline(always)]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.out
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
         self.i64(v.into());
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_i16(self, v: i16) -> Result<(), Error> {
         self.i64(v.into());
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_i32(self, v: i32) -> Result<(), Error> {
         self.i64(v.into());
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_i64(self, v: i64) -> Result<(), Error> {
         self.i64(v);
         Ok(())
@@ -259,21 +265,25 @@ impl<'a> ser::Serializer for &'a mut Writer {
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
         self.u64(v.into());
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u16(self, v: u16) -> Result<(), Error> {
         self.u64(v.into());
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u32(self, v: u32) -> Result<(), Error> {
         self.u64(v.into());
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u64(self, v: u64) -> Result<(), Error> {
         self.u64(v);
         Ok(())
@@ -296,6 +306,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         self.str(v.encode_utf8(&mut [0; 4]))
     }
 
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<(), Error> {
         self.str(v)
     }
@@ -309,23 +320,28 @@ impl<'a> ser::Serializer for &'a mut Writer {
         seq.end()
     }
 
+    #[inline(always)]
     fn serialize_none(self) -> Result<(), Error> {
         self.serialize_unit()
     }
 
+    #[inline(always)]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
         value.serialize(self)
     }
 
+    #[inline(always)]
     fn serialize_unit(self) -> Result<(), Error> {
         self.out.extend_from_slice(b"null");
         Ok(())
     }
 
+    #[inline(always)]
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
         self.serialize_unit()
     }
 
+    #[inline(always)]
     fn serialize_unit_variant(
         self,
         _: &'static str,
@@ -335,6 +351,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         self.str(variant)
     }
 
+    #[inline(always)]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -383,10 +400,12 @@ impl<'a> ser::Serializer for &'a mut Writer {
         Ok(Compound::open(self, b'{', false))
     }
 
+    #[inline(always)]
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Compound<'a>, Error> {
         Ok(Compound::open(self, b'{', false))
     }
 
+    #[inline(always)]
     fn serialize_struct_variant(
         self,
         _: &'static str,
@@ -403,6 +422,7 @@ impl ser::SerializeSeq for Compound<'_> {
     type Ok = ();
     type Error = Error;
 
+    #[inline(always)]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.element(value)
     }
@@ -416,6 +436,7 @@ impl ser::SerializeTuple for Compound<'_> {
     type Ok = ();
     type Error = Error;
 
+    #[inline(always)]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.element(value)
     }
@@ -429,6 +450,7 @@ impl ser::SerializeTupleStruct for Compound<'_> {
     type Ok = ();
     type Error = Error;
 
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.element(value)
     }
@@ -442,6 +464,7 @@ impl ser::SerializeTupleVariant for Compound<'_> {
     type Ok = ();
     type Error = Error;
 
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         self.element(value)
     }
@@ -475,6 +498,7 @@ impl ser::SerializeStruct for Compound<'_> {
     type Ok = ();
     type Error = Error;
 
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -492,6 +516,7 @@ impl ser::SerializeStructVariant for Compound<'_> {
     type Ok = ();
     type Error = Error;
 
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
