@@ -47,9 +47,10 @@ impl Rfc3339 {
     /// The text, in a fixed buffer: `YYYY-MM-DDTHH:MM:SS.mmmZ` or `YYYY-MM-DDTHH:MM:SSZ`.
     fn write(self, buf: &mut [u8; 24]) -> &str {
         const DAY: u64 = 86_400_000;
-        // Clamped to 0..=LAST_MILLIS on construction: unsigned arithmetic is exact and cheaper.
+        // Clamped to 0..=LAST_MILLIS on construction: unsigned arithmetic is exact and cheaper,
+        // and a day number (below 3 million) and a time of day fit 32 bits.
         let millis = self.millis as u64;
-        let (days, in_day) = (millis / DAY, millis % DAY);
+        let (days, in_day) = ((millis / DAY) as u32, (millis % DAY) as u32);
         // Days since the epoch → civil date (proleptic Gregorian; H. Hinnant's algorithm).
         let z = days + 719_468;
         let era = z / 146_097;
@@ -59,9 +60,9 @@ impl Rfc3339 {
         let mp = (5 * doy + 2) / 153;
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + u64::from(month <= 2);
+        let year = yoe + era * 400 + u32::from(month <= 2);
         *buf = *b"0000-00-00T00:00:00.000Z";
-        let mut two = |at: usize, value: u64| {
+        let mut two = |at: usize, value: u32| {
             let d = value as usize * 2;
             buf[at..at + 2].copy_from_slice(&DIGITS[d..d + 2]);
         };
@@ -69,9 +70,10 @@ impl Rfc3339 {
         two(2, year % 100);
         two(5, month);
         two(8, day);
-        two(11, in_day / 3_600_000);
-        two(14, in_day / 60_000 % 60);
-        two(17, in_day / 1_000 % 60);
+        let seconds = in_day / 1_000;
+        two(11, seconds / 3_600);
+        two(14, seconds / 60 % 60);
+        two(17, seconds % 60);
         let len = if self.with_millis {
             let millis = in_day % 1_000;
             two(21, millis % 100);
@@ -81,7 +83,10 @@ impl Rfc3339 {
             buf[19] = b'Z';
             20
         };
-        std::str::from_utf8(&buf[..len]).expect("digits and separators are ASCII")
+        let text = &buf[..len];
+        debug_assert!(text.is_ascii());
+        // SAFETY: the template and every digit written over it are ASCII.
+        unsafe { std::str::from_utf8_unchecked(text) }
     }
 }
 

@@ -124,6 +124,16 @@ impl Writer {
 
     #[inline(always)]
     fn u64(&mut self, mut n: u64) {
+        // The bodies' counts, flags and zeros: one or two digits, without the buffer.
+        if n < 10 {
+            self.out.push(b'0' + n as u8);
+            return;
+        }
+        if n < 100 {
+            let d = n as usize * 2;
+            self.out.extend_from_slice(&DIGITS[d..d + 2]);
+            return;
+        }
         let mut buf = [0u8; 20];
         let mut at = buf.len();
         while n >= 100 {
@@ -143,6 +153,7 @@ impl Writer {
         self.out.extend_from_slice(&buf[at..]);
     }
 
+    #[inline(always)]
     fn i64(&mut self, n: i64) {
         if n < 0 {
             self.out.push(b'-');
