@@ -6,8 +6,10 @@
 //! A body of ten lines is a few hundred short strings that need no escaping, so this writer
 //! checks a string for the few bytes JSON escapes and copies it whole when there are none
 //! (the rare string that needs escaping is written by serde_json itself, so the escapes are
-//! its own), writes integers from a digit table, and writes into a buffer reserved for the
-//! whole body.
+//! its own), writes a struct's field names as they are (they are Rust names or `rename`s,
+//! never text that needs escaping), writes integers from a digit table, and writes into a
+//! buffer reserved for the whole body. Every step is inlined into the body's serializer, so a
+//! field name is a copy of known length.
 
 use serde::ser::{self, Impossible, Serialize};
 
@@ -820,6 +822,19 @@ mod tests {
             }
         }
         Bytes
+    }
+
+    /// A field name that needs escaping is a programming error, caught by debug builds.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "field name")]
+    fn field_names_that_need_escaping_are_refused_in_debug_builds() {
+        #[derive(Serialize)]
+        struct Quoted {
+            #[serde(rename = "a\"b")]
+            a: u8,
+        }
+        let _ = to_string(&Quoted { a: 1 }, 0);
     }
 
     #[test]
