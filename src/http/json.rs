@@ -104,10 +104,22 @@ impl Writer {
     #[inline(always)]
     fn field_name(&mut self, name: &'static str) {
         debug_assert!(!needs_escape(name.as_bytes()), "field name {name:?}");
-        self.out.reserve(name.len() + 3);
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        const ROOM: usize = 64;
+        let n = name.len();
+        if n + 3 > ROOM {
+            self.out.reserve(n + 3);
+            self.out.push(b'"');
+            self.out.extend_from_slice(name.as_bytes());
+            self.out.extend_from_slice(b"\":");
+            return;
+        }
+        // `"name":` assembled on the stack: the name's length is a constant once inlined, so
+        // this is one copy of known length into the output instead of three.
+        let mut quoted = [0u8; ROOM];
+        quoted[0] = b'"';
+        quoted[1..1 + n].copy_from_slice(name.as_bytes());
+        quoted[1 + n..3 + n].copy_from_slice(b"\":");
+        self.out.extend_from_slice(&quoted[..n + 3]);
     }
 
     fn u128(&mut self, mut n: u128) {
