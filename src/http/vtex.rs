@@ -266,11 +266,13 @@ pub fn order_form(cart: &CartView) -> String {
         name: "Total dos Descontos",
         value: -totals.discount_amount,
     };
+    // The totals that are not zero, as a slice of both (no list allocated per body).
+    let both = [items_total, discounts_total];
     let totalizers = match (totals.subtotal > 0, totals.discount_amount > 0) {
-        (true, true) => vec![items_total, discounts_total],
-        (true, false) => vec![items_total],
-        (false, true) => vec![discounts_total],
-        (false, false) => Vec::new(),
+        (true, true) => &both[..],
+        (true, false) => &both[..1],
+        (false, true) => &both[1..],
+        (false, false) => &both[..0],
     };
     let items = each(&cart.state.lines, |_, l| Item {
         id: l.sku.as_str(),
@@ -333,7 +335,7 @@ pub fn order_form(cart: &CartView) -> String {
                 currency_code: header.currency.as_str(),
             },
             subscription_data: NULL,
-            totalizers: &totalizers,
+            totalizers,
             user_profile_id: NULL,
             user_type: NULL,
             value: totals.total,
