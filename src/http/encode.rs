@@ -53,16 +53,26 @@ impl Rfc3339 {
         // and a day number (below 3 million) and a time of day fit 32 bits.
         let millis = self.millis as u64;
         let (days, in_day) = ((millis / DAY) as u32, (millis % DAY) as u32);
-        // Days since the epoch → civil date (proleptic Gregorian; H. Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z / 146_097;
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + u32::from(month <= 2);
+        // Days since the epoch → civil date (proleptic Gregorian; C. Neri and L. Schneider,
+        // "Euclidean affine functions and their application to calendar algorithms", 2022):
+        // the day count is shifted by whole 400-year cycles so that all of it is unsigned.
+        const SHIFT: u32 = 82;
+        let n = days + 719_468 + 146_097 * SHIFT;
+        let n1 = 4 * n + 3;
+        let century = n1 / 146_097;
+        let n2 = (n1 % 146_097) | 3;
+        let p2 = 2_939_745 * u64::from(n2);
+        let year_of_century = (p2 >> 32) as u32;
+        let day_of_year = (p2 as u32) / 2_939_745 / 4;
+        let n3 = 2_141 * day_of_year + 197_913;
+        let after_february = day_of_year >= 306;
+        let year = 100 * century + year_of_century - 400 * SHIFT + u32::from(after_february);
+        let month = if after_february {
+            (n3 >> 16) - 12
+        } else {
+            n3 >> 16
+        };
+        let day = (n3 & 0xffff) / 2_141 + 1;
         *buf = *b"0000-00-00T00:00:00.000Z";
         let mut two = |at: usize, value: u32| {
             let d = value as usize * 2;
