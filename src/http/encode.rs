@@ -4,13 +4,16 @@
 //!
 //! The JSON dialects' bodies list every object's keys in byte order (what a
 //! `serde_json::Value` object, a sorted map, prints): each body struct declares its fields in
-//! that order, and each dialect's tests compare its bytes with the tree it replaced.
+//! that order, and each dialect's tests compare its bytes with the tree it replaced. The
+//! bodies are written by [`super::json`] (serde_json's bytes, in fewer instructions) and
+//! pinned, per dialect, to the bytes they had before it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
+use super::json::DIGITS;
 use crate::domain::UnixMillis;
 
 /// The last instant RFC 3339 writes with a four-digit year (9999-12-31T23:59:59.999Z).
@@ -45,43 +48,57 @@ impl Rfc3339 {
 impl Rfc3339 {
     /// The text, in a fixed buffer: `YYYY-MM-DDTHH:MM:SS.mmmZ` or `YYYY-MM-DDTHH:MM:SSZ`.
     fn write(self, buf: &mut [u8; 24]) -> &str {
-        const DAY: i64 = 86_400_000;
-        let (days, in_day) = (self.millis / DAY, self.millis % DAY);
-        // Days since the epoch → civil date (proleptic Gregorian; H. Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z / 146_097;
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        let mut put = |at: usize, value: i64, digits: usize| {
-            let mut value = value;
-            for i in (0..digits).rev() {
-                buf[at + i] = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
+        const DAY: u64 = 86_400_000;
+        // Clamped to 0..=LAST_MILLIS on construction: unsigned arithmetic is exact and cheaper,
+        // and a day number (below 3 million) and a time of day fit 32 bits.
+        let millis = self.millis as u64;
+        let (days, in_day) = ((millis / DAY) as u32, (millis % DAY) as u32);
+        // Days since the epoch → civil date (proleptic Gregorian; C. Neri and L. Schneider,
+        // "Euclidean affine functions and their application to calendar algorithms", 2022):
+        // the day count is shifted by whole 400-year cycles so that all of it is unsigned.
+        const SHIFT: u32 = 82;
+        let n = days + 719_468 + 146_097 * SHIFT;
+        let n1 = 4 * n + 3;
+        let century = n1 / 146_097;
+        let n2 = (n1 % 146_097) | 3;
+        let p2 = 2_939_745 * u64::from(n2);
+        let year_of_century = (p2 >> 32) as u32;
+        let day_of_year = (p2 as u32) / 2_939_745 / 4;
+        let n3 = 2_141 * day_of_year + 197_913;
+        let after_february = day_of_year >= 306;
+        let year = 100 * century + year_of_century - 400 * SHIFT + u32::from(after_february);
+        let month = if after_february {
+            (n3 >> 16) - 12
+        } else {
+            n3 >> 16
         };
-        put(0, year, 4);
-        put(5, month, 2);
-        put(8, day, 2);
-        put(11, in_day / 3_600_000, 2);
-        put(14, in_day / 60_000 % 60, 2);
-        put(17, in_day / 1_000 % 60, 2);
+        let day = (n3 & 0xffff) / 2_141 + 1;
+        *buf = *b"0000-00-00T00:00:00.000Z";
+        let mut two = |at: usize, value: u32| {
+            let d = value as usize * 2;
+            buf[at..at + 2].copy_from_slice(&DIGITS[d..d + 2]);
+        };
+        two(0, year / 100);
+        two(2, year % 100);
+        two(5, month);
+        two(8, day);
+        let seconds = in_day / 1_000;
+        two(11, seconds / 3_600);
+        two(14, seconds / 60 % 60);
+        two(17, seconds % 60);
         let len = if self.with_millis {
-            put(20, in_day % 1_000, 3);
-            buf[19] = b'.';
+            let millis = in_day % 1_000;
+            two(21, millis % 100);
+            buf[20] = b'0' + (millis / 100) as u8;
             24
         } else {
+            buf[19] = b'Z';
             20
         };
-        for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
-            buf[at] = sep;
-        }
-        buf[len - 1] = b'Z';
-        std::str::from_utf8(&buf[..len]).expect("digits and separators are ASCII")
+        let text = &buf[..len];
+        debug_assert!(text.is_ascii());
+        // SAFETY: the template and every digit written over it are ASCII.
+        unsafe { std::str::from_utf8_unchecked(text) }
     }
 }
 
@@ -146,9 +163,14 @@ pub struct EmptyObject {}
 /// `null`.
 pub const NULL: () = ();
 
-/// The compact JSON of a body.
+/// The compact JSON of a small body (an error document).
 pub fn json(body: &impl Serialize) -> String {
-    serde_json::to_string(body).expect("a body of plain values always serializes")
+    json_sized(body, 128)
+}
+
+/// The compact JSON of a body of about `capacity` bytes (the buffer grows if it is more).
+pub fn json_sized(body: &impl Serialize, capacity: usize) -> String {
+    super::json::to_string(body, capacity).expect("a body of plain values always serializes")
 }
 
 #[cfg(test)]
@@ -314,5 +336,79 @@ pub mod sample {
             &CartPolicy::default(),
             &CartTokens::new(b"sample secret"),
         )
+    }
+}
+
+/// The bodies of the sample carts as each dialect wrote them when they were pinned: an encoder
+/// may get faster, its bytes may not change.
+#[cfg(test)]
+mod pinned {
+    use super::sample;
+    use crate::core::CartView;
+    use crate::http::{amazon, fabric_xm, stateset, vtex, zaui};
+
+    /// The sample carts (lines, awkward) of each JSON dialect's pinned file, one body a line.
+    const CARTS: [(usize, bool); 4] = [(0, false), (1, true), (10, false), (10, true)];
+
+    fn stateset_body(cart: &CartView) -> String {
+        stateset::cart_object(cart, 3)
+    }
+
+    /// A dialect's name, its pinned bodies and its encoder.
+    type Pinned = (&'static str, &'static str, fn(&CartView) -> String);
+
+    fn json_dialects() -> [Pinned; 3] {
+        [
+            (
+                "fabric_xm",
+                include_str!("pinned/fabric_xm.jsonl"),
+                fabric_xm::deleted_cart,
+            ),
+            (
+                "stateset",
+                include_str!("pinned/stateset.jsonl"),
+                stateset_body,
+            ),
+            ("vtex", include_str!("pinned/vtex.jsonl"), vtex::order_form),
+        ]
+    }
+
+    fn amazon_body() -> String {
+        let arguments = amazon::parse_query(Some(
+            "Service=AWSECommerceService&AWSAccessKeyId=AKIA&Operation=CartClear&CartId=0123456789abcdef01234567&HMAC=ab%2Bcd%2F%3D",
+        ))
+        .unwrap();
+        amazon::response_xml(
+            &arguments,
+            "Mozilla/5.0 <&>",
+            "c0ffee-request",
+            0.001,
+            ("0123456789abcdef01234567", "ab+cd/="),
+            &Ok(()),
+        )
+    }
+
+    #[test]
+    fn json_bodies_are_the_pinned_bytes() {
+        for (dialect, pinned, encode) in json_dialects() {
+            let pinned: Vec<&str> = pinned.lines().collect();
+            assert_eq!(pinned.len(), CARTS.len(), "{dialect}");
+            for (&(lines, awkward), pinned) in CARTS.iter().zip(pinned) {
+                assert_eq!(
+                    encode(&sample::cart(lines, awkward)),
+                    pinned,
+                    "{dialect}: {lines} lines, awkward: {awkward}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn xml_bodies_are_the_pinned_bytes() {
+        assert_eq!(
+            zaui::envelope("zapiRemoveCartSession", &Ok(())),
+            include_str!("pinned/zaui.xml")
+        );
+        assert_eq!(amazon_body(), include_str!("pinned/amazon.xml"));
     }
 }

@@ -9,6 +9,7 @@
 pub mod amazon;
 pub mod encode;
 pub mod fabric_xm;
+pub mod json;
 pub mod pipeline;
 pub mod stateset;
 pub mod vtex;
