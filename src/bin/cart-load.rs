@@ -179,8 +179,12 @@ impl Measured {
                 self.refused += 1;
                 None
             }
-            Err(_) => {
+            Err(status) => {
                 self.errors += 1;
+                // The first few, so that a run with failures says what they were.
+                if self.errors <= 3 {
+                    eprintln!("cart-load: {:?}: {}", status.code(), status.message());
+                }
                 None
             }
         }
