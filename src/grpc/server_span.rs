@@ -197,8 +197,9 @@ mod tests {
                 .with(names.clone())
                 .with(tracing_subscriber::filter::LevelFilter::INFO),
         );
-        let inner = tower::service_fn(|_: http::Request<()>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        // Boxed: the layer asks for an `Unpin` inner future, as the server's routes give.
+        let inner = tower::service_fn(|_: http::Request<()>| {
+            Box::pin(async { Ok::<_, std::convert::Infallible>(http::Response::new(())) })
         });
         let mut request = http::Request::builder().uri(path);
         for (name, value) in headers {
