@@ -239,6 +239,7 @@ enum Field<'a> {
 }
 
 impl<'a> Field<'a> {
+    #[inline]
     fn of(item: Item<'a>) -> Result<Self, CartError> {
         Ok(match item {
             Item::Nil | Item::Bool(false) => Self::Absent,
