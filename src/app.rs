@@ -11,6 +11,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
+use tower::{Layer, Service};
 
 use crate::admission::{Admission, RefuseEarly};
 use crate::auth::CartTokens;
@@ -211,7 +212,7 @@ impl Application {
             .layer(tower::util::option_layer(
                 self.settings.grpc_web.cors_layer(),
             ))
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(GrpcWebWhenAsked)
             // Inside the translation: it sees the native gRPC status of both protocols.
             // Outside the oversize remapping, so the span records the status the client reads.
             .layer(ServerSpanLayer)
@@ -280,6 +281,91 @@ fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::
             .insert("grpc-status", http::HeaderValue::from_static("8"));
     }
     response
+}
+
+/// gRPC-Web's translation for the requests that need it: a native gRPC request (HTTP/2, not
+/// a gRPC-Web content type), which the translation would pass through unchanged, goes straight
+/// to the service, without the translation's wrapping of its request and response bodies.
+#[derive(Debug, Clone, Copy)]
+struct GrpcWebWhenAsked;
+
+impl<S: Clone> Layer<S> for GrpcWebWhenAsked {
+    type Service = GrpcWebOrNative<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcWebOrNative {
+            web: tonic_web::GrpcWebLayer::new().layer(inner.clone()),
+            native: inner,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct GrpcWebOrNative<S> {
+    web: tonic_web::GrpcWebService<S>,
+    native: S,
+}
+
+type GrpcRequest = http::Request<tonic::body::Body>;
+type GrpcResponse = http::Response<tonic::body::Body>;
+
+impl<S> Service<GrpcRequest> for GrpcWebOrNative<S>
+where
+    S: Service<GrpcRequest, Response = GrpcResponse>,
+    S::Future: Unpin,
+{
+    type Response = GrpcResponse;
+    type Error = S::Error;
+    type Future = WebOrNative<tonic_web::ResponseFuture<S::Future>, S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both wrap the one inner service: ready together.
+        match <tonic_web::GrpcWebService<S> as Service<GrpcRequest>>::poll_ready(&mut self.web, cx)?
+        {
+            std::task::Poll::Ready(()) => self.native.poll_ready(cx),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, request: GrpcRequest) -> Self::Future {
+        let web = request.version() != http::Version::HTTP_2
+            || request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
+        if web {
+            WebOrNative::Web(self.web.call(request))
+        } else {
+            WebOrNative::Native(self.native.call(request))
+        }
+    }
+}
+
+/// The response of [`GrpcWebOrNative`]: from the translation or straight from the service.
+enum WebOrNative<W, N> {
+    Web(W),
+    Native(N),
+}
+
+impl<W, N> Future for WebOrNative<W, N>
+where
+    W: Future + Unpin,
+    N: Future<Output = W::Output> + Unpin,
+{
+    type Output = W::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Web(future) => std::pin::Pin::new(future).poll(cx),
+            Self::Native(future) => std::pin::Pin::new(future).poll(cx),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

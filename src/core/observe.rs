@@ -57,7 +57,9 @@ pub async fn observe<T>(
     let _in_flight = metrics.in_flight();
     let started = Instant::now();
     let span = span(operation);
-    let body = body.instrument(span.clone());
+    // Boxed once, so that wrapping it in its span and its deadline moves a pointer, not the
+    // operation's whole state.
+    let body = Box::pin(body).instrument(span.clone());
     let result = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, body)
             .await

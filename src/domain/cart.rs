@@ -100,6 +100,55 @@ impl<'a> LineDescription<'a> {
         serde_json::to_vec(self).expect("a line description always serializes")
     }
 
+    /// Reads a stored description. The JSON that [`LineDescription::to_json`] writes (its
+    /// fields in order, strings without escapes) is read here directly, its strings borrowed;
+    /// anything else (escapes, another field order, fields absent) is read by serde_json.
+    pub fn from_json(json: &'a str) -> Result<Self, serde_json::Error> {
+        match Self::read_as_written(json) {
+            Some(description) => Ok(description),
+            None => serde_json::from_str(json),
+        }
+    }
+
+    /// `None` unless `json` is exactly in [`LineDescription::to_json`]'s shape.
+    fn read_as_written(json: &'a str) -> Option<Self> {
+        let mut r = FlatJson { json, at: 0 };
+        r.token("{\"sku\":")?;
+        let sku = r.string()?;
+        r.token(",\"product_id\":")?;
+        let product_id = r.string()?;
+        r.token(",\"title\":")?;
+        let title = r.string()?;
+        r.token(",\"unit_price\":")?;
+        let unit_price = r.integer()?;
+        r.token(",\"attributes\":{")?;
+        let mut attributes = BTreeMap::new();
+        if r.token("}").is_none() {
+            loop {
+                let name = r.string()?;
+                r.token(":")?;
+                let value = r.string()?;
+                // serde_json keeps the last of repeated names: so does this.
+                attributes.insert(name.to_owned(), value.to_owned());
+                if r.token(",").is_none() {
+                    r.token("}")?;
+                    break;
+                }
+            }
+        }
+        r.token(",\"added_at\":")?;
+        let added_at = r.integer()?;
+        r.token("}")?;
+        (r.at == json.len()).then(|| Self {
+            sku: sku.into(),
+            product_id: product_id.into(),
+            title: title.into(),
+            unit_price,
+            attributes: std::borrow::Cow::Owned(attributes),
+            added_at,
+        })
+    }
+
     /// The length of [`LineDescription::to_json`], without building it.
     pub fn json_len(&self) -> usize {
         struct Count(usize);
@@ -115,6 +164,60 @@ impl<'a> LineDescription<'a> {
         let mut count = Count(0);
         serde_json::to_writer(&mut count, self).expect("a line description always serializes");
         count.0
+    }
+}
+
+/// A cursor over JSON without whitespace, for [`LineDescription::read_as_written`]: each
+/// read is `None` where the text is not what it expects.
+struct FlatJson<'a> {
+    json: &'a str,
+    at: usize,
+}
+
+impl<'a> FlatJson<'a> {
+    fn rest(&self) -> &'a [u8] {
+        &self.json.as_bytes()[self.at..]
+    }
+
+    fn token(&mut self, token: &str) -> Option<()> {
+        self.rest().starts_with(token.as_bytes()).then(|| {
+            self.at += token.len();
+        })
+    }
+
+    /// A string without escapes (a backslash or a control character: `None`).
+    fn string(&mut self) -> Option<&'a str> {
+        self.token("\"")?;
+        let len = self.rest().iter().position(|&b| b == b'"')?;
+        let text = &self.rest()[..len];
+        if text.iter().any(|&b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let start = self.at;
+        self.at += len + 1;
+        // Whole characters: it lies between two ASCII quotes of valid UTF-8.
+        self.json.get(start..start + len)
+    }
+
+    /// An integer as serde_json writes an `i64`: an optional minus, then digits.
+    fn integer(&mut self) -> Option<i64> {
+        let rest = self.rest();
+        let sign = usize::from(rest.first() == Some(&b'-'));
+        let digits = rest[sign..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 || (digits > 1 && rest[sign] == b'0') {
+            return None;
+        }
+        let end = self.at + sign + digits;
+        // A fraction or an exponent: not an integer as written, left to serde_json.
+        if matches!(self.json.as_bytes().get(end), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let value = self.json[self.at..end].parse().ok()?;
+        self.at = end;
+        Some(value)
     }
 }
 
@@ -763,6 +866,89 @@ impl CartState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A description's fields, for comparing two reads of one JSON text.
+    type Read = (String, String, String, i64, BTreeMap<String, String>, i64);
+
+    fn fields(description: LineDescription<'_>) -> Read {
+        (
+            description.sku.into_owned(),
+            description.product_id.into_owned(),
+            description.title.into_owned(),
+            description.unit_price,
+            description.attributes.into_owned(),
+            description.added_at,
+        )
+    }
+
+    fn by_serde(json: &str) -> Option<Read> {
+        serde_json::from_str::<LineDescription>(json)
+            .ok()
+            .map(fields)
+    }
+
+    #[test]
+    fn descriptions_as_written_are_read_directly_and_as_serde_json_reads_them() {
+        let texts = [
+            "SKU-1",
+            "",
+            "caf\u{e9} \u{1f6d2}",
+            "a\"b\\c",
+            "tab\there",
+            "x/y",
+        ];
+        let prices = [0, 1999, -5, i64::MAX, i64::MIN];
+        for (i, text) in texts.iter().enumerate() {
+            let mut attributes = BTreeMap::new();
+            for name in &texts[..i] {
+                attributes.insert(format!("k{name}"), text.to_string());
+            }
+            let description = LineDescription {
+                sku: (*text).into(),
+                product_id: format!("p{text}").into(),
+                title: texts[(i + 1) % texts.len()].into(),
+                unit_price: prices[i % prices.len()],
+                attributes: std::borrow::Cow::Owned(attributes),
+                added_at: 1_764_590_000_123 + i as i64,
+            };
+            let json = String::from_utf8(description.to_json()).unwrap();
+            let escaped = json.contains('\\');
+            assert_eq!(
+                LineDescription::read_as_written(&json).is_some(),
+                !escaped,
+                "{json}"
+            );
+            let read = LineDescription::from_json(&json).ok().map(fields);
+            assert_eq!(read, by_serde(&json), "{json}");
+            assert_eq!(read, Some(fields(description)), "{json}");
+        }
+    }
+
+    #[test]
+    fn descriptions_in_another_shape_are_read_by_serde_json() {
+        for json in [
+            // Fields absent (defaults), reordered, unknown, spaced, or repeated attributes.
+            r#"{"sku":"S","unit_price":5,"added_at":7}"#,
+            r#"{"unit_price":5,"sku":"S","product_id":"","title":"","attributes":{},"added_at":7}"#,
+            r#"{"sku":"S","product_id":"","title":"","unit_price":5,"attributes":{},"added_at":7,"x":1}"#,
+            r#"{ "sku":"S","product_id":"","title":"","unit_price":5,"attributes":{},"added_at":7}"#,
+            r#"{"sku":"S","product_id":"","title":"","unit_price":5,"attributes":{"a":"1","a":"2"},"added_at":7}"#,
+            r#"{"sku":"S","product_id":"","title":"","unit_price":5.0,"attributes":{},"added_at":7}"#,
+            r#"{"sku":"S","product_id":"","title":"","unit_price":05,"attributes":{},"added_at":7}"#,
+            r#"{"sku":"S","product_id":"","title":"","unit_price":5,"attributes":{},"added_at":7} "#,
+            r#"{"sku":"S","product_id":"","title":"","unit_price":99999999999999999999,"attributes":{},"added_at":7}"#,
+            r#"{"sku":"S\u0041","product_id":"","title":"","unit_price":5,"attributes":{},"added_at":7}"#,
+            r#"{"sku":"S","product_id":"","title":"","unit_price":5,"attributes":{},"added_at":7"#,
+        ] {
+            let read = LineDescription::from_json(json).ok().map(fields);
+            assert_eq!(read, by_serde(json), "{json}");
+        }
+        let repeated = r#"{"sku":"S","product_id":"","title":"","unit_price":5,"attributes":{"a":"1","a":"2"},"added_at":7}"#;
+        let read = LineDescription::read_as_written(repeated)
+            .map(fields)
+            .unwrap();
+        assert_eq!(read.4.get("a").map(String::as_str), Some("2"));
+    }
 
     fn header() -> CartHeader {
         CartHeader {

@@ -40,14 +40,32 @@ pub struct ServerSpan<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The response of [`ServerSpan`]: the inner service's own future when the request has no
+/// span (most requests, when nothing exports traces), boxed with its span otherwise.
+pub enum SpanFuture<F: Future> {
+    Unspanned(F),
+    Spanned(BoxFuture<F::Output>),
+}
+
+impl<F: Future + Unpin> Future for SpanFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Unspanned(future) => Pin::new(future).poll(cx),
+            Self::Spanned(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<S, B, ResBody> Service<http::Request<B>> for ServerSpan<S>
 where
     S: Service<http::Request<B>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
+    type Future = SpanFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -60,7 +78,7 @@ where
             .and_then(|p| p.strip_prefix(SERVICE))
             .and_then(|p| p.strip_prefix('/'))
         else {
-            return Box::pin(self.inner.call(request));
+            return SpanFuture::Unspanned(self.inner.call(request));
         };
         let exporting = telemetry::is_exporting();
         if !exporting {
@@ -70,21 +88,21 @@ where
             if !request.headers().contains_key(&telemetry::TRACEPARENT)
                 && !tracing::enabled!(tracing::Level::DEBUG)
             {
-                return Box::pin(self.inner.call(request));
+                return SpanFuture::Unspanned(self.inner.call(request));
             }
             let span = tracing::info_span!("grpc", rpc.method = method, trace_id = Empty);
             if span.is_disabled() {
-                return Box::pin(self.inner.call(request));
+                return SpanFuture::Unspanned(self.inner.call(request));
             }
             telemetry::adopt(&span, telemetry::remote_parent(request.headers()));
             let response = telemetry::in_request_span(span.clone(), self.inner.call(request));
-            return Box::pin(async move {
+            return SpanFuture::Spanned(Box::pin(async move {
                 let response = response.await;
                 if let Ok(response) = &response {
                     span.in_scope(|| log_status(response.headers()));
                 }
                 response
-            });
+            }));
         }
         let span = tracing::info_span!(
             "grpc",
@@ -102,17 +120,17 @@ where
             span_id = Empty,
         );
         if span.is_disabled() {
-            return Box::pin(self.inner.call(request));
+            return SpanFuture::Unspanned(self.inner.call(request));
         }
         telemetry::adopt(&span, telemetry::remote_parent(request.headers()));
         let response = telemetry::in_request_span(span.clone(), self.inner.call(request));
-        Box::pin(async move {
+        SpanFuture::Spanned(Box::pin(async move {
             let response = response.await;
             if let Ok(response) = &response {
                 record_status(&span, response.headers());
             }
             response
-        })
+        }))
     }
 }
 
@@ -179,8 +197,9 @@ mod tests {
                 .with(names.clone())
                 .with(tracing_subscriber::filter::LevelFilter::INFO),
         );
-        let inner = tower::service_fn(|_: http::Request<()>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        // Boxed: the layer asks for an `Unpin` inner future, as the server's routes give.
+        let inner = tower::service_fn(|_: http::Request<()>| {
+            Box::pin(async { Ok::<_, std::convert::Infallible>(http::Response::new(())) })
         });
         let mut request = http::Request::builder().uri(path);
         for (name, value) in headers {

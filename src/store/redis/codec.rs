@@ -239,6 +239,7 @@ enum Field<'a> {
 }
 
 impl<'a> Field<'a> {
+    #[inline]
     fn of(item: Item<'a>) -> Result<Self, CartError> {
         Ok(match item {
             Item::Nil | Item::Bool(false) => Self::Absent,
@@ -325,7 +326,7 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
         let position = r.int()?;
         let json = r.str()?;
         let description: LineDescription =
-            serde_json::from_str(json).map_err(|_| corrupt("line description"))?;
+            LineDescription::from_json(json).map_err(|_| corrupt("line description"))?;
         lines.push(Line {
             bytes: line_id.len() + json.len(),
             line_id: LineId::parse(line_id).map_err(corrupt)?,

@@ -240,36 +240,52 @@ impl RedisStore {
         Ok(())
     }
 
-    /// KEYS of a call: its script's cart keys, and its idempotency record when there is one.
-    fn keys(call: &Call<'_>) -> Vec<String> {
-        let tag = format!("cart:{{{}:{}}}", call.key.tenant, call.key.cart_id);
-        let record = call
-            .request
-            .map(|request| format!("{tag}:request:{}", request.key));
-        call.script
-            .keys()
-            .iter()
-            .map(|key| match key {
-                Key::Meta => tag.clone(),
-                Key::Lines => format!("{tag}:lines"),
-                Key::Coupons => format!("{tag}:coupons"),
-            })
-            .chain(record)
-            .collect()
+    /// The cart's key, `cart:{<tenant>:<cart id>}`, into `out` (emptied first): the hash tag
+    /// every key of the cart starts with.
+    fn cart_key(key: &CartKey, out: &mut String) {
+        out.clear();
+        out.reserve(64);
+        out.push_str("cart:{");
+        out.push_str(key.tenant.as_str());
+        out.push(':');
+        out.push_str(key.cart_id.as_str());
+        out.push('}');
     }
 
-    /// The EVALSHA of `call`: its keys, the prelude's ARGV[1..=3], then its own arguments.
-    fn command(&self, call: &mut Call<'_>) -> Cmd {
-        let keys = Self::keys(call);
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.scripts.get(call.script).get_hash())
-            .arg(keys.len())
-            .arg(keys)
-            .arg(call.now)
+    /// The EVALSHA of `call`: its KEYS (its script's cart keys, then its idempotency record
+    /// when there is one), the prelude's ARGV[1..=3], then its own arguments. Each key is
+    /// written into one buffer and copied into the command, so building it allocates little.
+    fn command(&self, call: &Call<'_>) -> Cmd {
+        let keys = call.script.keys();
+        let key_count = keys.len() + usize::from(call.request.is_some());
+        let data = 64 * key_count + call.args.iter().map(Vec::len).sum::<usize>() + 128;
+        let mut cmd = Cmd::with_capacity(6 + key_count + call.args.len(), data);
+        cmd.arg("EVALSHA")
+            .arg(self.scripts.get(call.script).get_hash())
+            .arg(key_count);
+        let mut key = String::new();
+        Self::cart_key(call.key, &mut key);
+        let tag = key.len();
+        for part in keys {
+            key.truncate(tag);
+            key.push_str(match part {
+                Key::Meta => "",
+                Key::Lines => ":lines",
+                Key::Coupons => ":coupons",
+            });
+            cmd.arg(key.as_str());
+        }
+        if let Some(request) = call.request {
+            key.truncate(tag);
+            key.push_str(":request:");
+            key.push_str(request.key.as_str());
+            cmd.arg(key.as_str());
+        }
+        cmd.arg(call.now)
             .arg(call.expected_version)
             .arg(call.request.map_or("", |tag| tag.fingerprint.as_str()));
-        for arg in std::mem::take(&mut call.args) {
-            cmd.arg(arg);
+        for arg in &call.args {
+            cmd.arg(arg.as_slice());
         }
         cmd
     }
@@ -360,7 +376,9 @@ impl RedisStore {
             false => tracing::Span::none(),
         };
         let started = std::time::Instant::now();
-        let result = self.run(call).instrument(span.clone()).await;
+        // Boxed: the round trip's future is large, and every async fn that awaits it (up to
+        // the RPC's handler) would otherwise hold it in its own state and copy it when built.
+        let result = Box::pin(self.run(call)).instrument(span.clone()).await;
         self.script_latency[script.index()].observe(started.elapsed().as_secs_f64());
         if let Err(error) = &result
             && error.is_store_failure()
@@ -374,13 +392,13 @@ impl RedisStore {
     /// Runs one script call: admitted by the eviction policy, sent (and resent per its
     /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
     /// decoded.
-    async fn run(&self, mut call: Call<'_>) -> Result<Body, CartError> {
+    async fn run(&self, call: Call<'_>) -> Result<Body, CartError> {
         if call.script == Script::Get
             && let Some(body) = self.read(&call).await?
         {
             return Ok(body);
         }
-        let cmd = self.command(&mut call);
+        let cmd = self.command(&call);
         let request = if call.script.mutates() && self.durability.min_replicas > 0 {
             let mut pipeline = redis::pipe();
             pipeline
@@ -424,7 +442,8 @@ impl RedisStore {
     /// `refresh_slack` of a cart's use), or the key is a v1 cart's header hash (WRONGTYPE).
     /// Writes nothing, so a full Redis answers it.
     async fn read(&self, call: &Call<'_>) -> Result<Option<Body>, CartError> {
-        let key = format!("cart:{{{}:{}}}", call.key.tenant, call.key.cart_id);
+        let mut key = String::new();
+        Self::cart_key(call.key, &mut key);
         let mut pipeline = redis::pipe();
         pipeline
             .ignore_errors()

@@ -35,6 +35,7 @@ impl<'a> Reader<'a> {
         self.at == self.bytes.len()
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
         let end = self.at.checked_add(n).ok_or(Malformed("length"))?;
         let slice = self.bytes.get(self.at..end).ok_or(Malformed("truncated"))?;
@@ -56,6 +57,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     pub fn item(&mut self) -> Result<Item<'a>, Malformed> {
         let tag = self.be::<1>()?[0];
         Ok(match tag {

@@ -185,7 +185,7 @@ fn decode_line(line_id: String, record: &str) -> Result<Line, CartError> {
     let position = next("position")?.parse().map_err(|_| corrupt("position"))?;
     let json = next("description")?;
     let description: LineDescription =
-        serde_json::from_str(json).map_err(|_| corrupt("line description"))?;
+        LineDescription::from_json(json).map_err(|_| corrupt("line description"))?;
     Ok(Line {
         bytes: line_id.len() + json.len(),
         line_id: LineId::parse(&line_id).map_err(corrupt)?,
