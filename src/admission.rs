@@ -31,7 +31,9 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http_body::{Body, Frame};
 use serde::Deserialize;
+use tonic::codegen::Bytes;
 
 use crate::auth::Principal;
 use crate::core::Operation;
@@ -347,10 +349,11 @@ impl<S, B> tower::Service<http::Request<B>> for RefuseEarly<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Unpin,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Answer<S::Future>;
+    type Future = Answer<S::Future, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -372,29 +375,87 @@ where
         );
         let mut response = http::Response::new(tonic::body::Body::default());
         *response.headers_mut() = (*self.refusal).clone();
-        Answer::Refused(Some(response))
+        Answer::Refused {
+            request: Some(request.into_body()),
+            drained: 0,
+            response: Some(response),
+        }
     }
 }
 
-/// [`RefuseEarly`]'s answer: a refusal, ready at once, or the handler's.
-pub enum Answer<F> {
-    Refused(Option<http::Response<tonic::body::Body>>),
+/// Bytes of a refused request's message read (and dropped) before its refusal is sent.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// [`RefuseEarly`]'s answer: a refusal, or the handler's.
+///
+/// A refusal first reads what is left of the request (a unary message has mostly arrived with
+/// its headers, so this rarely waits), up to [`DRAIN_LIMIT`]: a server that answers a stream
+/// whose request it has not read resets it, and dropping the request before the answer is
+/// written resets it with CANCEL, which a client may take for a failed call. Past the limit,
+/// the rest of the request is dropped only after the answer (a reset with NO_ERROR, which RFC
+/// 9113 §8.1 tells clients to accept).
+pub enum Answer<F, B> {
+    Refused {
+        request: Option<B>,
+        drained: usize,
+        response: Option<http::Response<tonic::body::Body>>,
+    },
     Handler(F),
 }
 
-impl<F, E> Future for Answer<F>
+impl<F, E, B> Future for Answer<F, B>
 where
     F: Future<Output = Result<http::Response<tonic::body::Body>, E>> + Unpin,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            Self::Refused(response) => {
-                Poll::Ready(Ok(response.take().expect("polled after it was answered")))
+            Self::Refused {
+                request,
+                drained,
+                response,
+            } => {
+                while *drained <= DRAIN_LIMIT
+                    && let Some(body) = request.as_mut()
+                {
+                    match Pin::new(body).poll_frame(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(Ok(frame))) => {
+                            *drained += frame.data_ref().map_or(0, Bytes::len);
+                        }
+                        Poll::Ready(Some(Err(_)) | None) => *request = None,
+                    }
+                }
+                let mut response = response.take().expect("polled after it was answered");
+                if let Some(rest) = request.take() {
+                    *response.body_mut() = tonic::body::Body::new(Holding(rest));
+                }
+                Poll::Ready(Ok(response))
             }
             Self::Handler(future) => Pin::new(future).poll(cx),
         }
+    }
+}
+
+/// An empty response body that owns the unread rest of a refused request until the response
+/// has been written.
+struct Holding<B>(B);
+
+impl<B: Unpin> Body for Holding<B> {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
     }
 }
 
@@ -524,21 +585,21 @@ mod tests {
     fn counting_service(
         reached: Arc<AtomicUsize>,
     ) -> impl tower::Service<
-        http::Request<()>,
+        http::Request<tonic::body::Body>,
         Response = http::Response<tonic::body::Body>,
         Error = std::convert::Infallible,
         Future = std::future::Ready<
             Result<http::Response<tonic::body::Body>, std::convert::Infallible>,
         >,
     > + Clone {
-        tower::service_fn(move |_: http::Request<()>| {
+        tower::service_fn(move |_: http::Request<tonic::body::Body>| {
             reached.fetch_add(1, Ordering::Relaxed);
             std::future::ready(Ok(http::Response::new(tonic::body::Body::default())))
         })
     }
 
-    fn cart_request(rpc: &str, principal: Principal) -> http::Request<()> {
-        let mut request = http::Request::new(());
+    fn cart_request(rpc: &str, principal: Principal) -> http::Request<tonic::body::Body> {
+        let mut request = http::Request::new(tonic::body::Body::default());
         *request.uri_mut() = format!("/cart.v1.CartService/{rpc}").parse().unwrap();
         request.extensions_mut().insert(principal);
         request
@@ -599,6 +660,54 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reached.load(Ordering::Relaxed), 4);
+    }
+
+    /// A request body of one message, which records that it was read to its end.
+    struct Message(Option<Bytes>, Arc<std::sync::atomic::AtomicBool>);
+
+    impl Body for Message {
+        type Data = Bytes;
+        type Error = tonic::Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.0.take() {
+                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                None => {
+                    self.1.store(true, Ordering::Relaxed);
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+
+    /// Answering a stream whose request is unread would reset it (RST_STREAM), which some
+    /// clients report as a failed call instead of the refusal.
+    #[tokio::test]
+    async fn a_refusal_reads_the_request_to_its_end_before_it_answers() {
+        use tower::ServiceExt;
+        let admission = Admission::new(config(100, 1), []);
+        let _held = admission.admit(&tenant("a")).unwrap();
+        let reached = Arc::new(AtomicUsize::new(0));
+        let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let service = RefuseEarly::new(counting_service(reached.clone()), admission);
+        let mut request = cart_request("Clear", principal("a", true));
+        let message = Message(
+            Some(Bytes::from_static(b"\0\0\0\0\x02\x0a\0")),
+            read.clone(),
+        );
+        *request.body_mut() = tonic::body::Body::new(message);
+        let refused = service.oneshot(request).await.unwrap();
+        assert!(
+            read.load(Ordering::Relaxed),
+            "the request was read to its end"
+        );
+        assert_eq!(reached.load(Ordering::Relaxed), 0);
+        assert!(refused.body().is_end_stream(), "a trailers-only answer");
+        let status = tonic::Status::from_header_map(refused.headers()).expect("a gRPC status");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     }
 
     #[test]
