@@ -285,6 +285,18 @@ async fn server_spans_continue_the_callers_trace() {
         .into_inner();
     assert_eq!(cleared.items_cleared, 3);
 
+    // A steady-state Get: a read without its script, and its span says so.
+    let (get_trace, get_parent) = (random_hex(16), random_hex(8));
+    client
+        .get(authed(
+            pb::GetRequest {
+                cart_id: grpc_cart.clone(),
+            },
+            Some(&format!("00-{get_trace}-{get_parent}-01")),
+        ))
+        .await
+        .expect("get succeeds");
+
     let (missing_trace, missing_parent) = (random_hex(16), random_hex(8));
     let missing = client
         .clear(authed(
@@ -393,6 +405,19 @@ async fn server_spans_continue_the_callers_trace() {
         Some(i64::from(redis.port())),
         "{:?}",
         r.attributes
+    );
+
+    // The Get's Redis call is named by the command it sent, not by a script it did not run.
+    let get_server = span_named(&spans, &get_trace, "cart.v1.CartService/Get");
+    let read = &span_named(&spans, &get_trace, "GET").span;
+    assert_eq!(read.parent_span_id, get_server.span.span_id);
+    assert_eq!(
+        string_attribute(&read.attributes, "db.operation.name").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        string_attribute(&read.attributes, "db.stored_procedure.name"),
+        None
     );
 
     // A refused call: its status code and reason, and no failure of the server's own.

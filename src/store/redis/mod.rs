@@ -359,26 +359,38 @@ impl RedisStore {
     /// the failure recorded on it), timed into the script's latency histogram.
     async fn traced(&self, call: Call<'_>) -> Result<Body, CartError> {
         let script = call.script;
+        // A Get is first a read without its script (`RedisStore::read`): named so until it
+        // falls back to the script.
+        let read_first = script == Script::Get;
         // Only a trace viewer reads this span (the logs name the operation's span).
         let span = match crate::telemetry::is_exporting() {
             true => tracing::info_span!(
                 "redis",
-                otel.name = script.span_name(),
+                otel.name = if read_first {
+                    "GET"
+                } else {
+                    script.span_name()
+                },
                 otel.kind = "client",
                 otel.status_code = Empty,
                 db.system.name = "redis",
-                db.operation.name = "EVALSHA",
-                db.stored_procedure.name = script.name(),
+                db.operation.name = if read_first { "GET" } else { "EVALSHA" },
+                db.stored_procedure.name = Empty,
                 server.address = self.server.0.as_str(),
                 server.port = i64::from(self.server.1),
                 "error.type" = Empty,
             ),
             false => tracing::Span::none(),
         };
+        if !read_first {
+            span.record("db.stored_procedure.name", script.name());
+        }
         let started = std::time::Instant::now();
         // Boxed: the round trip's future is large, and every async fn that awaits it (up to
         // the RPC's handler) would otherwise hold it in its own state and copy it when built.
-        let result = Box::pin(self.run(call)).instrument(span.clone()).await;
+        let result = Box::pin(self.run(call, &span))
+            .instrument(span.clone())
+            .await;
         self.script_latency[script.index()].observe(started.elapsed().as_secs_f64());
         if let Err(error) = &result
             && error.is_store_failure()
@@ -392,11 +404,15 @@ impl RedisStore {
     /// Runs one script call: admitted by the eviction policy, sent (and resent per its
     /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
     /// decoded.
-    async fn run(&self, call: Call<'_>) -> Result<Body, CartError> {
-        if call.script == Script::Get
-            && let Some(body) = self.read(&call).await?
-        {
-            return Ok(body);
+    async fn run(&self, call: Call<'_>, span: &tracing::Span) -> Result<Body, CartError> {
+        if call.script == Script::Get {
+            if let Some(body) = self.read(&call).await? {
+                return Ok(body);
+            }
+            // The read found a refresh due or a v1 cart: the span is the script's from here.
+            span.record("otel.name", call.script.span_name());
+            span.record("db.operation.name", "EVALSHA");
+            span.record("db.stored_procedure.name", call.script.name());
         }
         let cmd = self.command(&call);
         let request = if call.script.mutates() && self.durability.min_replicas > 0 {
