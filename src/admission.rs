@@ -281,25 +281,9 @@ impl Drop for Permit {
     }
 }
 
-/// The cart RPCs, by the last segment of their path (`/cart.v1.CartService/<name>`).
-const OPERATIONS: [Operation; 12] = [
-    Operation::Create,
-    Operation::Get,
-    Operation::AddItems,
-    Operation::UpdateItems,
-    Operation::ApplyCoupon,
-    Operation::Clear,
-    Operation::Remove,
-    Operation::Delete,
-    Operation::Freeze,
-    Operation::Unfreeze,
-    Operation::GetActiveCart,
-    Operation::Merge,
-];
-
+/// The cart RPC of a path, by its last segment (`/cart.v1.CartService/<name>`).
 fn operation(path: &str) -> Option<Operation> {
-    let name = path.rsplit('/').next()?;
-    OPERATIONS.into_iter().find(|op| op.name() == name)
+    Operation::from_name(path.rsplit('/').next()?)
 }
 
 /// The gRPC cart service behind the authentication interceptor, answering a request whose
@@ -712,7 +696,7 @@ mod tests {
 
     #[test]
     fn every_cart_rpc_is_known_by_its_path() {
-        for op in OPERATIONS {
+        for op in Operation::ALL {
             let path = format!("/cart.v1.CartService/{}", op.name());
             assert_eq!(operation(&path), Some(op));
         }

@@ -40,6 +40,27 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, in the order of the enum.
+    pub const ALL: [Operation; 12] = [
+        Self::Create,
+        Self::Get,
+        Self::AddItems,
+        Self::UpdateItems,
+        Self::ApplyCoupon,
+        Self::Clear,
+        Self::Remove,
+        Self::Delete,
+        Self::Freeze,
+        Self::Unfreeze,
+        Self::GetActiveCart,
+        Self::Merge,
+    ];
+
+    /// The operation whose [`Operation::name`] is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+
     /// The RPC name (`cart.v1.CartService/<name>`), also part of every fingerprint so that one
     /// idempotency key cannot replay another operation's outcome.
     pub fn name(self) -> &'static str {
