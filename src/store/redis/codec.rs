@@ -352,18 +352,11 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
         "" => BTreeMap::new(),
         json => serde_json::from_str(json).map_err(|_| corrupt("metadata json"))?,
     };
-    let status = match field(MetaField::Status).text().as_ref() {
-        "deleted" => CartStatus::Deleted,
-        "frozen" => CartStatus::Frozen,
-        "merging" => CartStatus::Merging,
-        "merged" => CartStatus::Merged,
-        _ => CartStatus::Active,
-    };
-    let last_activity_at = match status {
-        CartStatus::Active | CartStatus::Frozen | CartStatus::Merging => {
-            expires - policy.cart_ttl_ms()
-        }
-        CartStatus::Deleted | CartStatus::Merged => required(MetaField::LastActivityAt)?,
+    let status = status(&field(MetaField::Status).text()).unwrap_or(CartStatus::Active);
+    let last_activity_at = if lives_by_expiry(status) {
+        expires - policy.cart_ttl_ms()
+    } else {
+        required(MetaField::LastActivityAt)?
     };
     let text = |f: MetaField| field(f).text().into_owned();
     let state = CartState {
@@ -403,17 +396,37 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
 pub fn stored_is_live(value: &[u8]) -> Result<bool, CartError> {
     let mut r = Reader::new(value);
     let fields = r.array()?;
-    let status = MetaField::Status as usize;
-    if fields <= status {
+    let position = MetaField::Status as usize;
+    if fields <= position {
         return Err(corrupt("missing status"));
     }
-    for _ in 0..status {
+    for _ in 0..position {
         r.item()?;
     }
-    Ok(matches!(
-        Field::of(r.item()?)?.text().as_ref(),
-        "active" | "frozen" | "merging"
-    ))
+    Ok(status(&Field::of(r.item()?)?.text()).is_some_and(lives_by_expiry))
+}
+
+/// The status a header stores as text; `None` for any other text (the reader of a whole cart
+/// takes that for active).
+fn status(text: &str) -> Option<CartStatus> {
+    Some(match text {
+        "active" => CartStatus::Active,
+        "deleted" => CartStatus::Deleted,
+        "frozen" => CartStatus::Frozen,
+        "merging" => CartStatus::Merging,
+        "merged" => CartStatus::Merged,
+        _ => return None,
+    })
+}
+
+/// Whether a cart of `status` lives `cart_ttl` from the last restart of its lifetime, so that
+/// its key's expiry tells its last activity (active, frozen, being merged), or is a tombstone
+/// that keeps the expiry and activity it stored.
+fn lives_by_expiry(status: CartStatus) -> bool {
+    match status {
+        CartStatus::Active | CartStatus::Frozen | CartStatus::Merging => true,
+        CartStatus::Deleted | CartStatus::Merged => false,
+    }
 }
 
 /// Remove's reply: the units it removed.
