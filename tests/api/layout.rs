@@ -177,6 +177,22 @@ fn new_line(sku: &str, quantity: u32, unit_price: i64) -> NewLine {
     }
 }
 
+/// A new cart of customer `c` in EUR, with the service's own id, `metadata` and `items`.
+fn new_cart(metadata: BTreeMap<String, String>, items: Vec<NewLine>) -> NewCart {
+    NewCart {
+        header: cart_service::domain::CartHeader {
+            customer_id: "c".into(),
+            session_id: String::new(),
+            channel: String::new(),
+            currency: Currency::parse("EUR").unwrap(),
+            locale: String::new(),
+            metadata,
+        },
+        items,
+        id_generated: true,
+    }
+}
+
 /// The item arguments of v1's `plan_add`.
 fn v1_items(items: &[(&str, u32, i64)]) -> Vec<String> {
     let mut args = vec![items.len().to_string()];
@@ -448,18 +464,6 @@ async fn clear_splices_every_form_of_header(backend: Backend) {
         code: cart_service::domain::CouponCode::parse("TEN").unwrap(),
         amount: 10,
     };
-    let new_cart = |metadata: BTreeMap<String, String>| NewCart {
-        header: cart_service::domain::CartHeader {
-            customer_id: "c".into(),
-            session_id: String::new(),
-            channel: String::new(),
-            currency: Currency::parse("EUR").unwrap(),
-            locale: String::new(),
-            metadata,
-        },
-        items: vec![new_line("A", 2, 100), new_line("B", 1, 5)],
-        id_generated: true,
-    };
     let long = BTreeMap::from([("note".to_owned(), "x".repeat(5000))]);
     let plain = fresh_id("splice");
     let wide = fresh_id("splice-wide");
@@ -470,7 +474,12 @@ async fn clear_splices_every_form_of_header(backend: Backend) {
         (&padded, BTreeMap::new()),
     ] {
         store
-            .create(&key(id), new_cart(metadata), now_millis(), None)
+            .create(
+                &key(id),
+                new_cart(metadata, vec![new_line("A", 2, 100), new_line("B", 1, 5)]),
+                now_millis(),
+                None,
+            )
             .await
             .unwrap();
         store
@@ -592,18 +601,7 @@ async fn a_steady_state_get_writes_nothing() {
     let backend = Backend::Redis(redis.url());
     let store = store(&backend, policy.clone());
     let id = fresh_id("steady");
-    let new = NewCart {
-        header: cart_service::domain::CartHeader {
-            customer_id: "c".into(),
-            session_id: String::new(),
-            channel: String::new(),
-            currency: Currency::parse("EUR").unwrap(),
-            locale: String::new(),
-            metadata: BTreeMap::new(),
-        },
-        items: vec![new_line("A", 1, 100)],
-        id_generated: true,
-    };
+    let new = new_cart(BTreeMap::new(), vec![new_line("A", 1, 100)]);
     // The store is told the time (the scripts' NOW), so the test moves it instead of
     // sleeping: a loaded machine cannot make the reads outlast the slack.
     let t0 = now_millis();
