@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tower::{Layer, Service};
 
-use crate::admission::{Admission, RefuseEarly};
+use crate::admission::{Admission, PausedReads, RefuseEarly};
 use crate::auth::CartTokens;
 use crate::config::Settings;
 use crate::core::Core;
@@ -223,13 +224,20 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(InterceptedService::new(
-                RefuseEarly::new(cart_server, self.core.admission().clone()),
+                RefuseEarly::new(
+                    cart_server,
+                    self.core.admission().clone(),
+                    Duration::from_millis(self.settings.admission.refused_pause_ms),
+                ),
                 interceptor,
             ))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a response written in several segments waits for the
                 // client's delayed ACK (40 ms on Linux).
-                TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
+                // Each connection's reads can be paused while its requests are refused.
+                TcpIncoming::from(self.grpc_listener)
+                    .with_nodelay(Some(true))
+                    .map(|accepted| accepted.map(PausedReads::new)),
                 stopped(stop_rx.clone()),
             );
 
