@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tower::{Layer, Service};
 
@@ -18,7 +17,7 @@ use crate::auth::CartTokens;
 use crate::config::Settings;
 use crate::core::Core;
 use crate::domain::TenantId;
-use crate::grpc::{AuthInterceptor, GrpcCarts, MAX_MESSAGE_BYTES, ServerSpanLayer};
+use crate::grpc::{Authenticated, GrpcCarts, MAX_MESSAGE_BYTES, ServerSpanLayer};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
 use crate::store::{MemoryStore, RedisStore, SharedStore};
@@ -198,7 +197,7 @@ impl Application {
 
         let cart_server = CartServiceServer::new(GrpcCarts::new(self.core.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let interceptor = AuthInterceptor::new(Arc::new(self.settings.authenticator.clone()));
+        let authenticator = Arc::new(self.settings.authenticator.clone());
 
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
@@ -222,9 +221,9 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(InterceptedService::new(
+            .add_service(Authenticated::new(
                 RefuseEarly::new(cart_server, self.core.admission().clone()),
-                interceptor,
+                authenticator,
             ))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a response written in several segments waits for the
