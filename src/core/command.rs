@@ -198,10 +198,20 @@ impl Violations {
 pub fn bounded_text(value: &str, max_bytes: usize) -> Result<String, String> {
     if value.len() > max_bytes {
         Err(format!("must be at most {max_bytes} bytes"))
-    } else if value.chars().any(|c| c.is_control() && c != '\t') {
+    } else if has_control(value) {
         Err("must not contain control characters".to_owned())
     } else {
         Ok(value.to_owned())
+    }
+}
+
+/// Whether `value` holds a control character other than tab: byte by byte when it is ASCII
+/// (most text is), by char otherwise (the C1 controls are two bytes in UTF-8).
+fn has_control(value: &str) -> bool {
+    if value.is_ascii() {
+        value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    } else {
+        value.chars().any(|c| c.is_control() && c != '\t')
     }
 }
 
