@@ -7,6 +7,7 @@ pub mod convert;
 pub mod server_span;
 pub mod service;
 pub mod status;
+pub mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
