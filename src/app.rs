@@ -273,11 +273,13 @@ impl Application {
 /// tonic refuses an oversized request with OUT_OF_RANGE; SPEC §6 promises RESOURCE_EXHAUSTED
 /// (the code gRPC itself uses for message limits). No handler emits OUT_OF_RANGE.
 fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    // A name built once: looking up by text would parse it on every response.
+    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
     let out_of_range = http::HeaderValue::from_static("11");
-    if response.headers().get("grpc-status") == Some(&out_of_range) {
+    if response.headers().get(&GRPC_STATUS) == Some(&out_of_range) {
         response
             .headers_mut()
-            .insert("grpc-status", http::HeaderValue::from_static("8"));
+            .insert(GRPC_STATUS, http::HeaderValue::from_static("8"));
     }
     response
 }

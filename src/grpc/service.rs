@@ -46,15 +46,23 @@ impl GrpcCarts {
         encode: fn(C::Outcome) -> R,
     ) -> impl Future<Output = Result<Response<R>, Status>> + Send + '_ {
         let (metadata, mut extensions, message) = request.into_parts();
+        // One pass over the headers finds both: a lookup by a name that is not a standard
+        // header hashes its bytes, and neither is usually sent.
+        let (mut timeout, mut request_id) = (None, None);
         let headers: &http::HeaderMap = metadata.as_ref();
-        let deadline = headers
-            .get(&GRPC_TIMEOUT)
+        for (name, value) in headers {
+            if *name == GRPC_TIMEOUT {
+                timeout.get_or_insert(value);
+            } else if *name == X_REQUEST_ID {
+                request_id.get_or_insert(value);
+            }
+        }
+        let deadline = timeout
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|budget| core::deadline(Instant::now(), budget));
         // A client's `x-request-id`, when it sends one (gRPC has no correlation id of its own).
-        let correlation_id = headers
-            .get(&X_REQUEST_ID)
+        let correlation_id = request_id
             .and_then(|v| v.to_str().ok())
             .map(CorrelationId::new);
         let principal = extensions.remove::<Principal>();
