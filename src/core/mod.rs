@@ -28,7 +28,7 @@ pub use command::{
     AddItems, ApplyCoupon, Clear, Command, Create, Delete, Fingerprint, Freeze, Get, GetActiveCart,
     Merge, Operation, Remove, Unfreeze, UpdateItems,
 };
-pub use observe::{deadline, observe};
+pub use observe::{deadline, observe, observe_pinned};
 pub use view::{CartView, ClearOutcome, MergeOutcome, RemoveOutcome};
 
 /// The correlation id of a request (`x-request-id`): it labels logs, traces and the dialects

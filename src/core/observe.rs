@@ -50,29 +50,38 @@ fn span(operation: Operation) -> tracing::Span {
 ///
 /// Not an `async fn`: `body` is boxed as it is handed over, so the operation's whole state is
 /// copied once, into the box, rather than into this future's state first; wrapping it in its
-/// span and its deadline then moves a pointer.
+/// span and its deadline then moves a pointer. A caller whose own future is boxed already
+/// pins `body` in it and calls [`observe_pinned`].
 pub fn observe<T, F: Future<Output = Result<T, CartError>>>(
     operation: Operation,
     interface: Interface,
     deadline: Option<Instant>,
     body: F,
 ) -> impl Future<Output = Result<T, CartError>> {
-    let body = Box::pin(body);
-    async move {
-        let metrics = metrics::global();
-        let _in_flight = metrics.in_flight();
-        let started = Instant::now();
-        let span = span(operation);
-        let body = body.instrument(span.clone());
-        let result = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, body)
-                .await
-                .unwrap_or(Err(CartError::DeadlineExceeded)),
-            None => body.await,
-        };
-        record(operation, interface, &span, metrics, started, &result);
-        result
-    }
+    observe_pinned(operation, interface, deadline, Box::pin(body))
+}
+
+/// [`observe`] of a `body` pinned where it lives (`std::pin::pin!` in the caller's future):
+/// neither boxed nor moved again.
+pub async fn observe_pinned<T, F: Future<Output = Result<T, CartError>> + Unpin>(
+    operation: Operation,
+    interface: Interface,
+    deadline: Option<Instant>,
+    body: F,
+) -> Result<T, CartError> {
+    let metrics = metrics::global();
+    let _in_flight = metrics.in_flight();
+    let started = Instant::now();
+    let span = span(operation);
+    let body = body.instrument(span.clone());
+    let result = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, body)
+            .await
+            .unwrap_or(Err(CartError::DeadlineExceeded)),
+        None => body.await,
+    };
+    record(operation, interface, &span, metrics, started, &result);
+    result
 }
 
 /// Counts and times the operation's `result`, and logs and names its failure.

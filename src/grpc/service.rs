@@ -67,7 +67,8 @@ impl GrpcCarts {
             .map(CorrelationId::new);
         let principal = extensions.remove::<Principal>();
         async move {
-            core::observe(C::OPERATION, Interface::Grpc, deadline, async {
+            // Pinned in this future, which the method boxes: observed without a box of its own.
+            let body = std::pin::pin!(async {
                 let principal = principal.ok_or(crate::error::CartError::Unauthenticated)?;
                 core::admit(&principal, C::OPERATION)?;
                 let decoded = decode(message, &self.core.policy().limits)?;
@@ -78,10 +79,11 @@ impl GrpcCarts {
                     ..Caller::new(principal, Interface::Grpc)
                 };
                 self.core.run(&caller, decoded.command).await
-            })
-            .await
-            .map(|outcome| Response::new(encode(outcome)))
-            .map_err(Status::from)
+            });
+            core::observe_pinned(C::OPERATION, Interface::Grpc, deadline, body)
+                .await
+                .map(|outcome| Response::new(encode(outcome)))
+                .map_err(Status::from)
         }
     }
 }
