@@ -104,6 +104,15 @@ macro_rules! into_string {
 into_string!(CartId, Sku, LineId, Currency, CouponCode);
 
 fn parse_token(value: &str, what: &str) -> Result<String, String> {
+    check_token(value, what).map(|()| value.to_owned())
+}
+
+/// [`parse_token`] of a string the caller owns: kept as it is, not copied.
+fn parse_owned_token(value: String, what: &str) -> Result<String, String> {
+    check_token(&value, what).map(|()| value)
+}
+
+fn check_token(value: &str, what: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{what} is required"));
     }
@@ -116,12 +125,17 @@ fn parse_token(value: &str, what: &str) -> Result<String, String> {
             "{what} may contain only A-Z, a-z, 0-9, '_' and '-'"
         ));
     }
-    Ok(value.to_owned())
+    Ok(())
 }
 
 impl CartId {
     pub fn parse(value: &str) -> Result<Self, String> {
         parse_token(value, "cart id").map(Self)
+    }
+
+    /// [`CartId::parse`] of a decoded message's string, which becomes the id uncopied.
+    pub fn parse_owned(value: String) -> Result<Self, String> {
+        parse_owned_token(value, "cart id").map(Self)
     }
 
     /// 24 lowercase hex characters from 96 random bits: addressable by every dialect
