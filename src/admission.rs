@@ -302,7 +302,7 @@ fn operation(path: &str) -> Option<Operation> {
     Operation::from_name(path.rsplit('/').next()?)
 }
 
-/// The gRPC cart service behind the authentication interceptor, answering a request whose
+/// The gRPC cart service behind the authentication service (`grpc::Authenticated`), answering a request whose
 /// tenant (or the service) is at its limit before its message is read.
 ///
 /// Why: under a flood most requests are refusals, and every one waits in the same run queue

@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tower::{Layer, Service};
 
@@ -19,7 +18,7 @@ use crate::auth::CartTokens;
 use crate::config::Settings;
 use crate::core::Core;
 use crate::domain::TenantId;
-use crate::grpc::{AuthInterceptor, GrpcCarts, MAX_MESSAGE_BYTES, ServerSpanLayer};
+use crate::grpc::{Authenticated, GrpcCarts, MAX_MESSAGE_BYTES, ServerSpanLayer};
 use crate::health::{self, Readiness};
 use crate::pb::cart_service_server::CartServiceServer;
 use crate::store::{MemoryStore, RedisStore, SharedStore};
@@ -199,7 +198,7 @@ impl Application {
 
         let cart_server = CartServiceServer::new(GrpcCarts::new(self.core.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let interceptor = AuthInterceptor::new(Arc::new(self.settings.authenticator.clone()));
+        let authenticator = Arc::new(self.settings.authenticator.clone());
 
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
@@ -223,13 +222,13 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(InterceptedService::new(
+            .add_service(Authenticated::new(
                 RefuseEarly::new(
                     cart_server,
                     self.core.admission().clone(),
                     Duration::from_millis(self.settings.admission.refused_pause_ms),
                 ),
-                interceptor,
+                authenticator,
             ))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a response written in several segments waits for the
@@ -282,11 +281,13 @@ impl Application {
 /// tonic refuses an oversized request with OUT_OF_RANGE; SPEC §6 promises RESOURCE_EXHAUSTED
 /// (the code gRPC itself uses for message limits). No handler emits OUT_OF_RANGE.
 fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    // A name built once: looking up by text would parse it on every response.
+    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
     let out_of_range = http::HeaderValue::from_static("11");
-    if response.headers().get("grpc-status") == Some(&out_of_range) {
+    if response.headers().get(&GRPC_STATUS) == Some(&out_of_range) {
         response
             .headers_mut()
-            .insert("grpc-status", http::HeaderValue::from_static("8"));
+            .insert(GRPC_STATUS, http::HeaderValue::from_static("8"));
     }
     response
 }

@@ -196,17 +196,41 @@ impl Violations {
 
 /// Free text of at most `max_bytes`, without control characters (tabs aside).
 pub fn bounded_text(value: &str, max_bytes: usize) -> Result<String, String> {
+    check_text(value, max_bytes).map(|()| value.to_owned())
+}
+
+/// [`bounded_text`] of a string the caller owns: kept as it is, not copied.
+pub fn bounded_owned_text(value: String, max_bytes: usize) -> Result<String, String> {
+    check_text(&value, max_bytes).map(|()| value)
+}
+
+fn check_text(value: &str, max_bytes: usize) -> Result<(), String> {
     if value.len() > max_bytes {
         Err(format!("must be at most {max_bytes} bytes"))
-    } else if value.chars().any(|c| c.is_control() && c != '\t') {
+    } else if has_control(value) {
         Err("must not contain control characters".to_owned())
     } else {
-        Ok(value.to_owned())
+        Ok(())
+    }
+}
+
+/// Whether `value` holds a control character other than tab: byte by byte when it is ASCII
+/// (most text is), by char otherwise (the C1 controls are two bytes in UTF-8).
+fn has_control(value: &str) -> bool {
+    if value.is_ascii() {
+        value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    } else {
+        value.chars().any(|c| c.is_control() && c != '\t')
     }
 }
 
 pub fn cart_id(v: &mut Violations, value: &str) -> Option<CartId> {
     v.check(|| "cart_id".to_owned(), CartId::parse(value))
+}
+
+/// [`cart_id`] of a decoded message's string (see [`CartId::parse_owned`]).
+pub fn owned_cart_id(v: &mut Violations, value: String) -> Option<CartId> {
+    v.check(|| "cart_id".to_owned(), CartId::parse_owned(value))
 }
 
 pub fn expected_version(v: &mut Violations, value: i64) -> Option<i64> {
@@ -366,6 +390,29 @@ impl Clear {
         let cart_id = cart_id(v, cart_id_value);
         let expected_version = expected_version(v, expected_version_value);
         let reason = v.check(|| "reason".to_owned(), bounded_text(reason, MAX_TEXT_BYTES));
+        Some(Self {
+            cart_id: cart_id?,
+            expected_version: expected_version?,
+            preserve_coupons,
+            reason: reason?,
+            only_generated_id: false,
+        })
+    }
+
+    /// [`Clear::check`] of a decoded message's strings, kept uncopied.
+    pub fn check_owned(
+        v: &mut Violations,
+        cart_id_value: String,
+        expected_version_value: i64,
+        preserve_coupons: bool,
+        reason: String,
+    ) -> Option<Self> {
+        let cart_id = owned_cart_id(v, cart_id_value);
+        let expected_version = expected_version(v, expected_version_value);
+        let reason = v.check(
+            || "reason".to_owned(),
+            bounded_owned_text(reason, MAX_TEXT_BYTES),
+        );
         Some(Self {
             cart_id: cart_id?,
             expected_version: expected_version?,

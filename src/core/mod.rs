@@ -28,7 +28,7 @@ pub use command::{
     AddItems, ApplyCoupon, Clear, Command, Create, Delete, Fingerprint, Freeze, Get, GetActiveCart,
     Merge, Operation, Remove, Unfreeze, UpdateItems,
 };
-pub use observe::{deadline, observe};
+pub use observe::{deadline, observe, observe_pinned};
 pub use view::{CartView, ClearOutcome, MergeOutcome, RemoveOutcome};
 
 /// The correlation id of a request (`x-request-id`): it labels logs, traces and the dialects
@@ -87,11 +87,21 @@ impl Caller {
 pub fn admit(principal: &Principal, operation: Operation) -> Result<(), CartError> {
     principal.require(operation.scope())?;
     let tenant = principal.tenant.as_str();
-    // Ids are tokens ([A-Za-z0-9_-]): written as they are, without a string's quoting and
-    // escaping, which the log formatter would otherwise do for every request.
-    tracing::Span::current().record("tenant", tracing::field::display(tenant));
+    if info_spans_enabled() {
+        // Ids are tokens ([A-Za-z0-9_-]): written as they are, without a string's quoting and
+        // escaping, which the log formatter would otherwise do for every request.
+        tracing::Span::current().record("tenant", tracing::field::display(tenant));
+    }
     telemetry::record_on_request("tenant", tenant);
     Ok(())
+}
+
+/// Whether an info span can be enabled at all: the spans that name the tenant, cart and
+/// correlation id (the operation's and the request's) are info spans, so when the filters
+/// enable nothing at that level there is no span to record them on, and the current span is
+/// not looked up for nothing.
+fn info_spans_enabled() -> bool {
+    tracing::level_enabled!(tracing::Level::INFO)
 }
 
 /// The cart operations, over one store.
@@ -151,10 +161,12 @@ impl Core {
         cart_id: CartId,
     ) -> Result<CartKey, CartError> {
         caller.principal.require(scope)?;
-        let span = tracing::Span::current();
-        span.record("cart_id", tracing::field::display(cart_id.as_str()));
-        if let Some(correlation_id) = &caller.correlation_id {
-            span.record("correlation_id", correlation_id.as_str());
+        if info_spans_enabled() {
+            let span = tracing::Span::current();
+            span.record("cart_id", tracing::field::display(cart_id.as_str()));
+            if let Some(correlation_id) = &caller.correlation_id {
+                span.record("correlation_id", correlation_id.as_str());
+            }
         }
         telemetry::record_on_request("cart_id", cart_id.as_str());
         Ok(CartKey {

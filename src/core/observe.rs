@@ -47,26 +47,53 @@ fn span(operation: Operation) -> tracing::Span {
 
 /// Runs `body` (an adapter's decoding of the command and the core's call) as `operation`
 /// from `interface`, answering DEADLINE_EXCEEDED at `deadline`, and records its outcome.
-pub async fn observe<T>(
+///
+/// Not an `async fn`: `body` is boxed as it is handed over, so the operation's whole state is
+/// copied once, into the box, rather than into this future's state first; wrapping it in its
+/// span and its deadline then moves a pointer. A caller whose own future is boxed already
+/// pins `body` in it and calls [`observe_pinned`].
+pub fn observe<T, F: Future<Output = Result<T, CartError>>>(
     operation: Operation,
     interface: Interface,
     deadline: Option<Instant>,
-    body: impl Future<Output = Result<T, CartError>>,
+    body: F,
+) -> impl Future<Output = Result<T, CartError>> {
+    observe_pinned(operation, interface, deadline, Box::pin(body))
+}
+
+/// [`observe`] of a `body` pinned where it lives (`std::pin::pin!` in the caller's future):
+/// neither boxed nor moved again.
+pub async fn observe_pinned<T, F: Future<Output = Result<T, CartError>> + Unpin>(
+    operation: Operation,
+    interface: Interface,
+    deadline: Option<Instant>,
+    body: F,
 ) -> Result<T, CartError> {
     let metrics = metrics::global();
     let _in_flight = metrics.in_flight();
     let started = Instant::now();
     let span = span(operation);
-    // Boxed once, so that wrapping it in its span and its deadline moves a pointer, not the
-    // operation's whole state.
-    let body = Box::pin(body).instrument(span.clone());
+    let body = body.instrument(span.clone());
     let result = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, body)
             .await
             .unwrap_or(Err(CartError::DeadlineExceeded)),
         None => body.await,
     };
-    let outcome = match &result {
+    record(operation, interface, &span, metrics, started, &result);
+    result
+}
+
+/// Counts and times the operation's `result`, and logs and names its failure.
+fn record<T>(
+    operation: Operation,
+    interface: Interface,
+    span: &tracing::Span,
+    metrics: &metrics::Metrics,
+    started: Instant,
+    result: &Result<T, CartError>,
+) {
+    let outcome = match result {
         Ok(_) => "OK",
         Err(error) => {
             // In the operation's span: the line names the tenant, cart and correlation id.
@@ -85,7 +112,6 @@ pub async fn observe<T>(
         started.elapsed(),
         telemetry::sampled_trace_id(),
     );
-    result
 }
 
 /// The deadline of a client's budget (`grpc-timeout`), from `now`: a little before it, so

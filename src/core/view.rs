@@ -10,7 +10,10 @@ use crate::domain::{CartKey, CartPolicy, CartState, CartStatus, Line, UnixMillis
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CartView {
     pub key: CartKey,
-    pub state: CartState,
+    /// Boxed: a view is handed up through every layer of a call (core, observation, adapter),
+    /// and each hand-over moves it; a box moves as a pointer where the state would be copied
+    /// whole, several hundred bytes each time.
+    pub state: Box<CartState>,
     pub totals: Totals,
     /// When the store forgets the cart (see [`CartState::expires_at`]).
     pub expires_at: UnixMillis,
@@ -26,7 +29,7 @@ impl CartView {
             expires_at: state.expires_at(policy),
             hmac: tokens.sign(&key.tenant, &key.cart_id),
             key,
-            state,
+            state: Box::new(state),
         }
     }
 

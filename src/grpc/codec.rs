@@ -3,13 +3,16 @@
 //!
 //! tonic's frame buffer takes every write as a call of its own; a protobuf message is written
 //! a byte or a field at a time (each varint byte, tag and length), so a Cart with its six
-//! timestamps made some seventy such calls. Decoding is prost's own.
+//! timestamps made some seventy such calls. The replies that carry a cart are written by
+//! [`super::wire`], the other messages by prost. Decoding is prost's own.
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use prost::Message;
 use tonic::Status;
+
+use super::wire::Encode;
 use tonic::codec::{BufferSettings, EncodeBuf};
 
 /// Replies larger than this give their buffer back after the copy, so that one large cart
@@ -36,7 +39,7 @@ impl<T, U> Default for Codec<T, U> {
 
 impl<T, U> tonic::codec::Codec for Codec<T, U>
 where
-    T: Message + Send + 'static,
+    T: Encode + Send + 'static,
     U: Message + Default + Send + 'static,
 {
     type Encode = T;
@@ -61,14 +64,14 @@ pub struct Encoder<T> {
     _message: PhantomData<T>,
 }
 
-impl<T: Message> tonic::codec::Encoder for Encoder<T> {
+impl<T: Encode> tonic::codec::Encoder for Encoder<T> {
     type Item = T;
     type Error = Status;
 
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
-            item.encode_raw(scratch);
+            item.encode_into(scratch);
             prost::bytes::BufMut::put_slice(buf, scratch);
             if scratch.capacity() > KEPT_BUFFER_BYTES {
                 *scratch = Vec::new();

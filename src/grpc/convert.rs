@@ -237,7 +237,7 @@ pub fn create(req: pb::CreateRequest, limits: &Limits) -> Result<Decoded<Create>
 
 pub fn get(req: pb::GetRequest, _: &Limits) -> Result<Decoded<Get>, CartError> {
     let mut v = Violations::default();
-    let cart_id = command::cart_id(&mut v, &req.cart_id);
+    let cart_id = command::owned_cart_id(&mut v, req.cart_id);
     decoded(v, None, cart_id.map(|cart_id| Get { cart_id }))
 }
 
@@ -338,12 +338,12 @@ pub fn apply_coupon(
 pub fn clear(req: pb::ClearRequest, _: &Limits) -> Result<Decoded<Clear>, CartError> {
     let mut v = Violations::default();
     let key = idempotency_key(&mut v, &req.request_id);
-    let command = Clear::check(
+    let command = Clear::check_owned(
         &mut v,
-        &req.cart_id,
+        req.cart_id,
         req.expected_version,
         req.preserve_coupons,
-        &req.reason,
+        req.reason,
     );
     decoded(v, key, command)
 }

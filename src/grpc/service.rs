@@ -1,11 +1,13 @@
 //! The gRPC adapter: the generated `cart.v1.CartService` trait implemented over the
 //! [`Core`], one generic `GrpcCarts::handle` for every RPC.
 //!
-//! A handler reads the caller (the [`Principal`] the interceptor put into the request's
+//! A handler reads the caller (the [`Principal`] that [`super::Authenticated`] put into the request's
 //! extensions) and the client's deadline (`grpc-timeout`), decodes the message into its
 //! command ([`convert`]), runs it in the core and encodes the outcome; the error becomes a
 //! `Status` in one place ([`super::status`]). No cart logic lives here.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -32,39 +34,57 @@ impl GrpcCarts {
 
     /// Observes the RPC (see [`core::observe`]), admits the caller, decodes the message, runs
     /// the command and encodes its outcome.
-    async fn handle<M, C: Command, R>(
+    ///
+    /// Not an `async fn`: the headers are read and dropped when it is called, so the future
+    /// holds only the message and what was read from them, and a method boxes it once, where
+    /// the generated trait's `async fn` would box a wrapper that then builds it and moves it
+    /// into its own state.
+    fn handle<M: Send + 'static, C: Command, R: 'static>(
         &self,
         request: Request<M>,
         decode: Decode<M, C>,
         encode: fn(C::Outcome) -> R,
-    ) -> Result<Response<R>, Status> {
-        let headers: &http::HeaderMap = request.metadata().as_ref();
-        let deadline = headers
-            .get(&GRPC_TIMEOUT)
+    ) -> impl Future<Output = Result<Response<R>, Status>> + Send + '_ {
+        let (metadata, mut extensions, message) = request.into_parts();
+        // One pass over the headers finds both: a lookup by a name that is not a standard
+        // header hashes its bytes, and neither is usually sent.
+        let (mut timeout, mut request_id) = (None, None);
+        let headers: &http::HeaderMap = metadata.as_ref();
+        for (name, value) in headers {
+            if *name == GRPC_TIMEOUT {
+                timeout.get_or_insert(value);
+            } else if *name == X_REQUEST_ID {
+                request_id.get_or_insert(value);
+            }
+        }
+        let deadline = timeout
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map(|budget| core::deadline(Instant::now(), budget));
         // A client's `x-request-id`, when it sends one (gRPC has no correlation id of its own).
-        let correlation_id = headers
-            .get(&X_REQUEST_ID)
+        let correlation_id = request_id
             .and_then(|v| v.to_str().ok())
             .map(CorrelationId::new);
-        let principal = request.extensions().get::<Principal>().cloned();
-        core::observe(C::OPERATION, Interface::Grpc, deadline, async {
-            let principal = principal.ok_or(crate::error::CartError::Unauthenticated)?;
-            core::admit(&principal, C::OPERATION)?;
-            let decoded = decode(request.into_inner(), &self.core.policy().limits)?;
-            let caller = Caller {
-                idempotency_key: decoded.idempotency_key,
-                deadline,
-                correlation_id,
-                ..Caller::new(principal, Interface::Grpc)
-            };
-            self.core.run(&caller, decoded.command).await
-        })
-        .await
-        .map(|outcome| Response::new(encode(outcome)))
-        .map_err(Status::from)
+        let principal = extensions.remove::<Principal>();
+        async move {
+            // Pinned in this future, which the method boxes: observed without a box of its own.
+            let body = std::pin::pin!(async {
+                let principal = principal.ok_or(crate::error::CartError::Unauthenticated)?;
+                core::admit(&principal, C::OPERATION)?;
+                let decoded = decode(message, &self.core.policy().limits)?;
+                let caller = Caller {
+                    idempotency_key: decoded.idempotency_key,
+                    deadline,
+                    correlation_id,
+                    ..Caller::new(principal, Interface::Grpc)
+                };
+                self.core.run(&caller, decoded.command).await
+            });
+            core::observe_pinned(C::OPERATION, Interface::Grpc, deadline, body)
+                .await
+                .map(|outcome| Response::new(encode(outcome)))
+                .map_err(Status::from)
+        }
     }
 }
 
@@ -90,17 +110,21 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-/// The generated trait's methods, each one `GrpcCarts::handle` of its decoder and encoder.
+/// The generated trait's methods, each one boxed `GrpcCarts::handle` of its decoder and
+/// encoder (the signature `async_trait` gives the trait's `async fn`s).
 macro_rules! rpcs {
     ($($method:ident($message:ty) -> $reply:ty = $decode:path, $encode:path;)*) => {
-        #[tonic::async_trait]
         impl CartService for GrpcCarts {
             $(
-                async fn $method(
-                    &self,
+                fn $method<'life0, 'async_trait>(
+                    &'life0 self,
                     request: Request<$message>,
-                ) -> Result<Response<$reply>, Status> {
-                    self.handle(request, $decode, $encode).await
+                ) -> Pin<Box<dyn Future<Output = Result<Response<$reply>, Status>> + Send + 'async_trait>>
+                where
+                    'life0: 'async_trait,
+                    Self: 'async_trait,
+                {
+                    Box::pin(self.handle(request, $decode, $encode))
                 }
             )*
         }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use redis::Value;
 
-use super::msgpack::{Item, Malformed, Reader};
+use super::msgpack::{self, Item, Malformed, Reader};
 use crate::domain::{
     CartHeader, CartPolicy, CartState, CartStatus, Coupon, CouponCode, Currency, Limits, Line,
     LineDescription, LineId, NewLine, Sku, UnixMillis,
@@ -239,17 +239,26 @@ enum Field<'a> {
 }
 
 impl<'a> Field<'a> {
+    /// The field an item holds. Fails with the small [`Malformed`] (made a `CartError` by
+    /// the caller's `?`), so that the header's loop moves a few words per field.
     #[inline]
-    fn of(item: Item<'a>) -> Result<Self, CartError> {
+    fn of(item: Item<'a>) -> Result<Self, Malformed> {
         Ok(match item {
             Item::Nil | Item::Bool(false) => Self::Absent,
-            Item::Str(bytes) => {
-                Self::Text(std::str::from_utf8(bytes).map_err(|_| corrupt("non-UTF-8 field"))?)
-            }
+            Item::Str(bytes) => Self::Text(msgpack::utf8(bytes)?),
             Item::Int(i) => Self::Number(i),
             Item::Float(f) if f.fract() == 0.0 => Self::Number(f as i64),
-            _ => return Err(corrupt("header field of unexpected type")),
+            _ => return Err(Malformed("header field of unexpected type")),
         })
+    }
+
+    /// The field as an owned text (a number as its digits, an absent field empty).
+    fn owned_text(self) -> String {
+        match self {
+            Self::Absent => String::new(),
+            Self::Text(text) => text.to_owned(),
+            Self::Number(i) => i.to_string(),
+        }
     }
 
     fn text(self) -> std::borrow::Cow<'a, str> {
@@ -260,6 +269,8 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// The field as a number; the error (rare: a corrupt value) names the field `name`.
+    #[inline]
     fn number(self, name: &str) -> Result<Option<i64>, CartError> {
         match self {
             Self::Absent | Self::Text("") => Ok(None),
@@ -287,12 +298,13 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
         Body::V1(parts) => return v1::decode_snapshot(parts),
     };
     let mut fields = [Field::Absent; MetaField::ALL.len()];
-    for i in 0..r.array()? {
-        let field = Field::of(r.item()?)?;
-        // A field a later version added is ignored by this one.
-        if let Some(slot) = fields.get_mut(i) {
-            *slot = field;
-        }
+    let count = r.array()?;
+    for slot in fields.iter_mut().take(count) {
+        *slot = Field::of(r.item()?)?;
+    }
+    // The fields a later version added are ignored by this one.
+    for _ in fields.len()..count {
+        Field::of(r.item()?)?;
     }
     let field = |f: MetaField| fields[f as usize];
     let number = |f: MetaField| field(f).number(f.name());
@@ -358,7 +370,7 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
     } else {
         required(MetaField::LastActivityAt)?
     };
-    let text = |f: MetaField| field(f).text().into_owned();
+    let text = |f: MetaField| field(f).owned_text();
     let state = CartState {
         header: CartHeader {
             customer_id: text(MetaField::CustomerId),

@@ -112,7 +112,7 @@ impl<'a> Reader<'a> {
 
     pub fn str(&mut self) -> Result<&'a str, Malformed> {
         match self.item()? {
-            Item::Str(bytes) => std::str::from_utf8(bytes).map_err(|_| Malformed("utf-8")),
+            Item::Str(bytes) => utf8(bytes),
             _ => Err(Malformed("expected a string")),
         }
     }
@@ -124,6 +124,18 @@ impl<'a> Reader<'a> {
             _ => Err(Malformed("expected an array")),
         }
     }
+}
+
+/// The text of a msgpack string. A stored cart's strings are mostly a few ASCII bytes (a
+/// status, a currency, a line id), for which `str::from_utf8`'s set-up costs more than a
+/// check of each byte; longer ones go to it.
+#[inline]
+pub fn utf8(bytes: &[u8]) -> Result<&str, Malformed> {
+    if bytes.len() <= 32 && bytes.iter().all(u8::is_ascii) {
+        // SAFETY: every byte is ASCII, and ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| Malformed("utf-8"))
 }
 
 #[cfg(test)]
@@ -149,6 +161,18 @@ mod tests {
         assert_eq!(r.item(), Ok(Item::Bool(true)));
         assert_eq!(r.int(), Ok(2));
         assert!(r.is_done());
+        assert_eq!(utf8("é".as_bytes()), Ok("é"));
+        assert!(utf8(&[b'a', 0xff]).is_err());
+        assert!(
+            utf8(
+                &[b'a'; 40]
+                    .iter()
+                    .chain(&[0xc3])
+                    .copied()
+                    .collect::<Vec<_>>()
+            )
+            .is_err()
+        );
         let long = [&[0xd9, 40][..], &[b'x'; 40]].concat();
         assert_eq!(Reader::new(&long).str().map(str::len), Ok(40));
     }
