@@ -1,8 +1,11 @@
--- Prepended to every cart script (after its `#!lua` line, which Redis reads only as the first
--- line of the source: it declares the script's flags, from `Script` in scripts.rs; each
--- script's header says why): this part always, each `--- helper:` section only to the
--- scripts that call it (Lua builds every closure of a script on every call, so unused ones
--- would cost each call).
+-- The head of the store's Functions library (scripts.rs `Library`): all of it, once, at library
+-- level, with NOW and V1 (below) and KEYS and ARGV as library locals that each function sets at
+-- its entry; each script's body is a function of the library, registered with its flags.
+-- Where Redis refuses the library, it is prepended to every cart script instead (after its
+-- `#!lua` line, which Redis reads only as the first line of the source: it declares the
+-- script's flags, from `Script` in scripts.rs; each script's header says why): this part
+-- always, each `--- helper:` section only to the scripts that call it (an EVAL script builds
+-- every closure it defines on every call, so unused ones would cost each call).
 --
 -- Layout v2 (see the module doc of store/redis/mod.rs):
 -- KEYS[1] cart:{tenant:id}   string: the whole cart, three msgpack values one after another:
