@@ -336,7 +336,7 @@ impl RedisStore {
             key.push_str(request.key.as_str());
             cmd.arg(key.as_str());
         }
-        cmd.arg(call.now)
+        cmd.arg(Hex::of(call.now).as_bytes())
             .arg(call.expected_version)
             .arg(call.request.map_or("", |tag| tag.fingerprint.as_str()));
         for arg in &call.args {
@@ -770,6 +770,34 @@ fn failure(error: &RedisError) -> Failure {
     }
 }
 
+/// ARGV[1], the call's `now`, in hexadecimal (see `lua/prelude.lua`: Lua reads it with a
+/// strtoul, where decimal would take a strtod); written without allocating.
+struct Hex {
+    digits: [u8; 16],
+    start: usize,
+}
+
+impl Hex {
+    fn of(now: UnixMillis) -> Self {
+        let mut digits = [b'0'; 16];
+        let mut value = now.max(0) as u64;
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b"0123456789abcdef"[(value & 0xf) as usize];
+            value >>= 4;
+            if value == 0 {
+                break;
+            }
+        }
+        Self { digits, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+}
+
 /// A boolean script argument.
 fn flag(value: bool) -> Vec<u8> {
     if value { b"1".to_vec() } else { b"0".to_vec() }
@@ -862,6 +890,9 @@ impl CartStore for RedisStore {
                 args.push(flag(*preserve_coupons));
                 args.push(reason.as_bytes().to_vec());
                 args.push(flag(*only_generated_id));
+                // Its new expiry as text: Redis formats a number argument of a command with
+                // `%.17g`, which costs a Clear more than the argument does.
+                args.push((now + self.policy.cart_ttl_ms()).to_string().into_bytes());
                 Script::Clear
             }
             Mutation::Delete { order_number } => {
@@ -991,6 +1022,20 @@ impl CartStore for RedisStore {
             Err(_) => Err(CartError::Unavailable(
                 "redis did not answer INFO in time".into(),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hex;
+
+    #[test]
+    fn now_is_sent_in_hexadecimal() {
+        for now in [0, 1, 15, 16, 1_764_612_345_678, i64::MAX] {
+            let hex = Hex::of(now);
+            let text = std::str::from_utf8(hex.as_bytes()).unwrap();
+            assert_eq!(text, format!("{now:x}"));
         }
     }
 }

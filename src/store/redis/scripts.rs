@@ -375,7 +375,7 @@ impl Library {
             code.push_str(&format!(
                 "do\n{helpers}local function body()\n{body}end\n\
                  redis.register_function{{function_name = '@_{name}', callback = function(keys, args)\n\
-                 \x20 KEYS, ARGV, NOW, V1 = keys, args, tonumber(args[1]), false\n\
+                 \x20 KEYS, ARGV, NOW, V1 = keys, args, tonumber(args[1], 16), false\n\
                  \x20 return once(body)\n\
                  end, flags = {{{flags}}}}}\nend\n",
                 name = script.name(),
@@ -457,8 +457,9 @@ mod tests {
     fn a_script_carries_only_the_helpers_it_calls() {
         let policy = CartPolicy::default();
         let clear = script_source(Script::Clear, &policy);
-        // Constants are literals in the code (Clear restarts the lifetime: 90 days).
-        assert!(clear.contains("local expires = NOW + 7776000000"));
+        // Constants are literals in the code (a request's record lives a day), as text where
+        // they are a command's argument.
+        assert!(clear.contains("'PX', '86400000')"));
         let code: Vec<&str> = clear
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
@@ -626,9 +627,9 @@ mod tests {
         }
         // The per-call state is the library's, assigned at each function's entry.
         assert!(source.contains(LIBRARY_STATE));
-        assert!(!source.contains("local NOW = tonumber(ARGV[1])"));
+        assert!(!source.contains("local NOW = tonumber(ARGV[1], 16)"));
         let entries = source
-            .matches("KEYS, ARGV, NOW, V1 = keys, args, tonumber(args[1]), false")
+            .matches("KEYS, ARGV, NOW, V1 = keys, args, tonumber(args[1], 16), false")
             .count();
         assert_eq!(entries, Script::ALL.len());
         for script in Script::ALL {
@@ -645,7 +646,7 @@ mod tests {
             );
         }
         // Constants are written in as in the EVAL scripts.
-        assert!(source.contains("local expires = NOW + 7776000000"));
+        assert!(source.contains("if expires < NOW + 7776000000 - 77760000 then"));
     }
 
     #[test]
