@@ -183,6 +183,56 @@ async fn without_the_function_command_calls_go_by_evalsha() {
     assert_eq!(refusal_warnings(&log), 1, "one WARN line: {log:#?}");
 }
 
+/// A server without Functions (here FCALL and FUNCTION renamed away, as on a Redis before 7):
+/// found so at start, or, when it was down then, at the first call, the service falls back to
+/// EVALSHA and serves every RPC.
+#[tokio::test]
+async fn a_redis_without_functions_is_served_by_evalsha() {
+    let args: Vec<String> = [
+        "--rename-command",
+        "FCALL",
+        "",
+        "--rename-command",
+        "FUNCTION",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut redis = RedisServer::start_with(&args);
+    let up = service(&redis.url());
+    redis.stop();
+    let down = service(&redis.url());
+    redis.restart();
+    for process in [up, down] {
+        let mut client = client_of(&process).await;
+        let create = pb::CreateRequest {
+            currency: "USD".into(),
+            ..Default::default()
+        };
+        let cart = loop {
+            // The service started while Redis was down reconnects by itself.
+            match client.create(create.clone()).await {
+                Ok(cart) => break cart.into_inner(),
+                Err(status) if status.code() == Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => panic!("create: {status:?}"),
+            }
+        };
+        client.add_items(add(&cart.id, "A", "")).await.expect("add");
+        let clear = pb::ClearRequest {
+            cart_id: cart.id.clone(),
+            ..Default::default()
+        };
+        let cleared = client.clear(clear).await.expect("clear").into_inner();
+        assert_eq!(cleared.items_cleared, 1);
+        let log = process.finish(false);
+        assert_eq!(refusal_warnings(&log), 1, "one WARN line: {log:#?}");
+    }
+    assert!(calls(&redis, "evalsha") >= 6, "the scripts ran by EVALSHA");
+}
+
 /// A Redis that is full when the service starts refuses FUNCTION LOAD (it is `denyoom`): the
 /// service falls back to EVALSHA, and a full Redis answers as designed (Remove runs, a Clear
 /// is STORE_FULL); with room again, Clear works.

@@ -273,7 +273,11 @@ impl RedisStore {
                 }
                 Ok(())
             }
-            Err(error) if matches!(failure(&error), Failure::Full | Failure::Permanent) => {
+            // Refused (an unknown FUNCTION reads as a lost command: here it is a refusal).
+            Err(error)
+                if lost_code(&error)
+                    || matches!(failure(&error), Failure::Full | Failure::Permanent) =>
+            {
                 if self.functions.swap(false, Ordering::Relaxed) {
                     tracing::warn!(%error, library = %self.library.name, "redis refused FUNCTION LOAD; calling the scripts by EVALSHA instead");
                 }
@@ -701,11 +705,16 @@ fn operation(functions: bool) -> &'static str {
     if functions { "FCALL" } else { "EVALSHA" }
 }
 
-/// Whether `error` says that Redis lacks the function (`ERR Function not found`) or the
-/// script (NOSCRIPT) a call named: it did not run, and runs once Redis is given it again.
+/// Whether `error` says that Redis lacks the function (`ERR Function not found`; or FCALL
+/// itself, a server without Functions that was not reachable when the store started) or the
+/// script (NOSCRIPT) a call named: it did not run, and runs once Redis is given it again (or,
+/// without Functions, once the store has fallen back to EVALSHA).
 fn lost_code(error: &RedisError) -> bool {
     error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript)
-        || (error.code() == Some("ERR") && error.detail() == Some("Function not found"))
+        || (error.code() == Some("ERR")
+            && error.detail().is_some_and(|detail| {
+                detail == "Function not found" || detail.starts_with("unknown command")
+            }))
 }
 
 /// An answered round trip.
