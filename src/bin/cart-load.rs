@@ -59,7 +59,7 @@ struct Args {
     /// Server address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     addr: String,
-    #[arg(long, value_enum, required_unless_present = "print_clear_script")]
+    #[arg(long, value_enum, required_unless_present_any = ["print_clear_script", "print_library", "print_clear_function"])]
     scenario: Option<Scenario>,
     /// gRPC connections (HTTP/2 channels).
     #[arg(long, default_value_t = 4)]
@@ -96,6 +96,12 @@ struct Args {
     /// Print the Lua source of the Clear script (for redis-benchmark) and exit.
     #[arg(long, conflicts_with = "scenario")]
     print_clear_script: bool,
+    /// Print the Functions library the store loads (for FUNCTION LOAD) and exit.
+    #[arg(long, conflicts_with = "scenario")]
+    print_library: bool,
+    /// Print the name of the library's Clear function (for FCALL) and exit.
+    #[arg(long, conflicts_with = "scenario")]
+    print_clear_function: bool,
 }
 
 type Client = CartServiceClient<Channel>;
@@ -436,7 +442,14 @@ fn ms(micros: u64) -> f64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let Some(scenario) = args.scenario else {
-        print!("{}", cart_service::store::redis::clear_script_source());
+        let (library, clear) = cart_service::store::redis::library_source();
+        if args.print_library {
+            print!("{library}");
+        } else if args.print_clear_function {
+            println!("{clear}");
+        } else {
+            print!("{}", cart_service::store::redis::clear_script_source());
+        }
         return Ok(());
     };
     let auth = Auth(match &args.api_key {

@@ -606,7 +606,7 @@ async fn a_steady_state_get_writes_nothing() {
     // sleeping: a loaded machine cannot make the reads outlast the slack.
     let t0 = now_millis();
     let created = store.create(&key(&id), new, t0, None).await.unwrap();
-    // So that the refresh's EVALSHA is one call (no NOSCRIPT first).
+    // So that the refresh's FCALL is one call (no FUNCTION LOAD first).
     store.load_scripts().await.unwrap();
     redis.command(&["CONFIG", "RESETSTAT"]);
     for _ in 0..50 {
@@ -615,7 +615,7 @@ async fn a_steady_state_get_writes_nothing() {
     }
     assert_eq!(calls(&redis, "get"), 50);
     assert_eq!(calls(&redis, "pexpiretime"), 50);
-    assert_eq!(calls(&redis, "evalsha"), 0, "no script runs");
+    assert_eq!(calls(&redis, "fcall"), 0, "no script runs");
     for write in ["set", "hset", "pexpire", "pexpireat", "del"] {
         assert_eq!(calls(&redis, write), 0, "{write}");
     }
@@ -623,13 +623,13 @@ async fn a_steady_state_get_writes_nothing() {
     let before = t0 + 150;
     let refreshed = store.get(&key(&id), before).await.unwrap();
     assert_eq!(calls(&redis, "pexpireat"), 1);
-    assert_eq!(calls(&redis, "evalsha"), 1, "the script re-arms the expiry");
+    assert_eq!(calls(&redis, "fcall"), 1, "the script re-arms the expiry");
     assert_eq!(calls(&redis, "set"), 0);
     assert_eq!(refreshed.last_activity_at, before);
     let again = store.get(&key(&id), before + 1).await.unwrap();
     assert_eq!(again, refreshed);
     assert_eq!(
-        calls(&redis, "evalsha"),
+        calls(&redis, "fcall"),
         1,
         "refreshed, a Get is a read again"
     );

@@ -39,6 +39,7 @@ mod eviction;
 mod faults;
 mod flood;
 mod freeze;
+mod functions;
 mod fuzzing;
 mod helpers;
 mod history;

@@ -20,20 +20,24 @@ use crate::helpers::{
     eventually, http, start, test_settings,
 };
 
-/// `EVALSHA` and `GET` calls redis-server has run so far: each RPC here reaches Redis as one
-/// of them (a script, or a Get's read: GET and PEXPIRETIME); a script's own GETs count too.
-fn evalsha_calls(redis: &RedisServer) -> u64 {
+/// `FCALL`, `EVALSHA` and `GET` calls redis-server has run so far: each RPC here reaches
+/// Redis as one of them (a function or script, or a Get's read: GET and PEXPIRETIME); a script's own GETs count too.
+fn store_calls(redis: &RedisServer) -> u64 {
     let stats = redis.command(&["INFO", "commandstats"]);
-    ["cmdstat_evalsha:calls=", "cmdstat_get:calls="]
-        .iter()
-        .map(|name| {
-            stats
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.split(',').next())
-                .map_or(0, |calls| calls.parse::<u64>().unwrap())
-        })
-        .sum()
+    [
+        "cmdstat_fcall:calls=",
+        "cmdstat_evalsha:calls=",
+        "cmdstat_get:calls=",
+    ]
+    .iter()
+    .map(|name| {
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse::<u64>().unwrap())
+    })
+    .sum()
 }
 
 /// Zaui, XM, Stateset, Amazon and VTEX requests on `cart` of tenant acme, each a mutation.
@@ -134,7 +138,7 @@ async fn past_its_limit_a_tenant_is_refused_on_every_interface_and_nothing_chang
         .create_cart_as(ACME_KEY, "", &[("SKU-1", 2, 1250), ("SKU-2", 1, 300)])
         .await;
     let globex_cart = app.create_cart_as(GLOBEX_KEY, "", &[("G-1", 1, 10)]).await;
-    let evalsha_before = evalsha_calls(&redis);
+    let calls_before = store_calls(&redis);
 
     // Redis stops answering for a while: acme's one slot is taken by a Get that waits.
     redis.command(&["CLIENT", "PAUSE", "1500", "ALL"]);
@@ -208,7 +212,7 @@ async fn past_its_limit_a_tenant_is_refused_on_every_interface_and_nothing_chang
         .expect("the other tenant is admitted");
 
     // Nothing refused reached Redis, and the cart is as it was.
-    assert_eq!(evalsha_calls(&redis), evalsha_before + 2);
+    assert_eq!(store_calls(&redis), calls_before + 2);
     let after = app.get_as(ACME_KEY, &cart.id).await.expect("cart is there");
     assert_eq!(
         (after.version, after.item_count, after.items.len()),
@@ -236,7 +240,7 @@ async fn the_redis_store_sends_nothing_past_the_deadline() {
         tenant: TenantId::parse("default").unwrap(),
         cart_id: CartId::parse("deadline-1").unwrap(),
     };
-    let before = evalsha_calls(&redis);
+    let before = store_calls(&redis);
     let passed = Some(tokio::time::Instant::now());
     let now = now_millis();
     let outcomes = cart_service::deadline::within(passed, async {
@@ -266,12 +270,12 @@ async fn the_redis_store_sends_nothing_past_the_deadline() {
             "{outcome:?}"
         );
     }
-    assert_eq!(evalsha_calls(&redis), before, "nothing reached Redis");
+    assert_eq!(store_calls(&redis), before, "nothing reached Redis");
 
     let ahead = Some(tokio::time::Instant::now() + Duration::from_secs(5));
     let found = cart_service::deadline::within(ahead, store.get(&key, now)).await;
     assert!(matches!(found, Err(CartError::CartNotFound)), "{found:?}");
-    assert_eq!(evalsha_calls(&redis), before + 1);
+    assert_eq!(store_calls(&redis), before + 1);
 }
 
 /// Over gRPC: a request whose `grpc-timeout` runs out before it reaches the store is refused
@@ -281,7 +285,7 @@ async fn a_grpc_request_past_its_deadline_never_reaches_redis() {
     let redis = RedisServer::start();
     let app = crate::helpers::spawn_app(Backend::Redis(redis.url())).await;
     let cart = app.create_cart(&[("SKU-1", 1, 100)]).await;
-    let before = evalsha_calls(&redis);
+    let before = store_calls(&redis);
     for timeout in ["1n", "500n", "1u"] {
         let mut request = tonic::Request::new(pb::ClearRequest {
             cart_id: cart.id.clone(),
@@ -299,8 +303,8 @@ async fn a_grpc_request_past_its_deadline_never_reaches_redis() {
             "{timeout}: {status:?}"
         );
     }
-    assert_eq!(evalsha_calls(&redis), before, "nothing reached Redis");
+    assert_eq!(store_calls(&redis), before, "nothing reached Redis");
     let read = app.get(&cart.id).await.expect("served with time left");
     assert_eq!((read.version, read.item_count), (cart.version, 1));
-    assert_eq!(evalsha_calls(&redis), before + 1);
+    assert_eq!(store_calls(&redis), before + 1);
 }

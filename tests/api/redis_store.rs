@@ -63,13 +63,8 @@ impl Monitor {
     }
 
     #[track_caller]
-    fn assert_one_evalsha(&mut self, redis: &RedisServer, rpc: &str) {
-        self.assert_evalshas(redis, rpc, 1);
-    }
-
-    #[track_caller]
-    fn assert_evalshas(&mut self, redis: &RedisServer, rpc: &str, count: usize) {
-        self.assert_sent(redis, rpc, &vec!["EVALSHA"; count]);
+    fn assert_one_fcall(&mut self, redis: &RedisServer, rpc: &str) {
+        self.assert_sent(redis, rpc, &["FCALL"]);
     }
 
     /// A Get in the steady state: its pipelined read, no script.
@@ -95,9 +90,10 @@ impl Monitor {
     }
 }
 
-/// Every RPC is one round trip: a mutation one command (an EVALSHA) on the wire, a Get its
-/// pipelined GET and PEXPIRETIME (no script); a Create that names a customer is two EVALSHAs:
-/// the customer's index (another slot), then the cart.
+/// Every RPC is one round trip: a mutation one command (an FCALL of its function) on the
+/// wire, a Get its pipelined GET and PEXPIRETIME (no script); a Create that names a customer
+/// is two calls: the customer's index (another slot; its own script, by EVALSHA), then the
+/// cart.
 #[tokio::test]
 async fn each_rpc_is_exactly_one_redis_command() {
     let redis = RedisServer::start();
@@ -108,7 +104,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
     let mut client = app.client.clone();
 
     let cart = app.create_cart(&[("A", 2, 100), ("B", 1, 50)]).await;
-    monitor.assert_evalshas(&redis, "Create of a customer's cart", 2);
+    monitor.assert_sent(&redis, "Create of a customer's cart", &["EVALSHA", "FCALL"]);
     let id = cart.id.clone();
     let line = cart.items[0].line_id.clone();
 
@@ -122,7 +118,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         request_id: String::new(),
     };
     client.add_items(request).await.unwrap();
-    monitor.assert_one_evalsha(&redis, "AddItems");
+    monitor.assert_one_fcall(&redis, "AddItems");
 
     let request = pb::UpdateItemsRequest {
         cart_id: id.clone(),
@@ -134,7 +130,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         request_id: String::new(),
     };
     client.update_items(request).await.unwrap();
-    monitor.assert_one_evalsha(&redis, "UpdateItems");
+    monitor.assert_one_fcall(&redis, "UpdateItems");
 
     let request = pb::ApplyCouponRequest {
         cart_id: id.clone(),
@@ -144,7 +140,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         request_id: String::new(),
     };
     client.apply_coupon(request).await.unwrap();
-    monitor.assert_one_evalsha(&redis, "ApplyCoupon");
+    monitor.assert_one_fcall(&redis, "ApplyCoupon");
 
     let request = pb::ClearRequest {
         cart_id: id.clone(),
@@ -152,7 +148,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         ..Default::default()
     };
     client.clear(request).await.unwrap();
-    monitor.assert_one_evalsha(&redis, "Clear");
+    monitor.assert_one_fcall(&redis, "Clear");
 
     let request = pb::DeleteRequest {
         cart_id: id.clone(),
@@ -161,14 +157,14 @@ async fn each_rpc_is_exactly_one_redis_command() {
         request_id: String::new(),
     };
     client.delete(request).await.unwrap();
-    monitor.assert_one_evalsha(&redis, "Delete");
+    monitor.assert_one_fcall(&redis, "Delete");
 
     let guest = pb::CreateRequest {
         customer_id: String::new(),
         ..crate::helpers::create_request("", &[("A", 1, 1)])
     };
     let other = client.create(guest).await.unwrap().into_inner();
-    monitor.assert_one_evalsha(&redis, "Create of a guest cart");
+    monitor.assert_one_fcall(&redis, "Create of a guest cart");
     client
         .remove(pb::RemoveRequest {
             cart_id: other.id,
@@ -177,7 +173,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         })
         .await
         .unwrap();
-    monitor.assert_one_evalsha(&redis, "Remove");
+    monitor.assert_one_fcall(&redis, "Remove");
 
     // A refused mutation is one command too.
     let request = pb::ClearRequest {
@@ -189,7 +185,7 @@ async fn each_rpc_is_exactly_one_redis_command() {
         Code::FailedPrecondition,
         "CART_DELETED",
     );
-    monitor.assert_one_evalsha(&redis, "refused Clear");
+    monitor.assert_one_fcall(&redis, "refused Clear");
 }
 
 fn keys_of(redis: &RedisServer, cart_id: &str) -> Vec<String> {
@@ -500,7 +496,7 @@ fn wait_for_replicas(master: &RedisServer, replicas: usize) {
     }
 }
 
-/// `[durability] min_replicas = 1`: a mutation is its EVALSHA and a `WAIT` written together on
+/// `[durability] min_replicas = 1`: a mutation is its FCALL and a `WAIT` written together on
 /// one connection; while the replica is away a mutation answers REPLICATION_TIMEOUT (applied,
 /// but not safe yet), and resending it with its request id once the replica is back applies
 /// nothing twice.
@@ -537,7 +533,7 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
         .iter()
         .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
         .collect();
-    assert_eq!(names, ["EVALSHA", "WAIT"], "{wire:?}");
+    assert_eq!(names, ["FCALL", "WAIT"], "{wire:?}");
     // A Create naming a customer: the customer's index, then the cart, each waited for.
     app.create_cart(&[]).await;
     let wire = monitor.wire_commands(&master);
@@ -545,7 +541,7 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
         .iter()
         .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
         .collect();
-    assert_eq!(names, ["EVALSHA", "WAIT", "EVALSHA", "WAIT"], "{wire:?}");
+    assert_eq!(names, ["EVALSHA", "WAIT", "FCALL", "WAIT"], "{wire:?}");
     app.get(&cart.id).await.unwrap();
     monitor.assert_read(&master, "Get (a read waits for nobody)");
 

@@ -377,7 +377,7 @@ async fn server_spans_continue_the_callers_trace() {
     );
 
     // Its Redis call: a client span below it, in the same trace.
-    let redis_call = span_named(&spans, &grpc_trace, "EVALSHA clear");
+    let redis_call = span_named(&spans, &grpc_trace, "FCALL clear");
     let r = &redis_call.span;
     assert_eq!(r.kind, SpanKind::Client as i32);
     assert_eq!(
@@ -390,7 +390,7 @@ async fn server_spans_continue_the_callers_trace() {
     );
     assert_eq!(
         string_attribute(&r.attributes, "db.operation.name").as_deref(),
-        Some("EVALSHA")
+        Some("FCALL")
     );
     assert_eq!(
         string_attribute(&r.attributes, "db.stored_procedure.name").as_deref(),
@@ -448,7 +448,7 @@ async fn server_spans_continue_the_callers_trace() {
     assert_eq!(int_attribute(attrs, "http.response.status_code"), Some(200));
     assert_eq!(string_attribute(attrs, "tenant").as_deref(), Some("acme"));
     assert_eq!(string_attribute(attrs, "cart_id"), Some(http_cart.clone()));
-    let shim_redis = &span_named(&spans, &http_trace, "EVALSHA clear").span;
+    let shim_redis = &span_named(&spans, &http_trace, "FCALL clear").span;
     assert_eq!(shim_redis.parent_span_id, shim.span_id);
     assert_eq!(
         spans

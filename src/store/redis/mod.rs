@@ -1,5 +1,9 @@
-//! The production store: carts in Redis, each call one EVALSHA of a Lua script, but for a
-//! steady-state Get, which is one pipelined `GET` and `PEXPIRETIME` read without Lua.
+//! The production store: carts in Redis, each call one FCALL of a function of the store's
+//! Lua library (or, where Redis refuses the library, one EVALSHA of the script; see
+//! `scripts.rs`), but for a steady-state Get, which is one pipelined `GET` and `PEXPIRETIME`
+//! read without Lua. The library is loaded at start (on every master of a Cluster) and again
+//! whenever a call finds its function missing (a Redis restarted without persistence, a new
+//! master after a reshard, FUNCTION FLUSH), and the call resent within its deadline.
 //!
 //! Layout v2 (SPEC §7 leaves it to the store): a cart is one string key, `cart:{tenant:id}`,
 //! holding the whole cart as msgpack (the header as one array of [`codec::MetaField`]s, then
@@ -35,6 +39,7 @@ mod eviction;
 mod msgpack;
 mod scripts;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,9 +50,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use self::codec::{Body, Reply};
-use self::connection::Connection;
+use self::connection::{Active, Connection};
 use self::eviction::{EvictionGuard, Survey};
-use self::scripts::{Key, RetryClass, Script, Scripts};
+use self::scripts::{Key, Library, RetryClass, Script, Scripts};
 use super::{CartStore, CustomerKey, Mutated};
 use crate::domain::{
     CartId, CartKey, CartPolicy, CartState, IdempotencyTag, Mutation, MutationOutcome, NewCart,
@@ -59,6 +64,14 @@ use crate::error::CartError;
 /// benchmarking it alone).
 pub fn clear_script_source() -> String {
     scripts::script_source(Script::Clear, &CartPolicy::default())
+}
+
+/// The Functions library, as a store with the default policy loads it, and the name of its
+/// Clear function (for benchmarking it alone).
+pub fn library_source() -> (String, String) {
+    let library = scripts::Library::new(&CartPolicy::default());
+    let clear = library.function(Script::Clear).to_owned();
+    (library.source, clear)
 }
 
 /// How long Redis may take before a call fails with UNAVAILABLE.
@@ -98,6 +111,10 @@ impl Default for Durability {
 pub struct RedisStore {
     connection: Connection,
     scripts: Scripts,
+    library: Library,
+    /// Whether calls are FCALLs of the library's functions; false while Redis refuses the
+    /// library (FUNCTION LOAD), when they are EVALSHAs of the scripts.
+    functions: AtomicBool,
     policy: CartPolicy,
     timeouts: RedisTimeouts,
     durability: Durability,
@@ -189,6 +206,8 @@ impl RedisStore {
         Ok(Self {
             connection: Connection::open(url, timeouts, ca_cert)?,
             scripts: Scripts::new(&policy),
+            library: Library::new(&policy),
+            functions: AtomicBool::new(true),
             policy,
             timeouts,
             durability,
@@ -226,18 +245,53 @@ impl RedisStore {
         self.connection.is_cluster()
     }
 
-    /// Loads every script (SCRIPT LOAD), so that the first calls are plain EVALSHAs.
+    /// Loads the library (FUNCTION LOAD, on every master of a Cluster), so that the first
+    /// calls are plain FCALLs; where Redis refuses it, every script (SCRIPT LOAD) instead.
     pub async fn load_scripts(&self) -> Result<(), CartError> {
         let mut connection = self.connection.active().await.map_err(store_error)?;
-        for script in Script::ALL {
-            self.scripts
-                .get(script)
-                .prepare_invoke()
-                .load_async(&mut connection)
-                .await
-                .map_err(store_error)?;
+        self.load(&mut connection, &Script::ALL)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Gives Redis the library again (FUNCTION LOAD REPLACE: loading the same code twice, as
+    /// two instances of one version may, changes nothing); when Redis refuses it (an ACL
+    /// without `function`, a full Redis: FUNCTION LOAD is `denyoom`, a Redis without
+    /// Functions), falls back to EVALSHA, loading `scripts`, with one WARN line. Tried again
+    /// each time Redis has lost what the calls need, so a fallback ends once Redis takes it.
+    async fn load(&self, connection: &mut Active, scripts: &[Script]) -> Result<(), RedisError> {
+        let loaded = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(&self.library.source)
+            .query_async::<Value>(connection)
+            .await;
+        match loaded {
+            Ok(_) => {
+                if !self.functions.swap(true, Ordering::Relaxed) {
+                    tracing::info!(library = %self.library.name, "redis took the functions library; calls are FCALLs again");
+                }
+                Ok(())
+            }
+            // Refused (an unknown FUNCTION reads as a lost command: here it is a refusal).
+            Err(error)
+                if lost_code(&error)
+                    || matches!(failure(&error), Failure::Full | Failure::Permanent) =>
+            {
+                if self.functions.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(%error, library = %self.library.name, "redis refused FUNCTION LOAD; calling the scripts by EVALSHA instead");
+                }
+                for script in scripts {
+                    self.scripts
+                        .get(*script)
+                        .prepare_invoke()
+                        .load_async(connection)
+                        .await?;
+                }
+                Ok(())
+            }
+            Err(error) => Err(error),
         }
-        Ok(())
     }
 
     /// The cart's key, `cart:{<tenant>:<cart id>}`, into `out` (emptied first): the hash tag
@@ -252,17 +306,22 @@ impl RedisStore {
         out.push('}');
     }
 
-    /// The EVALSHA of `call`: its KEYS (its script's cart keys, then its idempotency record
-    /// when there is one), the prelude's ARGV[1..=3], then its own arguments. Each key is
-    /// written into one buffer and copied into the command, so building it allocates little.
-    fn command(&self, call: &Call<'_>) -> Cmd {
+    /// The FCALL (or, while Redis refuses the library, the EVALSHA) of `call`: its KEYS (its
+    /// script's cart keys, then its idempotency record when there is one), the prelude's
+    /// ARGV[1..=3], then its own arguments. Each key is written into one buffer and copied
+    /// into the command, so building it allocates little.
+    fn command(&self, call: &Call<'_>, functions: bool) -> Cmd {
         let keys = call.script.keys();
         let key_count = keys.len() + usize::from(call.request.is_some());
         let data = 64 * key_count + call.args.iter().map(Vec::len).sum::<usize>() + 128;
         let mut cmd = Cmd::with_capacity(6 + key_count + call.args.len(), data);
-        cmd.arg("EVALSHA")
-            .arg(self.scripts.get(call.script).get_hash())
-            .arg(key_count);
+        if functions {
+            cmd.arg("FCALL").arg(self.library.function(call.script));
+        } else {
+            cmd.arg("EVALSHA")
+                .arg(self.scripts.get(call.script).get_hash());
+        }
+        cmd.arg(key_count);
         let mut key = String::new();
         Self::cart_key(call.key, &mut key);
         let tag = key.len();
@@ -281,7 +340,7 @@ impl RedisStore {
             key.push_str(request.key.as_str());
             cmd.arg(key.as_str());
         }
-        cmd.arg(call.now)
+        cmd.arg(Hex::of(call.now).as_bytes())
             .arg(call.expected_version)
             .arg(call.request.map_or("", |tag| tag.fingerprint.as_str()));
         for arg in &call.args {
@@ -290,11 +349,13 @@ impl RedisStore {
         cmd
     }
 
-    /// One round trip: the EVALSHA, followed in the same write by `WAIT` when a mutation must
-    /// reach replicas (on the connection of the master that owns the cart's slot: the cluster
-    /// client routes a pipeline by its keyed command). Returns the script's reply and, after a
-    /// `WAIT`, how many replicas acknowledged. Redis that lost the script gets it again.
-    async fn send(&self, request: &Request) -> Result<(Value, Option<i64>), RedisError> {
+    /// One round trip: the FCALL (or EVALSHA), followed in the same write by `WAIT` when a
+    /// mutation must reach replicas (on the connection of the master that owns the cart's
+    /// slot: the cluster client routes a pipeline by its keyed command). Returns the script's
+    /// reply and, after a `WAIT`, how many replicas acknowledged. A Redis that lost the
+    /// library or the script (restarted without persistence, a new master after a reshard,
+    /// FUNCTION FLUSH) gets it again, and the call is sent again at once.
+    async fn send(&self, request: &Request<'_>) -> Result<(Value, Option<i64>), RedisError> {
         let mut connection = self.connection.active().await?;
         let mut loaded = false;
         loop {
@@ -303,25 +364,7 @@ impl RedisStore {
                 return Err(deadline_passed());
             }
             let reply = match request {
-                Request::Alone(cmd, _) => cmd
-                    .query_async::<Value>(&mut connection)
-                    .await
-                    .map(|reply| (reply, None)),
-                Request::Replicated(pipeline, _) => {
-                    let mut replies = pipeline
-                        .query_async::<Vec<Value>>(&mut connection)
-                        .await?
-                        .into_iter();
-                    match (replies.next(), replies.next()) {
-                        (Some(Value::ServerError(error)), _) => Err(error.into()),
-                        (Some(reply), Some(Value::Int(acked))) => Ok((reply, Some(acked))),
-                        (_, Some(Value::ServerError(error))) => Err(error.into()),
-                        _ => Err(RedisError::from((
-                            redis::ErrorKind::Client,
-                            "unexpected reply to EVALSHA and WAIT",
-                        ))),
-                    }
-                }
+                Request::Script(call) => self.call(&mut connection, call).await,
                 Request::Read(pipeline) => {
                     let replies = pipeline.query_async::<Vec<Value>>(&mut connection).await?;
                     match replies.as_slice() {
@@ -338,20 +381,49 @@ impl RedisStore {
                     }
                 }
             };
-            match (reply, request.script()) {
-                (Err(error), Some(script))
-                    if !loaded
-                        && error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) =>
-                {
-                    self.scripts
-                        .get(script)
-                        .prepare_invoke()
-                        .load_async(&mut connection)
-                        .await?;
+            match (reply, request) {
+                (Err(error), Request::Script(call)) if !loaded && lost_code(&error) => {
+                    self.load(&mut connection, &[call.script]).await?;
                     loaded = true;
                 }
                 (other, _) => return other,
             }
+        }
+    }
+
+    /// Sends `call` on `connection`: its FCALL (or EVALSHA), pipelined with a `WAIT` when it
+    /// mutates and changes must reach replicas.
+    async fn call(
+        &self,
+        connection: &mut Active,
+        call: &Call<'_>,
+    ) -> Result<(Value, Option<i64>), RedisError> {
+        let cmd = self.command(call, self.functions.load(Ordering::Relaxed));
+        if !(call.script.mutates() && self.durability.min_replicas > 0) {
+            return cmd
+                .query_async::<Value>(connection)
+                .await
+                .map(|reply| (reply, None));
+        }
+        let mut pipeline = redis::pipe();
+        pipeline
+            .ignore_errors()
+            .add_command(cmd)
+            .cmd("WAIT")
+            .arg(self.durability.min_replicas)
+            .arg(self.durability.timeout.as_millis().max(1) as u64);
+        let mut replies = pipeline
+            .query_async::<Vec<Value>>(connection)
+            .await?
+            .into_iter();
+        match (replies.next(), replies.next()) {
+            (Some(Value::ServerError(error)), _) => Err(error.into()),
+            (Some(reply), Some(Value::Int(acked))) => Ok((reply, Some(acked))),
+            (_, Some(Value::ServerError(error))) => Err(error.into()),
+            _ => Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "unexpected reply to a script call and WAIT",
+            ))),
         }
     }
 
@@ -362,6 +434,7 @@ impl RedisStore {
         // A Get is first a read without its script (`RedisStore::read`): named so until it
         // falls back to the script.
         let read_first = script == Script::Get;
+        let functions = self.functions.load(Ordering::Relaxed);
         // Only a trace viewer reads this span (the logs name the operation's span).
         let span = match crate::telemetry::is_exporting() {
             true => tracing::info_span!(
@@ -369,12 +442,16 @@ impl RedisStore {
                 otel.name = if read_first {
                     "GET"
                 } else {
-                    script.span_name()
+                    script.span_name(functions)
                 },
                 otel.kind = "client",
                 otel.status_code = Empty,
                 db.system.name = "redis",
-                db.operation.name = if read_first { "GET" } else { "EVALSHA" },
+                db.operation.name = if read_first {
+                    "GET"
+                } else {
+                    operation(functions)
+                },
                 db.stored_procedure.name = Empty,
                 server.address = self.server.0.as_str(),
                 server.port = i64::from(self.server.1),
@@ -401,6 +478,15 @@ impl RedisStore {
         result
     }
 
+    /// Names `span` after the call of `script` as it is sent now: `FCALL <script>` (or
+    /// `EVALSHA <script>`), its `db.operation.name` and `db.stored_procedure.name`.
+    fn name_span(&self, span: &tracing::Span, script: Script) {
+        let functions = self.functions.load(Ordering::Relaxed);
+        span.record("otel.name", script.span_name(functions));
+        span.record("db.operation.name", operation(functions));
+        span.record("db.stored_procedure.name", script.name());
+    }
+
     /// Runs one script call: admitted by the eviction policy, sent (and resent per its
     /// [`Retry`]) within the store timeout, its replicas' acknowledgement checked, its reply
     /// decoded.
@@ -410,24 +496,18 @@ impl RedisStore {
                 return Ok(body);
             }
             // The read found a refresh due or a v1 cart: the span is the script's from here.
-            span.record("otel.name", call.script.span_name());
-            span.record("db.operation.name", "EVALSHA");
-            span.record("db.stored_procedure.name", call.script.name());
+            self.name_span(span, call.script);
         }
-        let cmd = self.command(&call);
-        let request = if call.script.mutates() && self.durability.min_replicas > 0 {
-            let mut pipeline = redis::pipe();
-            pipeline
-                .ignore_errors()
-                .add_command(cmd)
-                .cmd("WAIT")
-                .arg(self.durability.min_replicas)
-                .arg(self.durability.timeout.as_millis().max(1) as u64);
-            Request::Replicated(pipeline, call.script)
-        } else {
-            Request::Alone(cmd, call.script)
-        };
-        let sent = self.send_bounded(&request, call.retry()).await?;
+        let functions = self.functions.load(Ordering::Relaxed);
+        let sent = self
+            .send_bounded(&Request::Script(&call), call.retry())
+            .await;
+        // The call fell back to EVALSHA (or back to FCALL) on the way: the span says what was
+        // sent last.
+        if self.functions.load(Ordering::Relaxed) != functions {
+            self.name_span(span, call.script);
+        }
+        let sent = sent?;
         let reply = codec::parse_reply(sent.reply, &self.policy.limits)?;
         // A change (or, under an idempotency key, its remembered outcome) was written; a
         // refusal for want of memory is not remembered.
@@ -442,7 +522,7 @@ impl RedisStore {
 
     /// Sends `request` within the store timeout (or the client's deadline, when it comes
     /// first, which then bounds the call and every resend), once the eviction policy admits it.
-    async fn send_bounded(&self, request: &Request, retry: Retry) -> Result<Sent, CartError> {
+    async fn send_bounded(&self, request: &Request<'_>, retry: Retry) -> Result<Sent, CartError> {
         let store_deadline = Instant::now() + self.timeouts.response;
         let client_deadline = crate::deadline::current().filter(|client| *client < store_deadline);
         let deadline = client_deadline.unwrap_or(store_deadline);
@@ -501,7 +581,7 @@ impl RedisStore {
     /// or resent past the client's deadline.
     async fn send_with_retry(
         &self,
-        request: &Request,
+        request: &Request<'_>,
         retry: Retry,
         deadline: Instant,
         client_bound: bool,
@@ -611,23 +691,30 @@ impl RedisStore {
 }
 
 /// What one round trip sends.
-enum Request {
-    Alone(Cmd, Script),
-    /// The EVALSHA and a `WAIT`, pipelined.
-    Replicated(redis::Pipeline, Script),
+enum Request<'c> {
+    /// A script call: its command is built when it is sent (FCALL, or EVALSHA while Redis
+    /// refuses the library), with a `WAIT` after it when changes must reach replicas.
+    Script(&'c Call<'c>),
     /// A Get without its script: `GET` and `PEXPIRETIME` of the cart's key, pipelined (one
     /// key, so one slot; the cluster client follows MOVED and ASK for the pair).
     Read(redis::Pipeline),
 }
 
-impl Request {
-    /// The script that Redis runs, which it may have to be given again (NOSCRIPT).
-    fn script(&self) -> Option<Script> {
-        match self {
-            Self::Alone(_, script) | Self::Replicated(_, script) => Some(*script),
-            Self::Read(_) => None,
-        }
-    }
+/// The command a script call is sent as: `db.operation.name` of its span.
+fn operation(functions: bool) -> &'static str {
+    if functions { "FCALL" } else { "EVALSHA" }
+}
+
+/// Whether `error` says that Redis lacks the function (`ERR Function not found`; or FCALL
+/// itself, a server without Functions that was not reachable when the store started) or the
+/// script (NOSCRIPT) a call named: it did not run, and runs once Redis is given it again (or,
+/// without Functions, once the store has fallen back to EVALSHA).
+fn lost_code(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript)
+        || (error.code() == Some("ERR")
+            && error.detail().is_some_and(|detail| {
+                detail == "Function not found" || detail.starts_with("unknown command")
+            }))
 }
 
 /// An answered round trip.
@@ -652,7 +739,7 @@ fn deadline_passed() -> RedisError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
     /// Redis did not run it (no connection, cluster down or failing over, a redirect that
-    /// outlasted the cluster client's own retries, loading).
+    /// outlasted the cluster client's own retries, loading, no such function or script).
     NotSent,
     /// It may or may not have run (the connection broke or timed out after sending).
     Unknown,
@@ -680,12 +767,43 @@ fn failure(error: &RedisError) -> Failure {
                 | ServerErrorKind::Ask
         ) | redis::ErrorKind::ClusterConnectionNotFound
     );
-    if error.is_connection_refusal() || refused_by_server {
+    // Redis lacked the function or script (`send` loads it and sends once more): when even
+    // that resend met a Redis without it (a Cluster master the client's slot map did not
+    // show yet), it is sent again after a backoff, loading it again first.
+    if error.is_connection_refusal() || refused_by_server || lost_code(error) {
         Failure::NotSent
     } else if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
         Failure::Unknown
     } else {
         Failure::Permanent
+    }
+}
+
+/// ARGV[1], the call's `now`, in hexadecimal (see `lua/prelude.lua`: Lua reads it with a
+/// strtoul, where decimal would take a strtod); written without allocating.
+struct Hex {
+    digits: [u8; 16],
+    start: usize,
+}
+
+impl Hex {
+    fn of(now: UnixMillis) -> Self {
+        let mut digits = [b'0'; 16];
+        let mut value = now.max(0) as u64;
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b"0123456789abcdef"[(value & 0xf) as usize];
+            value >>= 4;
+            if value == 0 {
+                break;
+            }
+        }
+        Self { digits, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
     }
 }
 
@@ -781,6 +899,9 @@ impl CartStore for RedisStore {
                 args.push(flag(*preserve_coupons));
                 args.push(reason.as_bytes().to_vec());
                 args.push(flag(*only_generated_id));
+                // Its new expiry as text: Redis formats a number argument of a command with
+                // `%.17g`, which costs a Clear more than the argument does.
+                args.push((now + self.policy.cart_ttl_ms()).to_string().into_bytes());
                 Script::Clear
             }
             Mutation::Delete { order_number } => {
@@ -910,6 +1031,20 @@ impl CartStore for RedisStore {
             Err(_) => Err(CartError::Unavailable(
                 "redis did not answer INFO in time".into(),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hex;
+
+    #[test]
+    fn now_is_sent_in_hexadecimal() {
+        for now in [0, 1, 15, 16, 1_764_612_345_678, i64::MAX] {
+            let hex = Hex::of(now);
+            let text = std::str::from_utf8(hex.as_bytes()).unwrap();
+            assert_eq!(text, format!("{now:x}"));
         }
     }
 }

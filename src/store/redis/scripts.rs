@@ -1,13 +1,28 @@
 //! The Lua scripts: [`Script`] is the one table of them (name, source, flags, keys, retry
-//! class); each is prefixed with the shared prelude and built once per store.
-//! `redis::Script` calls them by SHA (EVALSHA) and loads them again on NOSCRIPT.
+//! class). The store calls them as one Redis 7 Functions library ([`Library`]: FUNCTION LOAD
+//! once, FCALL per call), whose helpers are built once when it is loaded, so a call runs only
+//! its body (an EVAL script builds every closure it defines on every call). Where Redis
+//! refuses FUNCTION LOAD (an ACL without `function`, a full Redis, a Redis without
+//! Functions), it calls each script instead, prefixed with the prelude's part and helpers it
+//! needs, by SHA (EVALSHA; [`Scripts`]). Both are built from the same sources, once per store.
 //!
-//! Every script declares its Redis 7 flags (`#!lua flags=...`, the first line of its source,
-//! from its row of [`Script`]'s table; the reason is in the script's header). A script
-//! without `allow-oom` is refused whole by a Redis over `maxmemory` (OOM, before its first
-//! command), so a full Redis never holds half a change; only Get (it at most re-arms an expiry
-//! in place) and Remove (it frees) carry `allow-oom` and run when Redis is full. A script with
-//! flags may only touch keys of one slot: each names only its own KEYS, one hash tag.
+//! Every script declares its Redis 7 flags (`#!lua flags=...`, the first line of its source;
+//! `flags = {...}` of its function in the library), from its row of [`Script`]'s table; the
+//! reason is in the script's header. A script without `allow-oom` is refused whole by a Redis
+//! over `maxmemory` (OOM, before its first command), so a full Redis never holds half a
+//! change; only Get (it at most re-arms an expiry in place) and Remove (it frees) carry
+//! `allow-oom` and run when Redis is full. A script with flags may only touch keys of one
+//! slot: each names only its own KEYS, one hash tag.
+//!
+//! The library is `cart_<hash>` and its functions `cart_<hash>_<script>`, the hash that of its
+//! code (the policy's constants written in): two versions of the service against one Redis
+//! (a rolling deploy, or two configs) each load and call their own, and never replace each
+//! other's. What that leaves behind is the libraries of versions no longer running, a few tens
+//! of KB each in every master's memory (and in its RDB/AOF). `FUNCTION LIST LIBRARYNAME cart_`
+//! shows them; `FUNCTION DELETE cart_<hash>` (on every master of a Cluster) removes one once
+//! no instance of its version runs; a version that meets its library gone loads it again.
+
+use sha2::Digest;
 
 use super::codec::MetaField;
 use crate::domain::CartPolicy;
@@ -226,9 +241,15 @@ impl Script {
         self.row().name
     }
 
-    /// The OpenTelemetry span name of its call.
-    pub fn span_name(self) -> &'static str {
-        self.row().span_name
+    /// The OpenTelemetry span name of its call: `FCALL <name>`, or `EVALSHA <name>` when it
+    /// is not sent as a function (`functions` false).
+    pub fn span_name(self, functions: bool) -> &'static str {
+        let row = self.row();
+        if functions {
+            row.fcall_span
+        } else {
+            row.evalsha_span
+        }
     }
 
     /// The Redis 7 flags it declares in its `#!lua` line.
@@ -263,7 +284,8 @@ impl Script {
 /// One row of [`TABLE`].
 struct Row {
     name: &'static str,
-    span_name: &'static str,
+    fcall_span: &'static str,
+    evalsha_span: &'static str,
     body: &'static str,
     flags: &'static [&'static str],
     keys: &'static [Key],
@@ -275,7 +297,8 @@ macro_rules! row {
     ($name:literal, $flags:expr, $retry:ident, mutates: $mutates:literal) => {
         Row {
             name: $name,
-            span_name: concat!("EVALSHA ", $name),
+            fcall_span: concat!("FCALL ", $name),
+            evalsha_span: concat!("EVALSHA ", $name),
             body: include_str!(concat!("lua/", $name, ".lua")),
             flags: $flags,
             keys: CART_KEYS,
@@ -306,6 +329,100 @@ const TABLE: [Row; 16] = [
     row!("merge_in", &[], WhenGuarded, mutates: true),
     row!("finish_merge", &[], Always, mutates: true),
 ];
+
+/// The Redis 7 Functions library of every script for a store with `policy` (FUNCTION LOAD
+/// once, FCALL per call): the prelude's code and every helper defined once at library level,
+/// so that a call builds no closure; per call, only the state the EVAL scripts get anew (KEYS,
+/// ARGV, NOW, V1) is assigned, at the function's entry (Redis runs one function at a time).
+/// Each script is its body as a function, its own top-level helpers beside it, registered
+/// with the flags of its row.
+///
+/// The library's and its functions' names carry a hash of the code, so that two versions of
+/// the service (a rolling deploy) against one Redis each load and call their own.
+pub struct Library {
+    /// `cart_<hash>`.
+    pub name: String,
+    /// The `#!lua name=...` source that FUNCTION LOAD takes.
+    pub source: String,
+    /// Each script's function, `cart_<hash>_<script>`, in the order of [`Script::ALL`].
+    functions: [String; Script::ALL.len()],
+}
+
+/// The library's per-call state as library-level locals, in place of the prelude's lines that
+/// set it on every EVAL (`local NOW = ...`, `local V1 = ...`, KEYS and ARGV Redis's globals).
+const LIBRARY_STATE: &str = "local KEYS, ARGV, NOW, V1 = {}, {}, 0, false\n";
+
+impl Library {
+    pub fn new(policy: &CartPolicy) -> Self {
+        let mut sections = PRELUDE.split(HELPER_MARK);
+        let core = sections.next().unwrap_or_default();
+        let mut code = LIBRARY_STATE.to_owned();
+        let mut per_call = 0;
+        for line in core.split_inclusive('\n') {
+            if line.starts_with("local NOW = ") || line.starts_with("local V1 = ") {
+                per_call += 1;
+            } else {
+                code.push_str(line);
+            }
+        }
+        assert_eq!(per_call, 2, "the prelude sets NOW and V1 per call");
+        for section in sections {
+            code.push_str(section.split_once('\n').map_or("", |(_, code)| code));
+        }
+        for script in Script::ALL {
+            let (helpers, body) = hoisted(script.row().body);
+            let flags: Vec<String> = script.flags().iter().map(|f| format!("'{f}'")).collect();
+            code.push_str(&format!(
+                "do\n{helpers}local function body()\n{body}end\n\
+                 redis.register_function{{function_name = '@_{name}', callback = function(keys, args)\n\
+                 \x20 KEYS, ARGV, NOW, V1 = keys, args, tonumber(args[1], 16), false\n\
+                 \x20 return once(body)\n\
+                 end, flags = {{{flags}}}}}\nend\n",
+                name = script.name(),
+                flags = flags.join(", "),
+            ));
+        }
+        let code = write_in(&code, &constants(policy));
+        let digest = sha2::Sha256::digest(code.as_bytes());
+        let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("cart_{hash}");
+        let source = format!(
+            "#!lua name={name}\n{}",
+            code.replace("function_name = '@_", &format!("function_name = '{name}_"))
+        );
+        let functions = Script::ALL.map(|script| format!("{name}_{}", script.name()));
+        Self {
+            name,
+            source,
+            functions,
+        }
+    }
+
+    /// The function that runs `script`.
+    pub fn function(&self, script: Script) -> &str {
+        &self.functions[script.index()]
+    }
+}
+
+/// A script body's own top-level helpers (each `local function` at the start of a line, up to
+/// the next line that is `end`), defined once beside its function in the library, and the rest
+/// of the body.
+fn hoisted(body: &str) -> (String, String) {
+    let (mut helpers, mut rest) = (String::new(), String::new());
+    let mut in_helper = false;
+    for line in body.split_inclusive('\n') {
+        if line.starts_with("local function ") {
+            in_helper = true;
+        }
+        if in_helper {
+            helpers.push_str(line);
+            in_helper = line.trim_end() != "end";
+        } else {
+            rest.push_str(line);
+        }
+    }
+    (helpers, rest)
+}
 
 /// Every script, built once per store (for its policy).
 pub struct Scripts([redis::Script; Script::ALL.len()]);
@@ -340,8 +457,9 @@ mod tests {
     fn a_script_carries_only_the_helpers_it_calls() {
         let policy = CartPolicy::default();
         let clear = script_source(Script::Clear, &policy);
-        // Constants are literals in the code (Clear restarts the lifetime: 90 days).
-        assert!(clear.contains("local expires = NOW + 7776000000"));
+        // Constants are literals in the code (a request's record lives a day), as text where
+        // they are a command's argument.
+        assert!(clear.contains("'PX', '86400000')"));
         let code: Vec<&str> = clear
             .lines()
             .filter(|l| !l.trim_start().starts_with("--"))
@@ -492,10 +610,81 @@ mod tests {
     }
 
     #[test]
+    fn the_library_defines_its_helpers_once_and_registers_each_script_with_its_flags() {
+        let policy = CartPolicy::default();
+        let library = Library::new(&policy);
+        let source = &library.source;
+        assert_eq!(
+            source.lines().next(),
+            Some(format!("#!lua name={}", library.name).as_str())
+        );
+        let shebangs = source.lines().filter(|l| l.starts_with("#!")).count();
+        assert_eq!(shebangs, 1);
+        // Every helper once, at library level (not inside a function's body).
+        for helper in ["fail", "once", "load", "store", "plan_add", "cleared"] {
+            let definition = format!("\nlocal function {helper}(");
+            assert_eq!(source.matches(&definition).count(), 1, "{helper}");
+        }
+        // The per-call state is the library's, assigned at each function's entry.
+        assert!(source.contains(LIBRARY_STATE));
+        assert!(!source.contains("local NOW = tonumber(ARGV[1], 16)"));
+        let entries = source
+            .matches("KEYS, ARGV, NOW, V1 = keys, args, tonumber(args[1], 16), false")
+            .count();
+        assert_eq!(entries, Script::ALL.len());
+        for script in Script::ALL {
+            let function = library.function(script);
+            assert_eq!(function, format!("{}_{}", library.name, script.name()));
+            let flags: Vec<String> = script.flags().iter().map(|f| format!("'{f}'")).collect();
+            let at = source
+                .find(&format!("function_name = '{function}'"))
+                .unwrap_or_else(|| panic!("{function} is registered"));
+            let registration = &source[at..at + source[at..].find("\nend\n").unwrap()];
+            assert!(
+                registration.ends_with(&format!("end, flags = {{{}}}}}", flags.join(", "))),
+                "{registration}"
+            );
+        }
+        // Constants are written in as in the EVAL scripts.
+        assert!(source.contains("if expires < NOW + 7776000000 - 77760000 then"));
+    }
+
+    #[test]
+    fn the_library_name_carries_a_hash_of_its_code() {
+        let default = Library::new(&CartPolicy::default());
+        let (prefix, hash) = default.name.split_at("cart_".len());
+        assert_eq!(prefix, "cart_");
+        assert_eq!(hash.len(), 16);
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(Library::new(&CartPolicy::default()).name, default.name);
+        // Other code (here another policy written in) is another library, with other functions.
+        let other = Library::new(&CartPolicy {
+            cart_ttl: std::time::Duration::from_secs(3600),
+            ..CartPolicy::default()
+        });
+        assert_ne!(other.name, default.name);
+        assert_ne!(
+            other.function(Script::Clear),
+            default.function(Script::Clear)
+        );
+    }
+
+    #[test]
+    fn a_bodys_own_helpers_are_hoisted() {
+        let (helpers, rest) = hoisted("-- c\nlocal function f(x)\n  return x\nend\nreturn f(1)\n");
+        assert_eq!(helpers, "local function f(x)\n  return x\nend\n");
+        assert_eq!(rest, "-- c\nreturn f(1)\n");
+    }
+
+    #[test]
     fn the_table_names_each_script_after_its_file() {
         for script in Script::ALL {
             assert_eq!(Script::ALL[script.index()], script);
-            assert_eq!(script.span_name(), format!("EVALSHA {}", script.name()));
+            assert_eq!(script.span_name(true), format!("FCALL {}", script.name()));
+            assert_eq!(
+                script.span_name(false),
+                format!("EVALSHA {}", script.name())
+            );
             assert_eq!(script.keys(), CART_KEYS);
         }
         assert_eq!(Script::Get.retry_class(), RetryClass::Always);

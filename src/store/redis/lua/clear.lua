@@ -1,5 +1,9 @@
 -- Clear: ARGV[4] preserve coupons ('1' or '0'), ARGV[5] reason, ARGV[6] '1' to clear only a
--- cart whose id the service generated (any other answers CART_NOT_FOUND: VTEX's public route).
+-- cart whose id the service generated (any other answers CART_NOT_FOUND: VTEX's public route),
+-- ARGV[7] the new expiry (NOW + CART_TTL) in decimal: the arguments of a command are given to
+-- Redis as strings (a number is formatted with `%.17g`, about 2,500 instructions each), so the
+-- GETRANGE bounds are string literals and the SET's PXAT is this argument (and the reply's
+-- expiry the same sum, as a number).
 -- Reads the header and at most the coupons, never the lines (a GETRANGE of the value's first
 -- 4 KiB, where they sit: taking a string into Lua costs in proportion to its size, and the
 -- lines of a 250-line cart are about 50 KB), and replaces the old value whole, so a cart of
@@ -58,7 +62,7 @@ local function cleared(head)
     .. string.sub(head, at + 1, tail) .. coupons .. NONE, tonumber(units) or 0
 end
 
-local ok, value, units = pcall(cleared, redis.pcall('GETRANGE', CART, 0, 4095))
+local ok, value, units = pcall(cleared, redis.pcall('GETRANGE', CART, '0', '4095'))
 if not ok then
   local h, rest = load()
   if not h then return fail('CART_NOT_FOUND') end
@@ -71,7 +75,6 @@ if not ok then
   value, units = cleared(cmsgpack.pack(h) .. rest)
 end
 if not value then return units end
-local expires = NOW + CART_TTL
-redis.call('SET', CART, value, 'PXAT', expires)
+redis.call('SET', CART, value, 'PXAT', ARGV[7])
 if V1 then redis.call('DEL', V1_LINES, V1_COUPONS) end
-return cart_reply(expires, value, units)
+return cart_reply(NOW + CART_TTL, value, units)

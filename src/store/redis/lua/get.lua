@@ -20,10 +20,11 @@ if expires < NOW + CART_TTL - REFRESH_SLACK then
   local status = h[F_STATUS]
   if status == 'active' or status == 'frozen' or status == 'merging' then
     expires = NOW + CART_TTL
-    redis.call('PEXPIREAT', CART, expires)
+    local at = string.format('%d', expires)
+    redis.call('PEXPIREAT', CART, at)
     if v1 then
-      redis.call('PEXPIREAT', V1_LINES, expires)
-      redis.call('PEXPIREAT', V1_COUPONS, expires)
+      redis.call('PEXPIREAT', V1_LINES, at)
+      redis.call('PEXPIREAT', V1_COUPONS, at)
     end
   end
 end

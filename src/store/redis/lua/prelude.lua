@@ -1,8 +1,11 @@
--- Prepended to every cart script (after its `#!lua` line, which Redis reads only as the first
--- line of the source: it declares the script's flags, from `Script` in scripts.rs; each
--- script's header says why): this part always, each `--- helper:` section only to the
--- scripts that call it (Lua builds every closure of a script on every call, so unused ones
--- would cost each call).
+-- The head of the store's Functions library (scripts.rs `Library`): all of it, once, at library
+-- level, with NOW and V1 (below) and KEYS and ARGV as library locals that each function sets at
+-- its entry; each script's body is a function of the library, registered with its flags.
+-- Where Redis refuses the library, it is prepended to every cart script instead (after its
+-- `#!lua` line, which Redis reads only as the first line of the source: it declares the
+-- script's flags, from `Script` in scripts.rs; each script's header says why): this part
+-- always, each `--- helper:` section only to the scripts that call it (an EVAL script builds
+-- every closure it defines on every call, so unused ones would cost each call).
 --
 -- Layout v2 (see the module doc of store/redis/mod.rs):
 -- KEYS[1] cart:{tenant:id}   string: the whole cart, three msgpack values one after another:
@@ -29,9 +32,13 @@
 -- so every script checks everything before its first write (mirroring CartState::apply);
 -- the checks work on Lua tables, and the one write is `store`'s SET.
 --
--- ARGV[1] now (unix ms)   ARGV[2] expected version (0 = any)
+-- ARGV[1] now (unix ms, in hexadecimal: `tonumber(s, 16)` is a strtoul, where a decimal
+--         `tonumber` is a strtod of about 2,000 instructions)   ARGV[2] expected version (0 = any)
 -- ARGV[3] fingerprint of the request ('' without a request id)
 -- ARGV[4..] the script's own arguments.
+-- A command's arguments reach Redis as strings; a Lua number among them is formatted with
+-- `%.17g` on every call (about 2,500 instructions), so constants passed to a command are
+-- written in as string literals ('REQUEST_TTL') and computed numbers formatted with '%d'.
 -- Constants are written into the code by the Rust side as literals (scripts.rs `CONSTANTS`),
 -- rather than passed on every call (each argument costs Redis a Lua string per call) or held
 -- in locals (every local a helper uses is an upvalue of its closure, which Lua links anew on
@@ -44,7 +51,7 @@
 -- expressions they are (a table lookup where used costs less than an upvalue in every closure
 -- that uses it): CART, V1_LINES, V1_COUPONS and REQUEST are KEYS[1] to KEYS[4], EXPECTED and
 -- FINGERPRINT are ARGV[2] and ARGV[3].
-local NOW = tonumber(ARGV[1])
+local NOW = tonumber(ARGV[1], 16)
 -- Whether KEYS[1] holds a cart in layout v1 (set by `load`).
 local V1 = false
 
@@ -73,7 +80,7 @@ local function once(body)
   -- A refusal for want of memory is no outcome of the request: nothing is remembered. (The
   -- literal is fail('STORE_FULL'), packed once here rather than on every call.)
   if reply == '\170STORE_FULL\160' then return reply end
-  redis.call('SET', REQUEST, FINGERPRINT .. reply, 'PX', REQUEST_TTL)
+  redis.call('SET', REQUEST, FINGERPRINT .. reply, 'PX', 'REQUEST_TTL')
   return reply
 end
 
@@ -174,7 +181,8 @@ local function store(h, rest, ttl, extra)
   end
   local value = cmsgpack.pack(h) .. rest
   local expires = NOW + ttl
-  redis.call('SET', CART, value, 'PXAT', expires)
+  -- As text: Redis would format a number argument with `%.17g`, which costs more.
+  redis.call('SET', CART, value, 'PXAT', string.format('%d', expires))
   if V1 then redis.call('DEL', V1_LINES, V1_COUPONS) end
   return cart_reply(expires, value, extra)
 end

@@ -1,0 +1,288 @@
+//! The scripts as a Redis Functions library: loaded again when Redis lost it mid-run (FUNCTION
+//! FLUSH, on one server and on every master of a Cluster), and the fallback to EVALSHA where
+//! Redis refuses FUNCTION LOAD (an ACL without `function`, a full Redis).
+
+use std::process::Command;
+use std::time::Duration;
+
+use cart_service::pb;
+use cart_service::pb::cart_service_client::CartServiceClient;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use crate::helpers::{
+    Backend, RedisServer, ServiceProcess, assert_error, item, shared_cluster, spawn_app,
+};
+
+/// How many times redis-server has run `command` (`INFO commandstats`; `function|load` for a
+/// subcommand).
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let stats = redis.command(&["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.trim().parse().unwrap())
+}
+
+fn add(cart_id: &str, sku: &str, request_id: &str) -> pb::AddItemsRequest {
+    pb::AddItemsRequest {
+        cart_id: cart_id.to_owned(),
+        items: vec![item(sku, 1, 100)],
+        expected_version: 0,
+        request_id: request_id.to_owned(),
+    }
+}
+
+/// Four clients add items while the library is flushed again and again: every call succeeds
+/// (the store loads the library and resends within the call), none applies twice, and the
+/// calls are FCALLs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_library_is_loaded_again_mid_run() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Backend::Redis(redis.url())).await;
+    // A guest cart: a customer's would run the customer index's own script (EVALSHA).
+    let create = pb::CreateRequest {
+        currency: "USD".into(),
+        ..Default::default()
+    };
+    let cart = app
+        .client
+        .clone()
+        .create(create)
+        .await
+        .unwrap()
+        .into_inner();
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let mut client = app.client.clone();
+            let id = cart.id.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    client
+                        .add_items(add(&id, &format!("C{c}-{i}"), ""))
+                        .await
+                        .expect("an add while the library is flushed");
+                }
+            })
+        })
+        .collect();
+    let mut flushes = 0;
+    while !clients.iter().all(|c| c.is_finished()) {
+        redis.command(&["FUNCTION", "FLUSH"]);
+        flushes += 1;
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let read = app.get(&cart.id).await.unwrap();
+    assert_eq!(read.unique_item_count, 100, "every add applied once");
+    assert_eq!(read.version, 101);
+    assert!(flushes > 1, "the library was flushed while the clients ran");
+    assert!(calls(&redis, "function|load") >= 2, "loaded again");
+    assert!(calls(&redis, "fcall") >= 100);
+    assert_eq!(calls(&redis, "evalsha"), 0, "no fallback to EVALSHA");
+}
+
+/// The same on a Cluster: with the library flushed on every master, each cart's next call
+/// loads it again (on every master) and succeeds.
+#[tokio::test]
+async fn a_cluster_that_lost_the_library_gets_it_again() {
+    let cluster = shared_cluster();
+    let app = spawn_app(Backend::cluster()).await;
+    let carts: Vec<pb::Cart> = {
+        let mut carts = Vec::new();
+        for _ in 0..12 {
+            carts.push(app.create_cart(&[]).await);
+        }
+        carts
+    };
+    for master in cluster.masters(cluster.nodes[0].port()) {
+        let node = cluster.nodes.iter().find(|n| n.port() == master).unwrap();
+        node.command(&["FUNCTION", "FLUSH"]);
+    }
+    for cart in &carts {
+        app.client
+            .clone()
+            .add_items(add(&cart.id, "A", ""))
+            .await
+            .expect("an add after FUNCTION FLUSH");
+        assert_eq!(app.get(&cart.id).await.unwrap().item_count, 1);
+    }
+}
+
+/// The binary against `redis_url`, logging at `info`.
+fn service(redis_url: &str) -> ServiceProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cart-service"));
+    command
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env_clear()
+        .env("CART_REDIS_URL", redis_url)
+        .env("RUST_LOG", "info");
+    ServiceProcess::spawn(command)
+}
+
+async fn client_of(process: &ServiceProcess) -> CartServiceClient<Channel> {
+    let (grpc, _) = process.addrs().expect("the service listens");
+    let channel = Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("gRPC connects");
+    CartServiceClient::new(channel)
+}
+
+fn refusal_warnings(log: &[String]) -> usize {
+    log.iter()
+        .filter(|line| line.contains("WARN") && line.contains("refused FUNCTION LOAD"))
+        .count()
+}
+
+/// A Redis user whose ACL leaves out `function` cannot load the library: the service calls
+/// the scripts by EVALSHA instead, says so in one WARN line, and serves every RPC.
+#[tokio::test]
+async fn without_the_function_command_calls_go_by_evalsha() {
+    let args: Vec<String> = [
+        "--user",
+        "carts",
+        "on",
+        ">carts-pw",
+        "~cart:*",
+        "+@all",
+        "-function",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let redis = RedisServer::start_with(&args);
+    let url = format!("redis://carts:carts-pw@127.0.0.1:{}/", redis.port());
+    let process = service(&url);
+    let mut client = client_of(&process).await;
+    let create = pb::CreateRequest {
+        currency: "USD".into(),
+        ..Default::default()
+    };
+    let cart = client.create(create).await.expect("create").into_inner();
+    for sku in ["A", "B", "C"] {
+        client.add_items(add(&cart.id, sku, "")).await.expect("add");
+    }
+    // A script Redis lost is loaded again the same way (SCRIPT FLUSH: the default user).
+    redis.command(&["SCRIPT", "FLUSH"]);
+    let clear = pb::ClearRequest {
+        cart_id: cart.id.clone(),
+        ..Default::default()
+    };
+    let cleared = client.clear(clear).await.expect("clear").into_inner();
+    assert_eq!(cleared.items_cleared, 3);
+    assert_eq!(calls(&redis, "fcall"), 0);
+    assert!(calls(&redis, "evalsha") >= 5, "the scripts ran by EVALSHA");
+    let log = process.finish(false);
+    assert_eq!(refusal_warnings(&log), 1, "one WARN line: {log:#?}");
+}
+
+/// A server without Functions (here FCALL and FUNCTION renamed away, as on a Redis before 7):
+/// found so at start, or, when it was down then, at the first call, the service falls back to
+/// EVALSHA and serves every RPC.
+#[tokio::test]
+async fn a_redis_without_functions_is_served_by_evalsha() {
+    let args: Vec<String> = [
+        "--rename-command",
+        "FCALL",
+        "",
+        "--rename-command",
+        "FUNCTION",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut redis = RedisServer::start_with(&args);
+    let up = service(&redis.url());
+    redis.stop();
+    let down = service(&redis.url());
+    redis.restart();
+    for process in [up, down] {
+        let mut client = client_of(&process).await;
+        let create = pb::CreateRequest {
+            currency: "USD".into(),
+            ..Default::default()
+        };
+        let cart = loop {
+            // The service started while Redis was down reconnects by itself.
+            match client.create(create.clone()).await {
+                Ok(cart) => break cart.into_inner(),
+                Err(status) if status.code() == Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => panic!("create: {status:?}"),
+            }
+        };
+        client.add_items(add(&cart.id, "A", "")).await.expect("add");
+        let clear = pb::ClearRequest {
+            cart_id: cart.id.clone(),
+            ..Default::default()
+        };
+        let cleared = client.clear(clear).await.expect("clear").into_inner();
+        assert_eq!(cleared.items_cleared, 1);
+        let log = process.finish(false);
+        assert_eq!(refusal_warnings(&log), 1, "one WARN line: {log:#?}");
+    }
+    assert!(calls(&redis, "evalsha") >= 6, "the scripts ran by EVALSHA");
+}
+
+/// A Redis that is full when the service starts refuses FUNCTION LOAD (it is `denyoom`): the
+/// service falls back to EVALSHA, and a full Redis answers as designed (Remove runs, a Clear
+/// is STORE_FULL); with room again, Clear works.
+#[tokio::test]
+async fn a_full_redis_at_startup_is_served_by_evalsha() {
+    let redis = RedisServer::start();
+    let cart = {
+        let app = spawn_app(Backend::Redis(redis.url())).await;
+        let cart = app.create_cart(&[("A", 1, 100)]).await;
+        let other = app.create_cart(&[("B", 1, 100)]).await;
+        app.stop().await;
+        (cart, other)
+    };
+    redis.command(&["FUNCTION", "FLUSH"]);
+    redis.command(&["SCRIPT", "FLUSH"]);
+    redis.command(&["CONFIG", "RESETSTAT"]);
+    redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
+    let process = service(&redis.url());
+    let mut client = client_of(&process).await;
+    let (cart, other) = cart;
+    let read = client
+        .get(pb::GetRequest {
+            cart_id: cart.id.clone(),
+        })
+        .await
+        .expect("a full Redis answers Get")
+        .into_inner();
+    assert_eq!(read.item_count, 1);
+    let clear = pb::ClearRequest {
+        cart_id: cart.id.clone(),
+        ..Default::default()
+    };
+    assert_error(
+        client.clear(clear.clone()).await,
+        Code::ResourceExhausted,
+        "STORE_FULL",
+    );
+    let remove = pb::RemoveRequest {
+        cart_id: other.id.clone(),
+        ..Default::default()
+    };
+    client
+        .remove(remove)
+        .await
+        .expect("a full Redis runs Remove");
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    let cleared = client.clear(clear).await.expect("clear").into_inner();
+    assert_eq!(cleared.items_cleared, 1);
+    assert!(calls(&redis, "evalsha") >= 2, "the scripts ran by EVALSHA");
+    assert_eq!(calls(&redis, "fcall"), 0);
+    let log = process.finish(false);
+    assert_eq!(refusal_warnings(&log), 1, "one WARN line: {log:#?}");
+}
