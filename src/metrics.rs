@@ -186,7 +186,7 @@ impl Default for Metrics {
         let store_calls = Family::new_with_constructor(plain_histogram as fn() -> _);
         registry.register(
             "cart_store_call_duration_seconds",
-            "Latency of Redis script calls (EVALSHA, retries included), by script",
+            "Latency of Redis script calls (FCALL, or EVALSHA where Redis refuses the library; retries included), by script",
             store_calls.clone(),
         );
         let redis_connected = Gauge::default();

@@ -170,7 +170,11 @@ impl Connection {
                 .map_err(invalid_url)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeouts.connect))
-                    .set_response_timeout(Some(timeouts.response))
+                    // No response timeout of redis-rs's own: every command is sent under one
+                    // of the store's (a call's `timeout_at` its deadline, PING's and INFO's
+                    // `timeout`, loading the library at start), and each of redis-rs's costs a
+                    // timer per command (some 1,100 instructions of a Clear).
+                    .set_response_timeout(None)
                     .set_number_of_retries(2)
                     .set_max_delay(std::time::Duration::from_millis(500));
                 let manager = ConnectionManager::new_lazy_with_config(client, config)

@@ -248,10 +248,16 @@ impl RedisStore {
     /// Loads the library (FUNCTION LOAD, on every master of a Cluster), so that the first
     /// calls are plain FCALLs; where Redis refuses it, every script (SCRIPT LOAD) instead.
     pub async fn load_scripts(&self) -> Result<(), CartError> {
-        let mut connection = self.connection.active().await.map_err(store_error)?;
-        self.load(&mut connection, &Script::ALL)
-            .await
-            .map_err(store_error)
+        let load = async {
+            let mut connection = self.connection.active().await?;
+            self.load(&mut connection, &Script::ALL).await
+        };
+        match tokio::time::timeout(self.timeouts.connect + self.timeouts.response, load).await {
+            Ok(loaded) => loaded.map_err(store_error),
+            Err(_) => Err(CartError::Unavailable(
+                "redis did not take the library in time".into(),
+            )),
+        }
     }
 
     /// Gives Redis the library again (FUNCTION LOAD REPLACE: loading the same code twice, as
