@@ -573,6 +573,39 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
     assert_eq!(quantities, [1, 1]);
 }
 
+/// A WAIT that fails after its script ran (here an ACL refuses it; in a failover, a master
+/// turned replica answers UNBLOCKED) leaves the change unconfirmed: REPLICATION_TIMEOUT, which
+/// says it is safe to resend, never INTERNAL.
+#[tokio::test]
+async fn a_failed_wait_after_the_script_ran_is_a_replication_timeout() {
+    let master = RedisServer::start();
+    let replica_of = [
+        "--replicaof".to_owned(),
+        "127.0.0.1".to_owned(),
+        master.port().to_string(),
+    ];
+    let _replica = RedisServer::start_with(&replica_of);
+    wait_for_replicas(&master, 1);
+    master.command(&[
+        "ACL", "SETUSER", "nowait", "on", ">pw", "~*", "&*", "+@all", "-wait",
+    ]);
+    let url = format!("redis://nowait:pw@127.0.0.1:{}/", master.port());
+    let mut settings = crate::helpers::test_settings(&Backend::Redis(url));
+    settings.durability = cart_service::store::redis::Durability {
+        min_replicas: 1,
+        timeout: Duration::from_secs(1),
+    };
+    let app = crate::helpers::spawn_with(settings).await;
+    let created = app
+        .client
+        .clone()
+        .create(crate::helpers::create_request("c-nowait", &[]))
+        .await;
+    assert_error(created, Code::Unavailable, "REPLICATION_TIMEOUT");
+    let applied = app.get("c-nowait").await.expect("the master applied it");
+    assert_eq!(applied.id, "c-nowait");
+}
+
 /// The in-memory store has no replicas: asking for them is a startup error, not a silent no-op.
 #[tokio::test]
 async fn min_replicas_without_redis_is_refused_at_startup() {

@@ -425,7 +425,14 @@ impl RedisStore {
         match (replies.next(), replies.next()) {
             (Some(Value::ServerError(error)), _) => Err(error.into()),
             (Some(reply), Some(Value::Int(acked))) => Ok((reply, Some(acked))),
-            (_, Some(Value::ServerError(error))) => Err(error.into()),
+            // The script ran, but no replica is known to have its change: a master turned
+            // replica while it waited answers WAIT with UNBLOCKED (as when a crashed master
+            // rejoins), one that became read-only with an error. What a WAIT that timed out
+            // says, not an internal error: REPLICATION_TIMEOUT, safe to resend with its id.
+            (Some(reply), Some(Value::ServerError(error))) => {
+                tracing::warn!(error = %RedisError::from(error), "WAIT failed after the script ran");
+                Ok((reply, Some(0)))
+            }
             _ => Err(RedisError::from((
                 redis::ErrorKind::Client,
                 "unexpected reply to a script call and WAIT",
