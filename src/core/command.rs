@@ -379,28 +379,8 @@ impl Unfreeze {
 }
 
 impl Clear {
-    /// Checks the fields of a Clear into `v`.
+    /// Checks the fields of a Clear into `v`: a decoded message's strings, kept uncopied.
     pub fn check(
-        v: &mut Violations,
-        cart_id_value: &str,
-        expected_version_value: i64,
-        preserve_coupons: bool,
-        reason: &str,
-    ) -> Option<Self> {
-        let cart_id = cart_id(v, cart_id_value);
-        let expected_version = expected_version(v, expected_version_value);
-        let reason = v.check(|| "reason".to_owned(), bounded_text(reason, MAX_TEXT_BYTES));
-        Some(Self {
-            cart_id: cart_id?,
-            expected_version: expected_version?,
-            preserve_coupons,
-            reason: reason?,
-            only_generated_id: false,
-        })
-    }
-
-    /// [`Clear::check`] of a decoded message's strings, kept uncopied.
-    pub fn check_owned(
         v: &mut Violations,
         cart_id_value: String,
         expected_version_value: i64,
@@ -425,7 +405,13 @@ impl Clear {
     /// A Clear of any version (the shims send none).
     pub fn parse(cart_id: &str, preserve_coupons: bool, reason: &str) -> Result<Self, CartError> {
         let mut v = Violations::default();
-        let command = Self::check(&mut v, cart_id, 0, preserve_coupons, reason);
+        let command = Self::check(
+            &mut v,
+            cart_id.to_owned(),
+            0,
+            preserve_coupons,
+            reason.to_owned(),
+        );
         v.finish(command)
     }
 }

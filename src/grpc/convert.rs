@@ -338,7 +338,7 @@ pub fn apply_coupon(
 pub fn clear(req: pb::ClearRequest, _: &Limits) -> Result<Decoded<Clear>, CartError> {
     let mut v = Violations::default();
     let key = idempotency_key(&mut v, &req.request_id);
-    let command = Clear::check_owned(
+    let command = Clear::check(
         &mut v,
         req.cart_id,
         req.expected_version,
