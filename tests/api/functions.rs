@@ -2,13 +2,10 @@
 //! FLUSH, on one server and on every master of a Cluster), and the fallback to EVALSHA where
 //! Redis refuses FUNCTION LOAD (an ACL without `function`, a full Redis).
 
-use std::process::Command;
 use std::time::Duration;
 
 use cart_service::pb;
-use cart_service::pb::cart_service_client::CartServiceClient;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::helpers::{
     Backend, RedisServer, ServiceProcess, assert_error, item, shared_cluster, spawn_app,
@@ -113,28 +110,6 @@ async fn a_cluster_that_lost_the_library_gets_it_again() {
     }
 }
 
-/// The binary against `redis_url`, logging at `info`.
-fn service(redis_url: &str) -> ServiceProcess {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cart-service"));
-    command
-        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-        .env_clear()
-        .env("CART_REDIS_URL", redis_url)
-        .env("RUST_LOG", "info");
-    ServiceProcess::spawn(command)
-}
-
-async fn client_of(process: &ServiceProcess) -> CartServiceClient<Channel> {
-    let (grpc, _) = process.addrs().expect("the service listens");
-    let channel = Channel::from_shared(format!("http://{grpc}"))
-        .unwrap()
-        .timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .expect("gRPC connects");
-    CartServiceClient::new(channel)
-}
-
 fn refusal_warnings(log: &[String]) -> usize {
     log.iter()
         .filter(|line| line.contains("WARN") && line.contains("refused FUNCTION LOAD"))
@@ -159,8 +134,8 @@ async fn without_the_function_command_calls_go_by_evalsha() {
     .collect();
     let redis = RedisServer::start_with(&args);
     let url = format!("redis://carts:carts-pw@127.0.0.1:{}/", redis.port());
-    let process = service(&url);
-    let mut client = client_of(&process).await;
+    let process = ServiceProcess::on_redis(&url);
+    let mut client = process.client().await;
     let create = pb::CreateRequest {
         currency: "USD".into(),
         ..Default::default()
@@ -200,12 +175,12 @@ async fn a_redis_without_functions_is_served_by_evalsha() {
     .map(|s| s.to_string())
     .collect();
     let mut redis = RedisServer::start_with(&args);
-    let up = service(&redis.url());
+    let up = ServiceProcess::on_redis(&redis.url());
     redis.stop();
-    let down = service(&redis.url());
+    let down = ServiceProcess::on_redis(&redis.url());
     redis.restart();
     for process in [up, down] {
-        let mut client = client_of(&process).await;
+        let mut client = process.client().await;
         let create = pb::CreateRequest {
             currency: "USD".into(),
             ..Default::default()
@@ -250,8 +225,8 @@ async fn a_full_redis_at_startup_is_served_by_evalsha() {
     redis.command(&["SCRIPT", "FLUSH"]);
     redis.command(&["CONFIG", "RESETSTAT"]);
     redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
-    let process = service(&redis.url());
-    let mut client = client_of(&process).await;
+    let process = ServiceProcess::on_redis(&redis.url());
+    let mut client = process.client().await;
     let (cart, other) = cart;
     let read = client
         .get(pb::GetRequest {

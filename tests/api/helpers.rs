@@ -981,6 +981,17 @@ impl TestApp {
     }
 }
 
+/// A cart client on a connection of its own to `addr`, whose calls time out after 10 s.
+pub async fn cart_client(addr: SocketAddr) -> CartServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("gRPC connects");
+    CartServiceClient::new(channel)
+}
+
 /// A `cart-service` process a test started: its stderr lines are collected, and the addresses
 /// of its "listening" line read from them. Killed on drop, a panicking test included.
 pub struct ServiceProcess {
@@ -1017,6 +1028,23 @@ impl ServiceProcess {
         });
         let addrs = rx.recv_timeout(Duration::from_secs(30)).ok();
         Self { child, log, addrs }
+    }
+
+    /// The binary against `redis_url` (no config file: dev mode), logging at `info`.
+    pub fn on_redis(redis_url: &str) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cart-service"));
+        command
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .env_clear()
+            .env("CART_REDIS_URL", redis_url)
+            .env("RUST_LOG", "info");
+        Self::spawn(command)
+    }
+
+    /// A cart client of its gRPC address (see [`cart_client`]).
+    pub async fn client(&self) -> CartServiceClient<Channel> {
+        let (grpc, _) = self.addrs().expect("the service listens");
+        cart_client(grpc).await
     }
 
     /// The gRPC and HTTP addresses it listens on.

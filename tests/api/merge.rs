@@ -22,8 +22,6 @@ use crate::freeze::freeze;
 use crate::helpers::{
     Backend, ServiceProcess, TestApp, assert_error, item, spawn_app, spawn_with_store,
 };
-use cart_service::pb::cart_service_client::CartServiceClient;
-use tonic::transport::Channel;
 
 on_every_store!(
     sum_adds_the_guest_lines_and_coupons_and_leaves_a_merged_tombstone,
@@ -639,34 +637,13 @@ async fn add_items_racing_a_merge_land_in_the_target_or_are_refused(backend: Bac
 /// Merges in flight when the service process is killed.
 const KILLED_MERGES: usize = 16;
 
-fn service(redis_url: &str) -> ServiceProcess {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cart-service"));
-    command
-        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-        .env_clear()
-        .env("CART_REDIS_URL", redis_url)
-        .env("RUST_LOG", "info");
-    ServiceProcess::spawn(command)
-}
-
-async fn client_of(process: &ServiceProcess) -> CartServiceClient<Channel> {
-    let (grpc, _) = process.addrs().expect("the service listens");
-    let channel = Channel::from_shared(format!("http://{grpc}"))
-        .unwrap()
-        .timeout(std::time::Duration::from_secs(10))
-        .connect()
-        .await
-        .expect("gRPC connects");
-    CartServiceClient::new(channel)
-}
-
 async fn merges_killed_with_their_process_are_finished_by_the_retry(backend: Backend) {
     let store = store_name(&backend);
     let Backend::Redis(url) = backend else {
         panic!("a Redis backend");
     };
-    let first = service(&url);
-    let client = client_of(&first).await;
+    let first = ServiceProcess::on_redis(&url);
+    let client = first.client().await;
     // Carts made through an app of its own on the same Redis (the same default tenant).
     let app = crate::helpers::spawn_app(Backend::Redis(url.clone())).await;
     let mut pairs = Vec::new();
@@ -721,8 +698,8 @@ async fn merges_killed_with_their_process_are_finished_by_the_retry(backend: Bac
         stopped[step] += 1;
     }
 
-    let second = service(&url);
-    let mut client = client_of(&second).await;
+    let second = ServiceProcess::on_redis(&url);
+    let mut client = second.client().await;
     for (i, (me, mine, guest)) in pairs.iter().enumerate() {
         let merged = client
             .merge(pb::MergeRequest {

@@ -471,6 +471,18 @@ async fn auth_comes_from_the_url() {
     .await;
 }
 
+/// A replica of `master`, once it acknowledges writes (see [`wait_for_replicas`]).
+fn start_replica(master: &RedisServer) -> RedisServer {
+    let replica_of = [
+        "--replicaof".to_owned(),
+        "127.0.0.1".to_owned(),
+        master.port().to_string(),
+    ];
+    let replica = RedisServer::start_with(&replica_of);
+    wait_for_replicas(master, 1);
+    replica
+}
+
 /// Waits until `master` reports `replicas` online replicas and a `WAIT` for them returns at
 /// once: a replica can be listed online before it acknowledges its first offset, and a
 /// mutation sent then would time out waiting for it.
@@ -503,13 +515,7 @@ fn wait_for_replicas(master: &RedisServer, replicas: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
     let master = RedisServer::start();
-    let replica_of = [
-        "--replicaof".to_owned(),
-        "127.0.0.1".to_owned(),
-        master.port().to_string(),
-    ];
-    let mut replica = RedisServer::start_with(&replica_of);
-    wait_for_replicas(&master, 1);
+    let mut replica = start_replica(&master);
     let mut settings = crate::helpers::test_settings(&Backend::Redis(master.url()));
     settings.durability = cart_service::store::redis::Durability {
         min_replicas: 1,
@@ -579,13 +585,7 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
 #[tokio::test]
 async fn a_failed_wait_after_the_script_ran_is_a_replication_timeout() {
     let master = RedisServer::start();
-    let replica_of = [
-        "--replicaof".to_owned(),
-        "127.0.0.1".to_owned(),
-        master.port().to_string(),
-    ];
-    let _replica = RedisServer::start_with(&replica_of);
-    wait_for_replicas(&master, 1);
+    let _replica = start_replica(&master);
     master.command(&[
         "ACL", "SETUSER", "nowait", "on", ">pw", "~*", "&*", "+@all", "-wait",
     ]);

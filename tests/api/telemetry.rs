@@ -141,13 +141,7 @@ impl Service {
     }
 
     async fn client(&self) -> CartServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.grpc_addr))
-            .unwrap()
-            .timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .expect("gRPC connects");
-        CartServiceClient::new(channel)
+        helpers::cart_client(self.grpc_addr).await
     }
 
     pub(crate) fn log(&self) -> Vec<String> {
