@@ -448,8 +448,9 @@ async fn v1_request_records_replay(backend: Backend) {
     assert!(matches!(reused, Err(CartError::IdempotencyKeyReused)));
 }
 
-/// Clear splices the header of the value it reads (see `lua/clear.lua`): on a v2 cart, on one
-/// whose header and coupons outrun the 4 KiB prefix Clear reads, on a value packed whole as
+/// Clear splices the header of the value it reads (see `lua/clear.lua`): on a v2 cart, on ones
+/// whose header and coupons outrun the 512-byte prefix Clear reads first and the 4 KiB one it
+/// reads next, on a value packed whole as
 /// the store wrote it before it left out trailing absent fields, and on a v1 cart. Each time
 /// the coupons are kept when asked, the lines go, and the cart reads back as Clear replied it.
 async fn clear_splices_every_form_of_header(backend: Backend) {
@@ -465,11 +466,14 @@ async fn clear_splices_every_form_of_header(backend: Backend) {
         amount: 10,
     };
     let long = BTreeMap::from([("note".to_owned(), "x".repeat(5000))]);
+    let medium = BTreeMap::from([("note".to_owned(), "x".repeat(1000))]);
     let plain = fresh_id("splice");
+    let mid = fresh_id("splice-mid");
     let wide = fresh_id("splice-wide");
     let padded = fresh_id("splice-padded");
     for (id, metadata) in [
         (&plain, BTreeMap::new()),
+        (&mid, medium),
         (&wide, long),
         (&padded, BTreeMap::new()),
     ] {
@@ -486,6 +490,17 @@ async fn clear_splices_every_form_of_header(backend: Backend) {
             .mutate(&key(id), coupon.clone(), 0, now_millis(), None)
             .await
             .unwrap();
+    }
+    // Each header (and its coupons) is as long as its case says.
+    let header_bytes = "local v = redis.call('GET', KEYS[1]) \
+        local at = cmsgpack.unpack_one(v) \
+        return cmsgpack.unpack_one(v, at)";
+    for (id, bytes) in [(&plain, 1..=512), (&mid, 513..=4096), (&wide, 4097..=8192)] {
+        let key = format!("cart:{{default:{id}}}");
+        let end: i64 = raw
+            .query(::redis::cmd("EVAL").arg(header_bytes).arg(1).arg(&key))
+            .await;
+        assert!(bytes.contains(&end), "{id}: header and coupons end at {end}");
     }
     // The header as the store packed it before: all META_COUNT fields, `false` for none.
     let meta = format!("cart:{{default:{padded}}}");
@@ -509,7 +524,7 @@ async fn clear_splices_every_form_of_header(backend: Backend) {
     raw.v1("apply_coupon", &old, None, &["TEN".into(), "10".into()])
         .await;
 
-    for id in [&plain, &wide, &padded, &old] {
+    for id in [&plain, &mid, &wide, &padded, &old] {
         let before = store.get(&key(id), now_millis()).await.unwrap();
         let cleared = store
             .mutate(&key(id), clear("moved"), before.version, now_millis(), None)
