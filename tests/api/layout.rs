@@ -500,7 +500,10 @@ async fn clear_splices_every_form_of_header(backend: Backend) {
         let end: i64 = raw
             .query(::redis::cmd("EVAL").arg(header_bytes).arg(1).arg(&key))
             .await;
-        assert!(bytes.contains(&end), "{id}: header and coupons end at {end}");
+        assert!(
+            bytes.contains(&end),
+            "{id}: header and coupons end at {end}"
+        );
     }
     // The header as the store packed it before: all META_COUNT fields, `false` for none.
     let meta = format!("cart:{{default:{padded}}}");
