@@ -87,6 +87,11 @@ struct Args {
     /// again) instead of making carts in setup: a flood whose setup must not be refused.
     #[arg(long)]
     cart_id: Option<String>,
+    /// Clear these carts (a file of ids, one a line, as `--scenario create` prints them),
+    /// shared out among the streams, instead of making a pool in setup: whatever runs between
+    /// making the carts and clearing them (a reset of Redis's statistics) stays out of both.
+    #[arg(long, conflicts_with = "cart_id")]
+    carts: Option<PathBuf>,
     /// Bearer API key, when the server has a config file.
     #[arg(long)]
     api_key: Option<String>,
@@ -225,6 +230,10 @@ struct Stream {
     request_ids: Option<String>,
     /// The one cart of `--cart-id`.
     fixed_cart: Option<String>,
+    /// This stream's share of `--carts`, until its setup takes it.
+    given: Option<Vec<String>>,
+    /// Whether the carts were given (`--cart-id`, `--carts`): setup made none.
+    carts_given: bool,
 }
 
 impl Stream {
@@ -255,6 +264,9 @@ impl Stream {
         if let Some(id) = &self.fixed_cart {
             return Ok(vec![id.clone()]);
         }
+        if let Some(carts) = self.given.take() {
+            return Ok(carts);
+        }
         let carts = match self.scenario {
             Scenario::Health | Scenario::Touch => 0,
             Scenario::Clear | Scenario::Create => pool,
@@ -273,7 +285,7 @@ impl Stream {
 
     async fn run(mut self, carts: Vec<String>, budget: Arc<Budget>) -> Measured {
         let mut measured = Measured::new();
-        measured.untimed = if self.fixed_cart.is_some() {
+        measured.untimed = if self.carts_given {
             0
         } else {
             carts.len() as u64
@@ -285,8 +297,9 @@ impl Stream {
         };
         let mut n = 0usize;
         loop {
-            // A clear stream stops when its own pool is spent, before taking a slot.
-            if self.scenario == Scenario::Clear
+            // A clear (or create) stream stops when its own pool is spent, before taking a
+            // slot: a slot it took would go to waste, not to another stream's cart.
+            if matches!(self.scenario, Scenario::Clear | Scenario::Create)
                 && self.fixed_cart.is_none()
                 && carts.peek().is_none()
             {
@@ -470,6 +483,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
+    // `--carts`, dealt out to the streams in turn.
+    let mut shares = vec![Vec::new(); total_streams];
+    if let Some(path) = &args.carts {
+        let ids = std::fs::read_to_string(path)?;
+        for (n, id) in ids
+            .lines()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .enumerate()
+        {
+            shares[n % total_streams].push(id.to_owned());
+        }
+    }
+    let mut shares = shares.into_iter();
     let mut streams = Vec::new();
     for connection in 0..args.connections.max(1) {
         let channel = Channel::from_shared(args.addr.clone())?.connect().await?;
@@ -485,6 +512,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .request_ids
                     .then(|| format!("{run:x}-{connection}-{stream}")),
                 fixed_cart: args.cart_id.clone(),
+                given: args.carts.as_ref().and(shares.next()),
+                carts_given: args.cart_id.is_some() || args.carts.is_some(),
             });
         }
     }
