@@ -233,19 +233,20 @@ impl Core {
         };
         let key = self.authorize(caller, Scope::Write, cart_id)?;
         let now = now_millis();
-        if !cart.header.customer_id.is_empty() {
-            // Indexed before the cart exists: a failure between leaves an entry that the
-            // customer's next read drops, never a cart the index misses.
+        let state = if cart.header.customer_id.is_empty() {
+            self.store_call(caller, self.store.create(&key, cart, now, tag.as_ref()))
+                .await?
+        } else {
+            // Indexed before (or with) the cart: never a cart the index misses.
             let customer = CustomerKey {
                 tenant: key.tenant.clone(),
                 customer_id: cart.header.customer_id.clone(),
             };
-            self.store_call(caller, self.store.index_cart(&customer, &key.cart_id, now))
-                .await?;
-        }
-        let state = self
-            .store_call(caller, self.store.create(&key, cart, now, tag.as_ref()))
-            .await?;
+            let create = self
+                .store
+                .create_indexed(&customer, &key, cart, now, tag.as_ref());
+            self.store_call(caller, create).await?
+        };
         Ok(self.view(key, state))
     }
 

@@ -85,6 +85,22 @@ pub trait CartStore: Send + Sync + 'static {
     /// Reads a cart without restarting its lifetime.
     async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError>;
 
+    /// [`CartStore::create`] of a cart that names a customer, indexed under `customer` first
+    /// ([`CartStore::index_cart`]): a failure between the two leaves an index entry that the
+    /// customer's next read drops, never a cart the index misses. A store that can do both in
+    /// one step (a single Redis: one transaction, one round trip) does.
+    async fn create_indexed(
+        &self,
+        customer: &CustomerKey,
+        key: &CartKey,
+        cart: NewCart,
+        now: UnixMillis,
+        request: Option<&IdempotencyTag>,
+    ) -> Result<CartState, CartError> {
+        self.index_cart(customer, &key.cart_id, now).await?;
+        self.create(key, cart, now, request).await
+    }
+
     /// Puts `cart_id` first in the customer's index (again: moves it first), dropping the
     /// oldest entry past [`MAX_INDEXED_CARTS`]. Idempotent.
     async fn index_cart(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use cart_service::pb;
 use tonic::Code;
 
+use crate::active_cart::active_cart;
 use crate::helpers::{
     Backend, RedisServer, ServiceProcess, assert_error, item, shared_cluster, spawn_app,
 };
@@ -39,7 +40,8 @@ fn add(cart_id: &str, sku: &str, request_id: &str) -> pb::AddItemsRequest {
 async fn a_flushed_library_is_loaded_again_mid_run() {
     let redis = RedisServer::start();
     let app = spawn_app(Backend::Redis(redis.url())).await;
-    // A guest cart: a customer's would run the customer index's own script (EVALSHA).
+    // A guest cart: a customer's Create runs the customer index's script too (an EVAL, in one
+    // transaction with it).
     let create = pb::CreateRequest {
         currency: "USD".into(),
         ..Default::default()
@@ -210,7 +212,8 @@ async fn a_redis_without_functions_is_served_by_evalsha() {
 
 /// A Redis that is full when the service starts refuses FUNCTION LOAD (it is `denyoom`): the
 /// service falls back to EVALSHA, and a full Redis answers as designed (Remove runs, a Clear
-/// is STORE_FULL); with room again, Clear works.
+/// is STORE_FULL); with room again, Clear works, and the next health check has Redis take the
+/// library: calls are FCALLs again.
 #[tokio::test]
 async fn a_full_redis_at_startup_is_served_by_evalsha() {
     let redis = RedisServer::start();
@@ -253,11 +256,105 @@ async fn a_full_redis_at_startup_is_served_by_evalsha() {
         .remove(remove)
         .await
         .expect("a full Redis runs Remove");
+    // While Redis is full, calls go by EVALSHA (the health checks offer the library in vain).
+    assert!(calls(&redis, "evalsha") >= 1, "Remove ran by EVALSHA");
+    assert_eq!(calls(&redis, "fcall"), 0);
     redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
     let cleared = client.clear(clear).await.expect("clear").into_inner();
     assert_eq!(cleared.items_cleared, 1);
-    assert!(calls(&redis, "evalsha") >= 2, "the scripts ran by EVALSHA");
-    assert_eq!(calls(&redis, "fcall"), 0);
+    // The health check runs every second: within a few, Redis holds the library.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !redis.command(&["FUNCTION", "LIST"]).contains("cart_") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the library was not offered again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let get = pb::GetRequest {
+        cart_id: cart.id.clone(),
+    };
+    let before = calls(&redis, "fcall");
+    let remove = pb::RemoveRequest {
+        cart_id: cart.id.clone(),
+        ..Default::default()
+    };
+    client.get(get).await.expect("get");
+    client.remove(remove).await.expect("remove");
+    assert_eq!(calls(&redis, "fcall") - before, 1, "Remove was an FCALL");
     let log = process.finish(false);
     assert_eq!(refusal_warnings(&log), 1, "one WARN line: {log:#?}");
+    let taken = log
+        .iter()
+        .filter(|line| line.contains("calls are FCALLs again"))
+        .count();
+    assert_eq!(taken, 1, "one line when Redis took the library: {log:#?}");
+}
+
+/// On a single Redis a Create that names a customer is one round trip: one transaction of the
+/// index's script and the Create (`MULTI`, `EVAL`, `FCALL`, `EXEC`), no call of the index's
+/// own, and the customer's active cart is the new cart. With the library flushed, the
+/// transaction's Create fails, the library is loaded again and the whole transaction resent
+/// within the call: one cart, indexed.
+#[tokio::test]
+async fn a_create_naming_a_customer_is_one_transaction_on_a_single_redis() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Backend::Redis(redis.url())).await;
+    let create = |customer: &str| pb::CreateRequest {
+        currency: "USD".into(),
+        customer_id: customer.into(),
+        ..Default::default()
+    };
+    let counts = || ["multi", "exec", "eval", "evalsha", "fcall"].map(|c| calls(&redis, c));
+    let before = counts();
+    let cart = app
+        .client
+        .clone()
+        .create(create("first"))
+        .await
+        .unwrap()
+        .into_inner();
+    let after = counts();
+    let ran: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(ran, [1, 1, 1, 0, 1], "multi, exec, eval, evalsha, fcall");
+    assert_eq!(active_cart(&app, "first").await.unwrap().id, cart.id);
+
+    redis.command(&["FUNCTION", "FLUSH"]);
+    let second = app
+        .client
+        .clone()
+        .create(create("second"))
+        .await
+        .unwrap()
+        .into_inner();
+    let exec = calls(&redis, "exec") - after[1];
+    assert_eq!(
+        exec, 2,
+        "the transaction, then once more with the library loaded again"
+    );
+    assert_eq!(active_cart(&app, "second").await.unwrap().id, second.id);
+    let keys = redis.command(&["KEYS", "cart:{default:*}"]);
+    assert_eq!(keys.matches(&second.id).count(), 1, "one cart: {keys}");
+
+    // A full Redis refuses the whole transaction: no cart, no index entry.
+    let indexes = || {
+        redis
+            .command(&["KEYS", "cart:customer:*"])
+            .matches(":carts")
+            .count()
+    };
+    assert_eq!(indexes(), 2);
+    redis.command(&["CONFIG", "SET", "maxmemory", "1"]);
+    assert_error(
+        app.client.clone().create(create("third")).await,
+        Code::ResourceExhausted,
+        "STORE_FULL",
+    );
+    redis.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(indexes(), 2, "no index of the refused Create");
+    assert_error(
+        active_cart(&app, "third").await,
+        Code::NotFound,
+        "NO_ACTIVE_CART",
+    );
 }

@@ -92,8 +92,8 @@ impl Monitor {
 
 /// Every RPC is one round trip: a mutation one command (an FCALL of its function) on the
 /// wire, a Get its pipelined GET and PEXPIRETIME (no script); a Create that names a customer
-/// is two calls: the customer's index (another slot; its own script, by EVALSHA), then the
-/// cart.
+/// is one transaction, written at once: MULTI, the customer's index (its own script, by EVAL),
+/// the cart's FCALL, EXEC.
 #[tokio::test]
 async fn each_rpc_is_exactly_one_redis_command() {
     let redis = RedisServer::start();
@@ -104,7 +104,11 @@ async fn each_rpc_is_exactly_one_redis_command() {
     let mut client = app.client.clone();
 
     let cart = app.create_cart(&[("A", 2, 100), ("B", 1, 50)]).await;
-    monitor.assert_sent(&redis, "Create of a customer's cart", &["EVALSHA", "FCALL"]);
+    monitor.assert_sent(
+        &redis,
+        "Create of a customer's cart",
+        &["MULTI", "EVAL", "FCALL", "EXEC"],
+    );
     let id = cart.id.clone();
     let line = cart.items[0].line_id.clone();
 
@@ -540,14 +544,19 @@ async fn mutations_wait_for_a_replica_and_are_safe_to_resend() {
         .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
         .collect();
     assert_eq!(names, ["FCALL", "WAIT"], "{wire:?}");
-    // A Create naming a customer: the customer's index, then the cart, each waited for.
+    // A Create naming a customer: one transaction of the customer's index and the cart, waited
+    // for once.
     app.create_cart(&[]).await;
     let wire = monitor.wire_commands(&master);
     let names: Vec<&str> = wire
         .iter()
         .map(|c| c.split(' ').next().unwrap_or("").trim_matches('"'))
         .collect();
-    assert_eq!(names, ["EVALSHA", "WAIT", "FCALL", "WAIT"], "{wire:?}");
+    assert_eq!(
+        names,
+        ["MULTI", "EVAL", "FCALL", "EXEC", "WAIT"],
+        "{wire:?}"
+    );
     app.get(&cart.id).await.unwrap();
     monitor.assert_read(&master, "Get (a read waits for nobody)");
 

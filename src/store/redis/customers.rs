@@ -5,7 +5,10 @@
 //! The index has its own hash tag (the customer's, not a cart's), so on a Cluster it lives in
 //! another slot than the carts it names and no script could touch both: it is written with
 //! a script of its own (`lua/customer_index.lua`: add, trim, re-arm the TTL, refused whole by a
-//! full Redis), before the cart names the customer, and read (ZRANGE) as a list of candidates
+//! full Redis), before the cart names the customer. A Create that names a customer sends both
+//! in one round trip on a single Redis: `MULTI`, the index's script (`EVAL` of its source, which
+//! no script flush can make unknown inside the transaction), the Create, `EXEC`; on a Cluster
+//! the index's script goes first, in a round trip of its own. It is read (ZRANGE) as a list of candidates
 //! that the core checks one by one (see `Core::get_active_cart`); dead entries go with ZREM.
 //! Every call here is idempotent, so each is sent again after any transient failure while the
 //! store timeout allows. The set lives a cart lifetime from its last write.
@@ -31,9 +34,34 @@ pub fn index_key(customer: &CustomerKey) -> String {
     format!("cart:customer:{{{}:{hex}}}:carts", customer.tenant)
 }
 
+/// The source of the index's one write.
+const INDEX_SOURCE: &str = include_str!("lua/customer_index.lua");
+
 /// The index's one write (EVALSHA; loaded again on NOSCRIPT).
-static INDEX_CART: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(include_str!("lua/customer_index.lua")));
+static INDEX_CART: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(INDEX_SOURCE));
+
+/// The arguments of the index's script after its key: now, the cart id, the most entries it
+/// keeps, its lifetime.
+fn index_args(cmd: &mut redis::Cmd, cart_id: &CartId, now: UnixMillis, ttl_ms: i64) {
+    cmd.arg(now)
+        .arg(cart_id.as_str())
+        .arg(MAX_INDEXED_CARTS)
+        .arg(ttl_ms);
+}
+
+/// `EVAL` of the index's script, for a transaction: its source rather than its hash, so that
+/// it cannot fail for a flushed script cache while the Create after it runs.
+pub(super) fn index_eval(
+    customer: &CustomerKey,
+    cart_id: &CartId,
+    now: UnixMillis,
+    ttl_ms: i64,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(INDEX_SOURCE).arg(1).arg(index_key(customer));
+    index_args(&mut cmd, cart_id, now, ttl_ms);
+    cmd
+}
 
 impl RedisStore {
     /// The index's script (ZADD again: a newer score; trimmed to the newest
@@ -46,17 +74,13 @@ impl RedisStore {
         cart_id: &CartId,
         now: UnixMillis,
     ) -> Result<(), CartError> {
-        let mut pipeline = redis::pipe();
-        pipeline
-            .ignore_errors()
-            .cmd("EVALSHA")
-            .arg(INDEX_CART.get_hash())
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(INDEX_CART.get_hash())
             .arg(1)
-            .arg(index_key(customer))
-            .arg(now)
-            .arg(cart_id.as_str())
-            .arg(MAX_INDEXED_CARTS)
-            .arg(self.policy.cart_ttl_ms());
+            .arg(index_key(customer));
+        index_args(&mut cmd, cart_id, now, self.policy.cart_ttl_ms());
+        let mut pipeline = redis::pipe();
+        pipeline.ignore_errors().add_command(cmd);
         let replicas = self.durability.min_replicas;
         if replicas > 0 {
             pipeline

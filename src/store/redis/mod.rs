@@ -39,7 +39,7 @@ mod eviction;
 mod msgpack;
 mod scripts;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -115,6 +115,9 @@ pub struct RedisStore {
     /// Whether calls are FCALLs of the library's functions; false while Redis refuses the
     /// library (FUNCTION LOAD), when they are EVALSHAs of the scripts.
     functions: AtomicBool,
+    /// Whether the last refusal of the library was a full Redis's (`maxmemory`): one that
+    /// passes once Redis has room, so the health check offers the library again.
+    refused_full: AtomicBool,
     policy: CartPolicy,
     timeouts: RedisTimeouts,
     durability: Durability,
@@ -146,6 +149,8 @@ struct Call<'a> {
     request: Option<&'a IdempotencyTag>,
     /// ARGV[4..]: the script's own arguments.
     args: Vec<Vec<u8>>,
+    /// A Create's customer, whose index the same transaction writes first (single Redis).
+    indexed: Option<&'a CustomerKey>,
 }
 
 impl<'a> Call<'a> {
@@ -157,6 +162,7 @@ impl<'a> Call<'a> {
             expected_version: 0,
             request: None,
             args: Vec::new(),
+            indexed: None,
         }
     }
 
@@ -208,6 +214,7 @@ impl RedisStore {
             scripts: Scripts::new(&policy),
             library: Library::new(&policy),
             functions: AtomicBool::new(true),
+            refused_full: AtomicBool::new(false),
             policy,
             timeouts,
             durability,
@@ -264,7 +271,8 @@ impl RedisStore {
     /// two instances of one version may, changes nothing); when Redis refuses it (an ACL
     /// without `function`, a full Redis: FUNCTION LOAD is `denyoom`, a Redis without
     /// Functions), falls back to EVALSHA, loading `scripts`, with one WARN line. Tried again
-    /// each time Redis has lost what the calls need, so a fallback ends once Redis takes it.
+    /// each time Redis has lost what the calls need, and (after a full Redis's refusal) at
+    /// every health check, so a fallback ends once Redis takes it.
     async fn load(&self, connection: &mut Active, scripts: &[Script]) -> Result<(), RedisError> {
         let loaded = redis::cmd("FUNCTION")
             .arg("LOAD")
@@ -284,6 +292,8 @@ impl RedisStore {
                 if lost_code(&error)
                     || matches!(failure(&error), Failure::Full | Failure::Permanent) =>
             {
+                self.refused_full
+                    .store(matches!(failure(&error), Failure::Full), Ordering::Relaxed);
                 if self.functions.swap(false, Ordering::Relaxed) {
                     tracing::warn!(%error, library = %self.library.name, "redis refused FUNCTION LOAD; calling the scripts by EVALSHA instead");
                 }
@@ -405,32 +415,117 @@ impl RedisStore {
         call: &Call<'_>,
     ) -> Result<(Value, Option<i64>), RedisError> {
         let cmd = self.command(call, self.functions.load(Ordering::Relaxed));
-        if !(call.script.mutates() && self.durability.min_replicas > 0) {
+        let wait = call.script.mutates() && self.durability.min_replicas > 0;
+        if let Some(customer) = call.indexed {
+            return self
+                .call_indexed(connection, call, customer, cmd, wait)
+                .await;
+        }
+        if !wait {
             return cmd
                 .query_async::<Value>(connection)
                 .await
                 .map(|reply| (reply, None));
         }
         let mut pipeline = redis::pipe();
-        pipeline
-            .ignore_errors()
-            .add_command(cmd)
-            .cmd("WAIT")
-            .arg(self.durability.min_replicas)
-            .arg(self.durability.timeout.as_millis().max(1) as u64);
+        pipeline.ignore_errors().add_command(cmd);
+        self.push_wait(&mut pipeline);
         let mut replies = pipeline
             .query_async::<Vec<Value>>(connection)
             .await?
             .into_iter();
-        match (replies.next(), replies.next()) {
+        Self::waited(replies.next(), replies.next(), true)
+    }
+
+    /// A Create and its customer's index in one round trip: `MULTI`, the index's script, the
+    /// Create's call, `EXEC` (and the `WAIT`). The transaction runs the two with nothing
+    /// between; a full Redis refuses the whole of it (both scripts would grow it). Replies
+    /// the Create's reply as [`RedisStore::call`] does.
+    async fn call_indexed(
+        &self,
+        connection: &mut Active,
+        call: &Call<'_>,
+        customer: &CustomerKey,
+        cmd: Cmd,
+        wait: bool,
+    ) -> Result<(Value, Option<i64>), RedisError> {
+        let index = customers::index_eval(
+            customer,
+            &call.key.cart_id,
+            call.now,
+            self.policy.cart_ttl_ms(),
+        );
+        let mut pipeline = redis::pipe();
+        pipeline
+            .ignore_errors()
+            .cmd("MULTI")
+            .add_command(index)
+            .add_command(cmd)
+            .cmd("EXEC");
+        if wait {
+            self.push_wait(&mut pipeline);
+        }
+        let replies = pipeline.query_async::<Vec<Value>>(connection).await?;
+        let mut replies = replies.into_iter();
+        let queued: Vec<Value> = replies.by_ref().take(3).collect();
+        let results = match replies.next() {
+            Some(Value::Array(results)) => results,
+            // EXECABORT: a command was refused as it was queued (a full Redis: OOM); its own
+            // error says why.
+            other => {
+                let refused = queued.into_iter().find_map(|reply| match reply {
+                    Value::ServerError(error) => Some(error),
+                    _ => None,
+                });
+                return Err(match (refused, other) {
+                    (Some(error), _) | (None, Some(Value::ServerError(error))) => error.into(),
+                    _ => RedisError::from((
+                        redis::ErrorKind::Client,
+                        "unexpected reply to a transaction of the index and Create",
+                    )),
+                });
+            }
+        };
+        let mut results = results.into_iter();
+        match (results.next(), results.next()) {
+            // The index not written: the Create's outcome is not taken (only a full Redis
+            // refuses the index's script, and then the Create too).
             (Some(Value::ServerError(error)), _) => Err(error.into()),
-            (Some(reply), Some(Value::Int(acked))) => Ok((reply, Some(acked))),
+            (Some(_), reply @ Some(_)) => Self::waited(reply, replies.next(), wait),
+            _ => Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "unexpected reply to a transaction of the index and Create",
+            ))),
+        }
+    }
+
+    /// A `WAIT` for the replicas `[durability]` asks for, after the last command.
+    fn push_wait(&self, pipeline: &mut redis::Pipeline) {
+        pipeline
+            .cmd("WAIT")
+            .arg(self.durability.min_replicas)
+            .arg(self.durability.timeout.as_millis().max(1) as u64);
+    }
+
+    /// A script's reply and, when a `WAIT` followed it (`waited`), what that answered.
+    fn waited(
+        reply: Option<Value>,
+        wait: Option<Value>,
+        waited: bool,
+    ) -> Result<(Value, Option<i64>), RedisError> {
+        match (reply, wait) {
+            (Some(Value::ServerError(error)), _) => Err(error.into()),
+            (Some(reply), None) if !waited => Ok((reply, None)),
+            (Some(reply), Some(Value::Int(acked))) if waited => Ok((reply, Some(acked))),
             // The script ran, but no replica is known to have its change: a master turned
             // replica while it waited answers WAIT with UNBLOCKED (as when a crashed master
             // rejoins), one that became read-only with an error. What a WAIT that timed out
             // says, not an internal error: REPLICATION_TIMEOUT, safe to resend with its id.
-            (Some(reply), Some(Value::ServerError(error))) => {
-                tracing::warn!(error = %RedisError::from(error), "WAIT failed after the script ran");
+            (Some(reply), Some(Value::ServerError(error))) if waited => {
+                // Under an ACL that refuses WAIT every mutation fails it: one line per period.
+                if let Some(failed) = FAILED_WAITS.tick(crate::domain::now_millis()) {
+                    tracing::warn!(error = %RedisError::from(error), failed, "WAIT failed after the script ran ({failed} since the last such line; one line per 10 s at most)");
+                }
                 Ok((reply, Some(0)))
             }
             _ => Err(RedisError::from((
@@ -693,6 +788,31 @@ impl RedisStore {
         }
     }
 
+    /// The Create of `cart`: its header's fields, metadata, whether the id was generated, and
+    /// its items, as `lua/create.lua` takes them.
+    fn create_call<'a>(
+        key: &'a CartKey,
+        cart: &NewCart,
+        now: UnixMillis,
+        request: Option<&'a IdempotencyTag>,
+    ) -> Call<'a> {
+        let header = &cart.header;
+        let mut args: Vec<Vec<u8>> = [
+            &header.customer_id,
+            &header.session_id,
+            &header.channel,
+            &header.currency.to_string(),
+            &header.locale,
+        ]
+        .iter()
+        .map(|field| field.as_bytes().to_vec())
+        .collect();
+        args.push(codec::encode_metadata(&header.metadata));
+        args.push(flag(cart.id_generated));
+        codec::push_items(&mut args, &cart.items, now);
+        Call::mutation(Script::Create, key, now, 0, request, args)
+    }
+
     /// A cart reply, as of the call's `now` (a freeze past its end reads as over).
     async fn snapshot(&self, call: Call<'_>) -> Result<(CartState, i64), CartError> {
         let now = call.now;
@@ -700,6 +820,42 @@ impl RedisStore {
         let (mut state, extra) = codec::decode_snapshot(&body, &self.policy)?;
         state.thaw(now);
         Ok((state, extra))
+    }
+}
+
+/// Failed WAITs, logged at most once per 10 s.
+static FAILED_WAITS: Sampled = Sampled::every(10_000);
+
+/// A log line for a recurring event, written at most once per period: [`Sampled::tick`] counts
+/// each event and says, when a line is due, how many happened since the last one.
+struct Sampled {
+    period_ms: i64,
+    /// When the last line was due (unix ms); `i64::MIN` before the first.
+    last: AtomicI64,
+    /// Events since the last line.
+    since: AtomicU64,
+}
+
+impl Sampled {
+    const fn every(period_ms: i64) -> Self {
+        Self {
+            period_ms,
+            last: AtomicI64::new(i64::MIN),
+            since: AtomicU64::new(0),
+        }
+    }
+
+    /// One event at `now`: `Some(events since the last line, this one included)` when a line
+    /// is due (to one caller of those racing for it), else `None`.
+    fn tick(&self, now: UnixMillis) -> Option<u64> {
+        self.since.fetch_add(1, Ordering::Relaxed);
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == i64::MIN || now.saturating_sub(last) >= self.period_ms;
+        (due && self
+            .last
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok())
+        .then(|| self.since.swap(0, Ordering::Relaxed))
     }
 }
 
@@ -853,21 +1009,30 @@ impl CartStore for RedisStore {
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
-        let header = &cart.header;
-        let mut args: Vec<Vec<u8>> = [
-            &header.customer_id,
-            &header.session_id,
-            &header.channel,
-            &header.currency.to_string(),
-            &header.locale,
-        ]
-        .iter()
-        .map(|field| field.as_bytes().to_vec())
-        .collect();
-        args.push(codec::encode_metadata(&header.metadata));
-        args.push(flag(cart.id_generated));
-        codec::push_items(&mut args, &cart.items, now);
-        let call = Call::mutation(Script::Create, key, now, 0, request, args);
+        let call = Self::create_call(key, &cart, now, request);
+        let (state, _) = self.snapshot(call).await?;
+        Ok(state)
+    }
+
+    /// On a single Redis, one round trip (a transaction of the index's script and the
+    /// Create: `RedisStore::call_indexed`); on a Cluster, whose index lives in another slot
+    /// than the cart, the index's own round trip first.
+    async fn create_indexed(
+        &self,
+        customer: &CustomerKey,
+        key: &CartKey,
+        cart: NewCart,
+        now: UnixMillis,
+        request: Option<&IdempotencyTag>,
+    ) -> Result<CartState, CartError> {
+        if self.is_cluster() {
+            self.index_add(customer, &key.cart_id, now).await?;
+            return self.create(key, cart, now, request).await;
+        }
+        let call = Call {
+            indexed: Some(customer),
+            ..Self::create_call(key, &cart, now, request)
+        };
         let (state, _) = self.snapshot(call).await?;
         Ok(state)
     }
@@ -1019,13 +1184,20 @@ impl CartStore for RedisStore {
         self.index_drop(customer, cart_ids).await
     }
 
-    /// PING, then the eviction survey (on a Cluster also the slot-map probe).
+    /// PING, then the eviction survey (on a Cluster also the slot-map probe). While calls go
+    /// by EVALSHA because Redis was full when it was offered the library, the library is
+    /// offered again (FUNCTION LOAD, refused at once while Redis is still full).
     async fn ping(&self) -> Result<(), CartError> {
         let ping = async {
             let mut connection = self.connection.active().await?;
             redis::cmd("PING")
                 .query_async::<Value>(&mut connection)
-                .await
+                .await?;
+            if !self.functions.load(Ordering::Relaxed) && self.refused_full.load(Ordering::Relaxed)
+            {
+                self.load(&mut connection, &[]).await?;
+            }
+            Ok::<_, RedisError>(())
         };
         match tokio::time::timeout(self.timeouts.response, ping).await {
             Ok(result) => result.map(drop).map_err(store_error)?,
@@ -1050,7 +1222,18 @@ impl CartStore for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::Hex;
+    use super::{Hex, Sampled};
+
+    #[test]
+    fn a_sampled_line_is_due_once_per_period_and_counts_what_it_skipped() {
+        let sampled = Sampled::every(10_000);
+        assert_eq!(sampled.tick(1_000), Some(1), "the first event has its line");
+        assert_eq!(sampled.tick(2_000), None);
+        assert_eq!(sampled.tick(10_999), None);
+        assert_eq!(sampled.tick(11_000), Some(3), "two skipped, and this one");
+        assert_eq!(sampled.tick(11_001), None);
+        assert_eq!(sampled.tick(40_000), Some(2));
+    }
 
     #[test]
     fn now_is_sent_in_hexadecimal() {
