@@ -306,7 +306,9 @@ impl Cluster {
         if let Some(connection) = self.state.lock().expect("not poisoned").connection.clone() {
             return Ok(connection);
         }
-        self.connect(false).await
+        // Boxed: connecting is rare and its future large (about 1.3 KB), and every call's
+        // future would otherwise hold room for it.
+        Box::pin(self.connect(false)).await
     }
 
     /// Makes a new connection (one at a time), seeded by the nodes of the last slot map probed,

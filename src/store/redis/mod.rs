@@ -399,7 +399,10 @@ impl RedisStore {
             };
             match (reply, request) {
                 (Err(error), Request::Script(call)) if !loaded && lost_code(&error) => {
-                    self.load(&mut connection, &[call.script]).await?;
+                    // Boxed, as every rare branch of a call: the call's future (boxed whole,
+                    // see `traced`) is copied and touched on every call, room for the rare
+                    // branches included.
+                    Box::pin(self.load(&mut connection, &[call.script])).await?;
                     loaded = true;
                 }
                 (other, _) => return other,
@@ -745,8 +748,9 @@ impl RedisStore {
     /// first when a new connection has not been yet.
     async fn check_eviction(&self, deadline: Instant) -> Result<(), CartError> {
         if self.eviction.needs_survey(self.connection.generation()) {
-            // Unreachable Redis shows in the call itself.
-            let _ = tokio::time::timeout_at(deadline, self.survey_if_needed()).await;
+            // Unreachable Redis shows in the call itself. Boxed: a survey is rare (a new
+            // connection) and its future large.
+            let _ = Box::pin(tokio::time::timeout_at(deadline, self.survey_if_needed())).await;
         }
         self.eviction.admit()
     }
