@@ -358,3 +358,66 @@ async fn a_create_naming_a_customer_is_one_transaction_on_a_single_redis() {
         "NO_ACTIVE_CART",
     );
 }
+
+/// A Redis user whose ACL leaves out `multi`, or `eval`, cannot send a Create and its
+/// customer's index as one transaction. Without `multi`, in the first such Create Redis refuses
+/// MULTI and runs the index's script and the Create on their own, in that order; without
+/// `eval`, it refuses the index's EVAL as it is queued and runs nothing, and the Create is sent
+/// again the other way. Either way: one cart, indexed, answered as created; every later Create
+/// sends the index first, by EVALSHA in a round trip of its own; one WARN line.
+#[tokio::test]
+async fn without_transactions_a_customer_create_is_two_round_trips() {
+    // (ACL rule, EVALs run, EVALSHAs run) for two Creates. Without `eval` the first EVALSHA
+    // finds no script (nothing EVALed its source) and is sent again once loaded.
+    for (rule, evals, evalshas) in [("-multi", 1, 1), ("-eval", 0, 3)] {
+        let args: Vec<String> = [
+            "--user",
+            "carts",
+            "on",
+            ">carts-pw",
+            "~cart:*",
+            "+@all",
+            rule,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let redis = RedisServer::start_with(&args);
+        let url = format!("redis://carts:carts-pw@127.0.0.1:{}/", redis.port());
+        let process = ServiceProcess::on_redis(&url);
+        let mut client = process.client().await;
+        let mut carts = Vec::new();
+        for customer in ["first", "second"] {
+            let create = pb::CreateRequest {
+                currency: "USD".into(),
+                customer_id: customer.into(),
+                ..Default::default()
+            };
+            carts.push(client.create(create).await.expect("create").into_inner());
+        }
+        assert_eq!(calls(&redis, "eval"), evals, "{rule}");
+        assert_eq!(calls(&redis, "evalsha"), evalshas, "{rule}");
+        for (customer, cart) in ["first", "second"].iter().zip(&carts) {
+            let active = client
+                .get_active_cart(pb::GetActiveCartRequest {
+                    customer_id: (*customer).into(),
+                })
+                .await
+                .expect("active cart")
+                .into_inner();
+            assert_eq!(active.id, cart.id, "{rule}");
+        }
+        let keys = redis.command(&["KEYS", "cart:{default:*}"]);
+        assert_eq!(
+            keys.matches("cart:{").count(),
+            2,
+            "{rule}: two carts: {keys}"
+        );
+        let log = process.finish(false);
+        let warned = log
+            .iter()
+            .filter(|line| line.contains("WARN") && line.contains("refused the transaction"))
+            .count();
+        assert_eq!(warned, 1, "{rule}: one WARN line: {log:#?}");
+    }
+}

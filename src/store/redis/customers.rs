@@ -49,6 +49,26 @@ fn index_args(cmd: &mut redis::Cmd, cart_id: &CartId, now: UnixMillis, ttl_ms: i
         .arg(ttl_ms);
 }
 
+/// The index's script by EVALSHA on `connection` (loaded first if Redis lost it), alone: for a
+/// Create whose index the transaction could not write.
+pub(super) async fn index_by_evalsha(
+    connection: &mut super::connection::Active,
+    customer: &CustomerKey,
+    cart_id: &CartId,
+    now: UnixMillis,
+    ttl_ms: i64,
+) -> Result<(), RedisError> {
+    INDEX_CART
+        .key(index_key(customer))
+        .arg(now)
+        .arg(cart_id.as_str())
+        .arg(MAX_INDEXED_CARTS)
+        .arg(ttl_ms)
+        .invoke_async::<Value>(connection)
+        .await
+        .map(drop)
+}
+
 /// `EVAL` of the index's script, for a transaction: its source rather than its hash, so that
 /// it cannot fail for a flushed script cache while the Create after it runs.
 pub(super) fn index_eval(

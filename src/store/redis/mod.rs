@@ -115,6 +115,9 @@ pub struct RedisStore {
     /// Whether calls are FCALLs of the library's functions; false while Redis refuses the
     /// library (FUNCTION LOAD), when they are EVALSHAs of the scripts.
     functions: AtomicBool,
+    /// Whether a Create and its customer's index go as one transaction; false once Redis
+    /// refused one for the user's permissions (an ACL without `multi`, `exec` or `eval`).
+    transactions: AtomicBool,
     /// Whether the last refusal of the library was a full Redis's (`maxmemory`): one that
     /// passes once Redis has room, so the health check offers the library again.
     refused_full: AtomicBool,
@@ -215,6 +218,7 @@ impl RedisStore {
             library: Library::new(&policy),
             functions: AtomicBool::new(true),
             refused_full: AtomicBool::new(false),
+            transactions: AtomicBool::new(true),
             policy,
             timeouts,
             durability,
@@ -471,15 +475,40 @@ impl RedisStore {
         let replies = pipeline.query_async::<Vec<Value>>(connection).await?;
         let mut replies = replies.into_iter();
         let queued: Vec<Value> = replies.by_ref().take(3).collect();
+        if let Some(Value::ServerError(error)) = queued.first() {
+            // MULTI refused (an ACL without `multi`): the two commands ran on their own, the
+            // index first, and EXEC answered that there was no transaction.
+            self.refuse_transactions(error);
+            let mut ran = queued.into_iter().skip(1);
+            let (index, reply) = (ran.next(), ran.next());
+            let _exec = replies.next();
+            let reply = Self::waited(reply, replies.next(), wait)?;
+            if matches!(index, Some(Value::ServerError(_))) {
+                // The cart exists and its index missed it (an ACL without `eval` either): the
+                // index's own call, as a Create sends it from now on.
+                customers::index_by_evalsha(
+                    connection,
+                    customer,
+                    &call.key.cart_id,
+                    call.now,
+                    self.policy.cart_ttl_ms(),
+                )
+                .await?;
+            }
+            return Ok(reply);
+        }
         let results = match replies.next() {
             Some(Value::Array(results)) => results,
-            // EXECABORT: a command was refused as it was queued (a full Redis: OOM); its own
-            // error says why.
+            // EXECABORT: a command was refused as it was queued (a full Redis: OOM; an ACL);
+            // its own error says why. Nothing ran.
             other => {
                 let refused = queued.into_iter().find_map(|reply| match reply {
                     Value::ServerError(error) => Some(error),
                     _ => None,
                 });
+                if let Some(error) = &refused {
+                    self.refuse_transactions(error);
+                }
                 return Err(match (refused, other) {
                     (Some(error), _) | (None, Some(Value::ServerError(error))) => error.into(),
                     _ => RedisError::from((
@@ -499,6 +528,14 @@ impl RedisStore {
                 redis::ErrorKind::Client,
                 "unexpected reply to a transaction of the index and Create",
             ))),
+        }
+    }
+
+    /// After Redis refused a part of the transaction for the user's permissions (NOPERM), a
+    /// Create naming a customer sends the index first, in a round trip of its own; one WARN line.
+    fn refuse_transactions(&self, error: &redis::ServerError) {
+        if error.code() == "NOPERM" && self.transactions.swap(false, Ordering::Relaxed) {
+            tracing::warn!(error = %RedisError::from(error.clone()), "redis refused the transaction of a Create and its customer's index; sending the index first, in a round trip of its own");
         }
     }
 
@@ -792,6 +829,20 @@ impl RedisStore {
         }
     }
 
+    /// The Create of `cart`, alone.
+    async fn create_one(
+        &self,
+        key: &CartKey,
+        cart: &NewCart,
+        now: UnixMillis,
+        request: Option<&IdempotencyTag>,
+    ) -> Result<CartState, CartError> {
+        let (state, _) = self
+            .snapshot(Self::create_call(key, cart, now, request))
+            .await?;
+        Ok(state)
+    }
+
     /// The Create of `cart`: its header's fields, metadata, whether the id was generated, and
     /// its items, as `lua/create.lua` takes them.
     fn create_call<'a>(
@@ -1013,9 +1064,7 @@ impl CartStore for RedisStore {
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
-        let call = Self::create_call(key, &cart, now, request);
-        let (state, _) = self.snapshot(call).await?;
-        Ok(state)
+        self.create_one(key, &cart, now, request).await
     }
 
     /// On a single Redis, one round trip (a transaction of the index's script and the
@@ -1029,16 +1078,24 @@ impl CartStore for RedisStore {
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
     ) -> Result<CartState, CartError> {
-        if self.is_cluster() {
+        let two_trips = async {
             self.index_add(customer, &key.cart_id, now).await?;
-            return self.create(key, cart, now, request).await;
+            self.create_one(key, &cart, now, request).await
+        };
+        if self.is_cluster() || !self.transactions.load(Ordering::Relaxed) {
+            return two_trips.await;
         }
         let call = Call {
             indexed: Some(customer),
             ..Self::create_call(key, &cart, now, request)
         };
-        let (state, _) = self.snapshot(call).await?;
-        Ok(state)
+        match self.snapshot(call).await {
+            Ok((state, _)) => Ok(state),
+            // Refused for the user's permissions as it was queued, so nothing ran: the two
+            // round trips instead, now and from now on.
+            Err(_) if !self.transactions.load(Ordering::Relaxed) => two_trips.await,
+            Err(error) => Err(error),
+        }
     }
 
     async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
