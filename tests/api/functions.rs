@@ -122,20 +122,7 @@ fn refusal_warnings(log: &[String]) -> usize {
 /// the scripts by EVALSHA instead, says so in one WARN line, and serves every RPC.
 #[tokio::test]
 async fn without_the_function_command_calls_go_by_evalsha() {
-    let args: Vec<String> = [
-        "--user",
-        "carts",
-        "on",
-        ">carts-pw",
-        "~cart:*",
-        "+@all",
-        "-function",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let redis = RedisServer::start_with(&args);
-    let url = format!("redis://carts:carts-pw@127.0.0.1:{}/", redis.port());
+    let (redis, url) = RedisServer::start_with_carts_user(&["-function"]);
     let process = ServiceProcess::on_redis(&url);
     let mut client = process.client().await;
     let create = pb::CreateRequest {
@@ -370,20 +357,7 @@ async fn without_transactions_a_customer_create_is_two_round_trips() {
     // (ACL rule, EVALs run, EVALSHAs run) for two Creates. Without `eval` the first EVALSHA
     // finds no script (nothing EVALed its source) and is sent again once loaded.
     for (rule, evals, evalshas) in [("-multi", 1, 1), ("-eval", 0, 3)] {
-        let args: Vec<String> = [
-            "--user",
-            "carts",
-            "on",
-            ">carts-pw",
-            "~cart:*",
-            "+@all",
-            rule,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let redis = RedisServer::start_with(&args);
-        let url = format!("redis://carts:carts-pw@127.0.0.1:{}/", redis.port());
+        let (redis, url) = RedisServer::start_with_carts_user(&[rule]);
         let process = ServiceProcess::on_redis(&url);
         let mut client = process.client().await;
         let mut carts = Vec::new();

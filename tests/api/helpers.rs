@@ -33,6 +33,20 @@ impl RedisServer {
         Self::start_with(&[])
     }
 
+    /// A server with a user `carts` (password `carts-pw`) limited to cart keys and allowed
+    /// every command but what the ACL rules `denied` take away (`-function`, ...), and the URL
+    /// that logs in as that user.
+    pub fn start_with_carts_user(denied: &[&str]) -> (Self, String) {
+        let args: Vec<String> = ["--user", "carts", "on", ">carts-pw", "~cart:*", "+@all"]
+            .iter()
+            .chain(denied)
+            .map(|arg| arg.to_string())
+            .collect();
+        let server = Self::start_with(&args);
+        let url = format!("redis://carts:carts-pw@127.0.0.1:{}/", server.port());
+        (server, url)
+    }
+
     /// A server with extra `redis-server` arguments (AOF, passwords, TLS, cluster mode).
     pub fn start_with(args: &[String]) -> Self {
         let mut last_error = String::new();
