@@ -232,8 +232,8 @@ struct Stream {
     fixed_cart: Option<String>,
     /// This stream's share of `--carts`, until its setup takes it.
     given: Option<Vec<String>>,
-    /// Whether the carts were given (`--cart-id`, `--carts`): setup made none.
-    carts_given: bool,
+    /// How many carts this stream's setup created (untimed RPCs; none for given carts).
+    made: u64,
 }
 
 impl Stream {
@@ -279,17 +279,14 @@ impl Stream {
         let mut made = Vec::with_capacity(carts as usize);
         for _ in 0..carts {
             made.push(create(&mut self.client, &self.auth, items).await?.id);
+            self.made += 1;
         }
         Ok(made)
     }
 
     async fn run(mut self, carts: Vec<String>, budget: Arc<Budget>) -> Measured {
         let mut measured = Measured::new();
-        measured.untimed = if self.carts_given {
-            0
-        } else {
-            carts.len() as u64
-        };
+        measured.untimed = self.made;
         let mut carts = carts.into_iter().peekable();
         let mut cart = match self.scenario {
             Scenario::Health | Scenario::Clear | Scenario::Create | Scenario::Touch => None,
@@ -513,7 +510,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .then(|| format!("{run:x}-{connection}-{stream}")),
                 fixed_cart: args.cart_id.clone(),
                 given: args.carts.as_ref().and(shares.next()),
-                carts_given: args.cart_id.is_some() || args.carts.is_some(),
+                made: 0,
             });
         }
     }
