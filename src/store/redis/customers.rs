@@ -40,13 +40,10 @@ const INDEX_SOURCE: &str = include_str!("lua/customer_index.lua");
 /// The index's one write (EVALSHA; loaded again on NOSCRIPT).
 static INDEX_CART: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(INDEX_SOURCE));
 
-/// The arguments of the index's script after its key: now, the cart id, the most entries it
-/// keeps, its lifetime.
-fn index_args(cmd: &mut redis::Cmd, cart_id: &CartId, now: UnixMillis, ttl_ms: i64) {
-    cmd.arg(now)
-        .arg(cart_id.as_str())
-        .arg(MAX_INDEXED_CARTS)
-        .arg(ttl_ms);
+/// The arguments of the index's script after its key (one argument each): now, the cart id,
+/// the most entries it keeps, its lifetime.
+fn index_args(cart_id: &CartId, now: UnixMillis, ttl_ms: i64) -> (UnixMillis, &str, usize, i64) {
+    (now, cart_id.as_str(), MAX_INDEXED_CARTS, ttl_ms)
 }
 
 /// The index's script by EVALSHA on `connection` (loaded first if Redis lost it), alone: for a
@@ -60,10 +57,7 @@ pub(super) async fn index_by_evalsha(
 ) -> Result<(), RedisError> {
     INDEX_CART
         .key(index_key(customer))
-        .arg(now)
-        .arg(cart_id.as_str())
-        .arg(MAX_INDEXED_CARTS)
-        .arg(ttl_ms)
+        .arg(index_args(cart_id, now, ttl_ms))
         .invoke_async::<Value>(connection)
         .await
         .map(drop)
@@ -78,8 +72,10 @@ pub(super) fn index_eval(
     ttl_ms: i64,
 ) -> redis::Cmd {
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(INDEX_SOURCE).arg(1).arg(index_key(customer));
-    index_args(&mut cmd, cart_id, now, ttl_ms);
+    cmd.arg(INDEX_SOURCE)
+        .arg(1)
+        .arg(index_key(customer))
+        .arg(index_args(cart_id, now, ttl_ms));
     cmd
 }
 
@@ -97,8 +93,8 @@ impl RedisStore {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(INDEX_CART.get_hash())
             .arg(1)
-            .arg(index_key(customer));
-        index_args(&mut cmd, cart_id, now, self.policy.cart_ttl_ms());
+            .arg(index_key(customer))
+            .arg(index_args(cart_id, now, self.policy.cart_ttl_ms()));
         let mut pipeline = redis::pipe();
         pipeline.ignore_errors().add_command(cmd);
         let replicas = self.durability.min_replicas;

@@ -511,10 +511,7 @@ impl RedisStore {
                 }
                 return Err(match (refused, other) {
                     (Some(error), _) | (None, Some(Value::ServerError(error))) => error.into(),
-                    _ => RedisError::from((
-                        redis::ErrorKind::Client,
-                        "unexpected reply to a transaction of the index and Create",
-                    )),
+                    _ => unexpected_transaction_reply(),
                 });
             }
         };
@@ -524,10 +521,7 @@ impl RedisStore {
             // refuses the index's script, and then the Create too).
             (Some(Value::ServerError(error)), _) => Err(error.into()),
             (Some(_), reply @ Some(_)) => Self::waited(reply, replies.next(), wait),
-            _ => Err(RedisError::from((
-                redis::ErrorKind::Client,
-                "unexpected reply to a transaction of the index and Create",
-            ))),
+            _ => Err(unexpected_transaction_reply()),
         }
     }
 
@@ -876,6 +870,14 @@ impl RedisStore {
         state.thaw(now);
         Ok((state, extra))
     }
+}
+
+/// A transaction of the index and Create that Redis answered in no shape it has.
+fn unexpected_transaction_reply() -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "unexpected reply to a transaction of the index and Create",
+    ))
 }
 
 /// Failed WAITs, logged at most once per 10 s.
