@@ -44,7 +44,7 @@ fn mentions(code: &str, name: &str) -> bool {
 
 /// Lua `code` without its comment lines (the scripts have no comment after code on a line),
 /// so that a helper a comment names is not built on every call.
-fn without_comments(code: &str) -> String {
+pub(super) fn without_comments(code: &str) -> String {
     code.split_inclusive('\n')
         .filter(|line| !line.trim_start().starts_with("--"))
         .collect()
