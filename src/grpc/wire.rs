@@ -405,4 +405,24 @@ mod tests {
         assert!(ours(&pb::DeleteResponse::default()).is_empty());
         assert_eq!(ours(&pb::MergeResponse::default()), Vec::<u8>::new());
     }
+
+    /// Timestamps whose seconds and nanos take every varint length (1 to 10 bytes), as prost
+    /// writes them.
+    #[test]
+    fn timestamps_of_every_length_encode_to_prosts_bytes() {
+        let mut values: Vec<i64> = vec![0, 1, -1, i64::MIN, i64::MAX];
+        for bits in (7..63).step_by(7) {
+            values.extend([(1i64 << bits) - 1, 1i64 << bits]);
+        }
+        for &seconds in &values {
+            for nanos in [0, 1, 127, 128, 999_999_999, -1, i32::MIN] {
+                let cart = pb::Cart {
+                    created_at: ts(seconds, nanos),
+                    expires_at: ts(nanos.into(), i32::try_from(seconds).unwrap_or(7)),
+                    ..Default::default()
+                };
+                assert_eq!(ours(&cart), cart.encode_to_vec(), "{seconds} {nanos}");
+            }
+        }
+    }
 }

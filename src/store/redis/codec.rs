@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use redis::Value;
 
+use super::Arg;
 use super::msgpack::{self, Item, Malformed, Reader};
 use crate::domain::{
     CartHeader, CartPolicy, CartState, CartStatus, Coupon, CouponCode, Currency, Limits, Line,
@@ -128,20 +129,25 @@ impl MetaField {
 
 /// Appends the item arguments of `plan_add`: count, then line_id, quantity, currency,
 /// description (the JSON of [`LineDescription`], stored as it is).
-pub fn push_items(args: &mut Vec<Vec<u8>>, items: &[NewLine], now: UnixMillis) {
-    args.push(items.len().to_string().into_bytes());
+pub fn push_items<'a>(args: &mut Vec<Arg<'a>>, items: &'a [NewLine], now: UnixMillis) {
+    args.reserve(1 + 4 * items.len());
+    args.push(int(items.len() as i64));
     for item in items {
         let description = LineDescription::of(item, now);
-        args.push(item.line_id.as_str().as_bytes().to_vec());
-        args.push(item.quantity.to_string().into_bytes());
-        args.push(
+        args.push(Arg::Borrowed(item.line_id.as_str().as_bytes()));
+        args.push(int(item.quantity.into()));
+        args.push(Arg::Borrowed(
             item.currency
                 .as_ref()
-                .map(|c| c.as_str().as_bytes().to_vec())
-                .unwrap_or_default(),
-        );
-        args.push(description.to_json());
+                .map_or(&b""[..], |c| c.as_str().as_bytes()),
+        ));
+        args.push(Arg::Owned(description.to_json()));
     }
+}
+
+/// A number argument, as its decimal digits.
+pub fn int(value: i64) -> Arg<'static> {
+    Arg::Owned(itoa::Buffer::new().format(value).as_bytes().to_vec())
 }
 
 pub fn encode_metadata(metadata: &BTreeMap<String, String>) -> Vec<u8> {

@@ -39,6 +39,7 @@ mod eviction;
 mod msgpack;
 mod scripts;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -151,7 +152,7 @@ struct Call<'a> {
     expected_version: i64,
     request: Option<&'a IdempotencyTag>,
     /// ARGV[4..]: the script's own arguments.
-    args: Vec<Vec<u8>>,
+    args: Vec<Arg<'a>>,
     /// A Create's customer, whose index the same transaction writes first (single Redis).
     indexed: Option<&'a CustomerKey>,
 }
@@ -175,7 +176,7 @@ impl<'a> Call<'a> {
         now: UnixMillis,
         expected_version: i64,
         request: Option<&'a IdempotencyTag>,
-        args: Vec<Vec<u8>>,
+        args: Vec<Arg<'a>>,
     ) -> Self {
         Self {
             expected_version,
@@ -195,6 +196,10 @@ impl<'a> Call<'a> {
         }
     }
 }
+
+/// A script argument: borrowed from the command it comes from where it is its bytes as they
+/// stand (ids, codes, reasons), owned where it is formatted (numbers, JSON).
+type Arg<'a> = Cow<'a, [u8]>;
 
 const MAX_ATTEMPTS: u32 = 4;
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
@@ -333,7 +338,7 @@ impl RedisStore {
     fn command(&self, call: &Call<'_>, functions: bool) -> Cmd {
         let keys = call.script.keys();
         let key_count = keys.len() + usize::from(call.request.is_some());
-        let data = 64 * key_count + call.args.iter().map(Vec::len).sum::<usize>() + 128;
+        let data = 64 * key_count + call.args.iter().map(|arg| arg.len()).sum::<usize>() + 128;
         let mut cmd = Cmd::with_capacity(6 + key_count + call.args.len(), data);
         if functions {
             cmd.arg("FCALL").arg(self.library.function(call.script));
@@ -364,7 +369,7 @@ impl RedisStore {
             .arg(call.expected_version)
             .arg(call.request.map_or("", |tag| tag.fingerprint.as_str()));
         for arg in &call.args {
-            cmd.arg(arg.as_slice());
+            cmd.arg(arg.as_ref());
         }
         cmd
     }
@@ -841,22 +846,20 @@ impl RedisStore {
     /// its items, as `lua/create.lua` takes them.
     fn create_call<'a>(
         key: &'a CartKey,
-        cart: &NewCart,
+        cart: &'a NewCart,
         now: UnixMillis,
         request: Option<&'a IdempotencyTag>,
     ) -> Call<'a> {
         let header = &cart.header;
-        let mut args: Vec<Vec<u8>> = [
-            &header.customer_id,
-            &header.session_id,
-            &header.channel,
-            &header.currency.to_string(),
-            &header.locale,
-        ]
-        .iter()
-        .map(|field| field.as_bytes().to_vec())
-        .collect();
-        args.push(codec::encode_metadata(&header.metadata));
+        let mut args = Vec::with_capacity(8 + 5 * cart.items.len());
+        args.extend([
+            Arg::Borrowed(header.customer_id.as_bytes()),
+            Arg::Borrowed(header.session_id.as_bytes()),
+            Arg::Borrowed(header.channel.as_bytes()),
+            Arg::Borrowed(header.currency.as_str().as_bytes()),
+            Arg::Borrowed(header.locale.as_bytes()),
+            Arg::Owned(codec::encode_metadata(&header.metadata)),
+        ]);
         args.push(flag(cart.id_generated));
         codec::push_items(&mut args, &cart.items, now);
         Call::mutation(Script::Create, key, now, 0, request, args)
@@ -1034,8 +1037,8 @@ impl Hex {
 }
 
 /// A boolean script argument.
-fn flag(value: bool) -> Vec<u8> {
-    if value { b"1".to_vec() } else { b"0".to_vec() }
+fn flag(value: bool) -> Arg<'static> {
+    Cow::Borrowed(if value { b"1" } else { b"0" })
 }
 
 /// A full Redis is STORE_FULL; connection trouble and refused credentials are UNAVAILABLE (the
@@ -1113,23 +1116,25 @@ impl CartStore for RedisStore {
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
     ) -> Result<Mutated, CartError> {
-        let mut args = Vec::new();
+        // Borrowed from the mutation where they are its own bytes; at most four outside a
+        // list of items or coupons.
+        let mut args = Vec::with_capacity(4);
         let script = match &mutation {
             Mutation::AddItems(items) => {
                 codec::push_items(&mut args, items, now);
                 Script::AddItems
             }
             Mutation::UpdateItems(updates) => {
-                args.push(updates.len().to_string().into_bytes());
+                args.push(codec::int(updates.len() as i64));
                 for update in updates {
-                    args.push(update.line_id.as_str().as_bytes().to_vec());
-                    args.push(update.quantity.to_string().into_bytes());
+                    args.push(Arg::Borrowed(update.line_id.as_str().as_bytes()));
+                    args.push(codec::int(update.quantity.into()));
                 }
                 Script::UpdateItems
             }
             Mutation::ApplyCoupon { code, amount } => {
-                args.push(code.as_str().as_bytes().to_vec());
-                args.push(amount.to_string().into_bytes());
+                args.push(Arg::Borrowed(code.as_str().as_bytes()));
+                args.push(codec::int(*amount));
                 Script::ApplyCoupon
             }
             Mutation::Clear {
@@ -1138,43 +1143,38 @@ impl CartStore for RedisStore {
                 only_generated_id,
             } => {
                 args.push(flag(*preserve_coupons));
-                args.push(reason.as_bytes().to_vec());
+                args.push(Arg::Borrowed(reason.as_bytes()));
                 args.push(flag(*only_generated_id));
                 // Its new expiry as text: Redis formats a number argument of a command with
                 // `%.17g`, which costs a Clear more than the argument does.
-                args.push((now + self.policy.cart_ttl_ms()).to_string().into_bytes());
+                args.push(codec::int(now + self.policy.cart_ttl_ms()));
                 Script::Clear
             }
             Mutation::Delete { order_number } => {
-                args.push(order_number.as_str().as_bytes().to_vec());
+                args.push(Arg::Borrowed(order_number.as_str().as_bytes()));
                 Script::Delete
             }
             Mutation::Freeze { reason, until } => {
-                args.push(reason.as_bytes().to_vec());
-                args.push(
-                    until
-                        .map(|t| t.to_string())
-                        .unwrap_or_default()
-                        .into_bytes(),
-                );
+                args.push(Arg::Borrowed(reason.as_bytes()));
+                args.push(until.map_or(Arg::Borrowed(b""), codec::int));
                 Script::Freeze
             }
             Mutation::Unfreeze => Script::Unfreeze,
             Mutation::Claim { customer_id } => {
-                args.push(customer_id.as_bytes().to_vec());
+                args.push(Arg::Borrowed(customer_id.as_bytes()));
                 Script::Claim
             }
             Mutation::Seal { target, merge_key } => {
-                args.push(target.as_bytes().to_vec());
-                args.push(merge_key.as_bytes().to_vec());
+                args.push(Arg::Borrowed(target.as_bytes()));
+                args.push(Arg::Borrowed(merge_key.as_bytes()));
                 Script::Seal
             }
             Mutation::Unseal { merge_key } => {
-                args.push(merge_key.as_bytes().to_vec());
+                args.push(Arg::Borrowed(merge_key.as_bytes()));
                 Script::Unseal
             }
             Mutation::FinishMerge { merge_key } => {
-                args.push(merge_key.as_bytes().to_vec());
+                args.push(Arg::Borrowed(merge_key.as_bytes()));
                 Script::FinishMerge
             }
             Mutation::Absorb {
@@ -1183,13 +1183,13 @@ impl CartStore for RedisStore {
                 items,
                 coupons,
             } => {
-                args.push(mode.name().as_bytes().to_vec());
-                args.push(currency.as_str().as_bytes().to_vec());
+                args.push(Arg::Borrowed(mode.name().as_bytes()));
+                args.push(Arg::Borrowed(currency.as_str().as_bytes()));
                 codec::push_items(&mut args, items, now);
-                args.push(coupons.len().to_string().into_bytes());
+                args.push(codec::int(coupons.len() as i64));
                 for (code, amount) in coupons {
-                    args.push(code.as_str().as_bytes().to_vec());
-                    args.push(amount.to_string().into_bytes());
+                    args.push(Arg::Borrowed(code.as_str().as_bytes()));
+                    args.push(codec::int(*amount));
                 }
                 Script::MergeIn
             }
