@@ -504,13 +504,20 @@ impl RedisStore {
         }
         let results = match replies.next() {
             Some(Value::Array(results)) => results,
-            // EXECABORT: a command was refused as it was queued (a full Redis: OOM; an ACL);
-            // its own error says why. Nothing ran.
+            // EXECABORT: a command was refused as it was queued (a full Redis: OOM; an ACL),
+            // and its own error says why; or EXEC itself was refused (Redis reached maxmemory
+            // after the commands were queued), and the abort's text says why. Nothing ran.
             other => {
-                let refused = queued.into_iter().find_map(|reply| match reply {
-                    Value::ServerError(error) => Some(error),
-                    _ => None,
-                });
+                let refused = queued
+                    .into_iter()
+                    .find_map(|reply| match reply {
+                        Value::ServerError(error) => Some(error),
+                        _ => None,
+                    })
+                    .or_else(|| match &other {
+                        Some(Value::ServerError(abort)) => aborted_because(abort),
+                        _ => None,
+                    });
                 if let Some(error) = &refused {
                     self.refuse_transactions(error);
                 }
@@ -876,6 +883,23 @@ impl RedisStore {
 }
 
 /// A transaction of the index and Create that Redis answered in no shape it has.
+/// The error an `EXECABORT` names when EXEC itself was refused: `Transaction discarded because
+/// of: OOM command not allowed ...` is the OOM of a Redis that reached maxmemory between the
+/// queueing and the EXEC, a refusal like any other full Redis's (STORE_FULL), not a failure of
+/// the service. Read back as the reply Redis would have sent for it.
+fn aborted_because(abort: &redis::ServerError) -> Option<redis::ServerError> {
+    if abort.kind() != Some(ServerErrorKind::ExecAbort) {
+        return None;
+    }
+    let reason = abort
+        .details()?
+        .strip_prefix("Transaction discarded because of: ")?;
+    match redis::parse_redis_value(format!("-{reason}\r\n").as_bytes()) {
+        Ok(Value::ServerError(error)) => Some(error),
+        _ => None,
+    }
+}
+
 fn unexpected_transaction_reply() -> RedisError {
     RedisError::from((
         redis::ErrorKind::Client,
@@ -1285,7 +1309,30 @@ impl CartStore for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{Hex, Sampled};
+    use super::{Hex, Sampled, aborted_because, store_error};
+    use crate::error::CartError;
+
+    fn server_error(reply: &str) -> redis::ServerError {
+        match redis::parse_redis_value(reply.as_bytes()) {
+            Ok(redis::Value::ServerError(error)) => error,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// EXEC refused because Redis reached maxmemory after the commands were queued is a full
+    /// Redis (STORE_FULL); an abort for the queued commands' own errors names none.
+    #[test]
+    fn an_exec_refused_for_memory_is_a_full_store() {
+        let abort = server_error(
+            "-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n",
+        );
+        let reason = aborted_because(&abort).expect("the abort names its reason");
+        assert_eq!(reason.code(), "OOM");
+        assert!(matches!(store_error(reason.into()), CartError::StoreFull));
+        let own = server_error("-EXECABORT Transaction discarded because of previous errors.\r\n");
+        assert!(aborted_because(&own).is_none());
+        assert!(aborted_because(&server_error("-OOM not an abort\r\n")).is_none());
+    }
 
     #[test]
     fn a_sampled_line_is_due_once_per_period_and_counts_what_it_skipped() {
