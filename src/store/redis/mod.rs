@@ -882,7 +882,6 @@ impl RedisStore {
     }
 }
 
-/// A transaction of the index and Create that Redis answered in no shape it has.
 /// The error an `EXECABORT` names when EXEC itself was refused: `Transaction discarded because
 /// of: OOM command not allowed ...` is the OOM of a Redis that reached maxmemory between the
 /// queueing and the EXEC, a refusal like any other full Redis's (STORE_FULL), not a failure of
@@ -900,6 +899,7 @@ fn aborted_because(abort: &redis::ServerError) -> Option<redis::ServerError> {
     }
 }
 
+/// A transaction of the index and Create that Redis answered in no shape it has.
 fn unexpected_transaction_reply() -> RedisError {
     RedisError::from((
         redis::ErrorKind::Client,
@@ -1062,7 +1062,7 @@ impl Hex {
 
 /// A boolean script argument.
 fn flag(value: bool) -> Arg<'static> {
-    Cow::Borrowed(if value { b"1" } else { b"0" })
+    Arg::Borrowed(if value { b"1" } else { b"0" })
 }
 
 /// A full Redis is STORE_FULL; connection trouble and refused credentials are UNAVAILABLE (the
