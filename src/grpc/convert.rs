@@ -516,7 +516,7 @@ pub fn into_cart(view: CartView) -> pb::Cart {
 
 pub fn cleared(outcome: ClearOutcome) -> pb::ClearResponse {
     pb::ClearResponse {
-        cart: Some(into_cart(outcome.cart)),
+        cart: Some(Box::new(into_cart(outcome.cart))),
         items_cleared: outcome.items_cleared,
     }
 }
@@ -530,13 +530,13 @@ pub fn removed(outcome: RemoveOutcome) -> pb::RemoveResponse {
 
 pub fn deleted(view: CartView) -> pb::DeleteResponse {
     pb::DeleteResponse {
-        cart: Some(into_cart(view)),
+        cart: Some(Box::new(into_cart(view))),
     }
 }
 
 pub fn merged(outcome: MergeOutcome) -> pb::MergeResponse {
     pb::MergeResponse {
-        cart: Some(into_cart(outcome.cart)),
+        cart: Some(Box::new(into_cart(outcome.cart))),
         source_cart_id: outcome.source_cart_id,
         lines_merged: outcome.lines_merged,
     }

@@ -378,16 +378,16 @@ mod tests {
         for cart in carts {
             assert_eq!(ours(&cart), cart.encode_to_vec());
             let cleared = pb::ClearResponse {
-                cart: Some(cart.clone()),
+                cart: Some(Box::new(cart.clone())),
                 items_cleared: 7,
             };
             assert_eq!(ours(&cleared), cleared.encode_to_vec());
             let deleted = pb::DeleteResponse {
-                cart: Some(cart.clone()),
+                cart: Some(Box::new(cart.clone())),
             };
             assert_eq!(ours(&deleted), deleted.encode_to_vec());
             let merged = pb::MergeResponse {
-                cart: Some(cart),
+                cart: Some(Box::new(cart)),
                 source_cart_id: "guest".into(),
                 lines_merged: -2,
             };
@@ -396,7 +396,7 @@ mod tests {
         for empty in [
             pb::ClearResponse::default(),
             pb::ClearResponse {
-                cart: Some(pb::Cart::default()),
+                cart: Some(Box::default()),
                 items_cleared: 0,
             },
         ] {

@@ -78,7 +78,7 @@ async fn client_loop(app: Arc<TestApp>, cart_id: String, seed: u64) -> Vec<Appli
                 .clear(request)
                 .await
                 .map(|r| r.into_inner())
-                .map(|r| (r.cart.expect("cart"), r.items_cleared));
+                .map(|r| (*r.cart.expect("cart"), r.items_cleared));
             (Op::Clear, result)
         };
         match result {

@@ -415,7 +415,7 @@ async fn clear_empties_the_cart_and_keeps_its_identity(backend: Backend) {
     let mut read = app.get(&cart.id).await.unwrap();
     read.last_activity_at = cleared.last_activity_at;
     read.expires_at = cleared.expires_at;
-    assert_eq!(read, cleared);
+    assert_eq!(read, *cleared);
 
     // The cart is still usable after a clear.
     let refilled = add(&app, &cart.id, &[("A", 1, 100)]).await.unwrap();
@@ -499,7 +499,7 @@ async fn delete_leaves_a_readable_tombstone_that_refuses_mutations(backend: Back
 
     assert_eq!(
         app.get(&cart.id).await.unwrap(),
-        deleted,
+        *deleted,
         "Get returns the final snapshot unchanged"
     );
     let line = cart.items[0].line_id.clone();
@@ -521,7 +521,7 @@ async fn delete_leaves_a_readable_tombstone_that_refuses_mutations(backend: Back
         Code::AlreadyExists,
         "CART_ALREADY_EXISTS",
     );
-    assert_eq!(app.get(&cart.id).await.unwrap(), deleted);
+    assert_eq!(app.get(&cart.id).await.unwrap(), *deleted);
 }
 
 async fn delete_is_idempotent_for_its_order_number_only(backend: Backend) {
@@ -555,7 +555,7 @@ async fn delete_is_idempotent_for_its_order_number_only(backend: Backend) {
         Code::InvalidArgument,
         "INVALID_ARGUMENT",
     );
-    assert_eq!(app.get(&cart.id).await.unwrap(), first);
+    assert_eq!(app.get(&cart.id).await.unwrap(), *first);
 }
 
 async fn version_mismatch_is_aborted_and_changes_nothing(backend: Backend) {

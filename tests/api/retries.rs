@@ -281,7 +281,7 @@ async fn workload(
             let result = send!(seen, client, clear, request);
             let result = result
                 .await
-                .map(|r| (r.cart.expect("a cart"), r.items_cleared));
+                .map(|r| (*r.cart.expect("a cart"), r.items_cleared));
             (Op::Clear, result)
         };
         match result {

@@ -677,7 +677,7 @@ async fn a_full_memory_store_refuses_growth_and_keeps_serving() {
         .await
         .expect("Delete fits in what the Clear freed")
         .into_inner();
-    carts[1] = deleted.cart.unwrap();
+    carts[1] = *deleted.cart.unwrap();
     let mut removed = Vec::new();
     let created = loop {
         match client.create(fill_request(3)).await {
