@@ -103,7 +103,12 @@ fn benches(c: &mut Criterion) {
         let (key, state) = cart(lines);
         c.bench_function(&format!("render/cart_view_{lines}_lines"), |b| {
             b.iter(|| {
-                let view = CartView::new(key.clone(), black_box(state.clone()), &policy, &tokens);
+                let view = CartView::new(
+                    key.clone(),
+                    black_box(Box::new(state.clone())),
+                    &policy,
+                    &tokens,
+                );
                 black_box(convert::cart(&view))
             })
         });

@@ -85,11 +85,11 @@ impl Core {
         customer: &CustomerKey,
         now: UnixMillis,
         except: Option<&CartId>,
-    ) -> Result<Option<(CartKey, CartState)>, CartError> {
+    ) -> Result<Option<(CartKey, Box<CartState>)>, CartError> {
         let ids = self
             .store_call(caller, self.store.indexed_carts(customer))
             .await?;
-        let mut best: Option<(CartKey, CartState)> = None;
+        let mut best: Option<(CartKey, Box<CartState>)> = None;
         let mut dead = Vec::new();
         for cart_id in ids {
             if except == Some(&cart_id) {
@@ -241,7 +241,7 @@ impl Core {
         caller: &Caller,
         command: &Merge,
         source_key: &CartKey,
-        sealed: CartState,
+        sealed: Box<CartState>,
         target_id: &str,
         tag: &IdempotencyTag,
     ) -> Result<Option<MergeOutcome>, CartError> {
@@ -292,7 +292,7 @@ impl Core {
     fn merged(
         &self,
         target_key: CartKey,
-        target: CartState,
+        target: Box<CartState>,
         source_key: &CartKey,
         source: &CartState,
         mode: MergeMode,

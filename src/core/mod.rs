@@ -195,7 +195,7 @@ impl Core {
         crate::deadline::within(caller.deadline, call).await
     }
 
-    fn view(&self, key: CartKey, state: CartState) -> CartView {
+    fn view(&self, key: CartKey, state: Box<CartState>) -> CartView {
         CartView::new(key, state, &self.policy, &self.tokens)
     }
 

@@ -22,14 +22,20 @@ pub struct CartView {
 }
 
 impl CartView {
-    /// The view of `state` under `policy`, signed with `tokens`.
-    pub fn new(key: CartKey, state: CartState, policy: &CartPolicy, tokens: &CartTokens) -> Self {
+    /// The view of `state` (boxed as the store hands it up) under `policy`, signed with
+    /// `tokens`.
+    pub fn new(
+        key: CartKey,
+        state: Box<CartState>,
+        policy: &CartPolicy,
+        tokens: &CartTokens,
+    ) -> Self {
         Self {
             totals: state.totals(),
             expires_at: state.expires_at(policy),
             hmac: tokens.sign(&key.tenant, &key.cart_id),
             key,
-            state: Box::new(state),
+            state,
         }
     }
 

@@ -332,7 +332,7 @@ pub mod sample {
         };
         CartView::new(
             key,
-            state,
+            Box::new(state),
             &CartPolicy::default(),
             &CartTokens::new(b"sample secret"),
         )

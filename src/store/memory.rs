@@ -52,7 +52,7 @@ struct Entry {
 /// What a successful call of each kind returns.
 #[derive(Clone)]
 enum Reply {
-    Created(CartState),
+    Created(Box<CartState>),
     Mutated(Mutated),
     Removed(i64),
 }
@@ -510,7 +510,7 @@ impl CartStore for MemoryStore {
         cart: NewCart,
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError> {
+    ) -> Result<Box<CartState>, CartError> {
         let mut shard = self.shard(key);
         let reply = self.once(&mut shard, key, request, now, |existing| {
             if existing.is_some() {
@@ -519,7 +519,7 @@ impl CartStore for MemoryStore {
             let state = CartState::create(cart, now, &self.policy.limits)?;
             Ok(Planned {
                 change: Change::Put(Box::new(self.entry(state.clone(), key))),
-                reply: Reply::Created(state),
+                reply: Reply::Created(Box::new(state)),
             })
         })?;
         match reply {
@@ -528,7 +528,7 @@ impl CartStore for MemoryStore {
         }
     }
 
-    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError> {
         let mut shard = self.shard(key);
         let entry = self
             .live_entry(&mut shard.carts, key, now)
@@ -538,7 +538,7 @@ impl CartStore for MemoryStore {
         if entry.state.touch(now, &self.policy) {
             entry.expires_at = entry.state.expires_at(&self.policy);
         }
-        Ok(entry.state.clone())
+        Ok(Box::new(entry.state.clone()))
     }
 
     async fn mutate(
@@ -558,7 +558,10 @@ impl CartStore for MemoryStore {
             let outcome = state.apply(&mutation, expected_version, now, &self.policy.limits)?;
             Ok(Planned {
                 change: Change::Put(Box::new(self.entry(state.clone(), key))),
-                reply: Reply::Mutated(Mutated { state, outcome }),
+                reply: Reply::Mutated(Mutated {
+                    state: Box::new(state),
+                    outcome,
+                }),
             })
         })?;
         match reply {
@@ -589,12 +592,12 @@ impl CartStore for MemoryStore {
         }
     }
 
-    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError> {
         let mut shard = self.shard(key);
         let entry = self
             .live_entry(&mut shard.carts, key, now)
             .ok_or(CartError::CartNotFound)?;
-        let mut state = entry.state.clone();
+        let mut state = Box::new(entry.state.clone());
         state.thaw(now);
         Ok(state)
     }

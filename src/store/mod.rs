@@ -44,11 +44,15 @@ pub struct CustomerKey {
 /// The state after a successful mutation, and what the mutation reports.
 #[derive(Debug, Clone)]
 pub struct Mutated {
-    pub state: CartState,
+    pub state: Box<CartState>,
     pub outcome: MutationOutcome,
 }
 
 /// Atomic cart storage. Every method is one atomic step (one round trip on Redis).
+///
+/// A cart's state comes back boxed: it leaves through the boxed future of the method, then
+/// through the core into the view, and a box moves as a pointer where the state (over 400
+/// bytes) would be copied at each step.
 #[async_trait]
 pub trait CartStore: Send + Sync + 'static {
     /// Stores a new cart; `CartAlreadyExists` if the id is taken (a tombstone included).
@@ -58,10 +62,10 @@ pub trait CartStore: Send + Sync + 'static {
         cart: NewCart,
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError>;
+    ) -> Result<Box<CartState>, CartError>;
 
     /// Reads a cart and restarts a live cart's lifetime.
-    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError>;
+    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError>;
 
     /// Applies one mutation if the cart is live and at `expected_version` (0 = any).
     async fn mutate(
@@ -83,7 +87,7 @@ pub trait CartStore: Send + Sync + 'static {
     ) -> Result<i64, CartError>;
 
     /// Reads a cart without restarting its lifetime.
-    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError>;
+    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError>;
 
     /// [`CartStore::create`] of a cart that names a customer, indexed under `customer` first
     /// ([`CartStore::index_cart`]): a failure between the two leaves an index entry that the
@@ -96,7 +100,7 @@ pub trait CartStore: Send + Sync + 'static {
         cart: NewCart,
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError> {
+    ) -> Result<Box<CartState>, CartError> {
         self.index_cart(customer, &key.cart_id, now).await?;
         self.create(key, cart, now, request).await
     }

@@ -161,17 +161,17 @@ impl CartStore for ReadModifyWriteStore {
         cart: NewCart,
         now: UnixMillis,
         _request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError> {
+    ) -> Result<Box<CartState>, CartError> {
         let state = CartState::create(cart, now, &CartPolicy::default().limits)?;
         self.carts
             .lock()
             .unwrap()
             .insert(key.clone(), state.clone());
-        Ok(state)
+        Ok(Box::new(state))
     }
 
-    async fn get(&self, key: &CartKey, _now: UnixMillis) -> Result<CartState, CartError> {
-        self.read(key)
+    async fn get(&self, key: &CartKey, _now: UnixMillis) -> Result<Box<CartState>, CartError> {
+        self.read(key).map(Box::new)
     }
 
     async fn mutate(
@@ -194,7 +194,10 @@ impl CartStore for ReadModifyWriteStore {
             .lock()
             .unwrap()
             .insert(key.clone(), state.clone());
-        Ok(Mutated { state, outcome })
+        Ok(Mutated {
+            state: Box::new(state),
+            outcome,
+        })
     }
 
     async fn remove(
@@ -213,8 +216,8 @@ impl CartStore for ReadModifyWriteStore {
         Ok(state.item_count())
     }
 
-    async fn peek(&self, key: &CartKey, _now: UnixMillis) -> Result<CartState, CartError> {
-        self.read(key)
+    async fn peek(&self, key: &CartKey, _now: UnixMillis) -> Result<Box<CartState>, CartError> {
+        self.read(key).map(Box::new)
     }
 
     // No customer index: this store only serves the sequence check.

@@ -409,11 +409,11 @@ impl CartStore for StepFaults {
         cart: NewCart,
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError> {
+    ) -> Result<Box<CartState>, CartError> {
         self.inner.create(key, cart, now, request).await
     }
 
-    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError> {
         self.inner.get(key, now).await
     }
 
@@ -465,7 +465,7 @@ impl CartStore for StepFaults {
         self.inner.remove(key, expected_version, now, request).await
     }
 
-    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError> {
         self.inner.peek(key, now).await
     }
 

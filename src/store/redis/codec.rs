@@ -292,7 +292,10 @@ impl<'a> Field<'a> {
 /// A successful reply that carries a cart, as the cart and the reply's extra number (Clear's
 /// units cleared). A live cart's `last_activity_at` is its key's expiry less `cart_ttl` (see
 /// [`crate::domain::CartPolicy::refresh_slack_ms`]); a tombstone's is the one it stored.
-pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i64), CartError> {
+pub fn decode_snapshot(
+    body: &Body,
+    policy: &CartPolicy,
+) -> Result<(Box<CartState>, i64), CartError> {
     let (mut r, expires, extra) = match body {
         Body::V2(bytes) => {
             let mut r = Reader::new(bytes);
@@ -377,7 +380,7 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
         required(MetaField::LastActivityAt)?
     };
     let text = |f: MetaField| field(f).owned_text();
-    let state = CartState {
+    let state = Box::new(CartState {
         header: CartHeader {
             customer_id: text(MetaField::CustomerId),
             session_id: text(MetaField::SessionId),
@@ -405,7 +408,7 @@ pub fn decode_snapshot(body: &Body, policy: &CartPolicy) -> Result<(CartState, i
         frozen_until: number(MetaField::FrozenUntil)?,
         merged_into: text(MetaField::MergedInto),
         merge_key: text(MetaField::MergeKey),
-    };
+    });
     Ok((state, extra))
 }
 

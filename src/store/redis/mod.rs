@@ -842,7 +842,7 @@ impl RedisStore {
         cart: &NewCart,
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError> {
+    ) -> Result<Box<CartState>, CartError> {
         let (state, _) = self
             .snapshot(Self::create_call(key, cart, now, request))
             .await?;
@@ -873,7 +873,7 @@ impl RedisStore {
     }
 
     /// A cart reply, as of the call's `now` (a freeze past its end reads as over).
-    async fn snapshot(&self, call: Call<'_>) -> Result<(CartState, i64), CartError> {
+    async fn snapshot(&self, call: Call<'_>) -> Result<(Box<CartState>, i64), CartError> {
         let now = call.now;
         let body = self.traced(call).await?;
         let (mut state, extra) = codec::decode_snapshot(&body, &self.policy)?;
@@ -1092,7 +1092,7 @@ impl CartStore for RedisStore {
         cart: NewCart,
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError> {
+    ) -> Result<Box<CartState>, CartError> {
         self.create_one(key, &cart, now, request).await
     }
 
@@ -1106,7 +1106,7 @@ impl CartStore for RedisStore {
         cart: NewCart,
         now: UnixMillis,
         request: Option<&IdempotencyTag>,
-    ) -> Result<CartState, CartError> {
+    ) -> Result<Box<CartState>, CartError> {
         let two_trips = async {
             self.index_add(customer, &key.cart_id, now).await?;
             self.create_one(key, &cart, now, request).await
@@ -1127,7 +1127,7 @@ impl CartStore for RedisStore {
         }
     }
 
-    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+    async fn get(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError> {
         let (state, _) = self.snapshot(Call::new(Script::Get, key, now)).await?;
         Ok(state)
     }
@@ -1245,7 +1245,7 @@ impl CartStore for RedisStore {
         codec::decode_units(&body)
     }
 
-    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<CartState, CartError> {
+    async fn peek(&self, key: &CartKey, now: UnixMillis) -> Result<Box<CartState>, CartError> {
         let (state, _) = self.snapshot(Call::new(Script::Peek, key, now)).await?;
         Ok(state)
     }

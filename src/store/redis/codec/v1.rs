@@ -93,7 +93,7 @@ fn pairs(value: &Value) -> Result<Vec<(String, String)>, CartError> {
 }
 
 /// A v1 cart reply (after its `OK`) as a cart and the reply's extra number.
-pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
+pub fn decode_snapshot(parts: &[Value]) -> Result<(Box<CartState>, i64), CartError> {
     let [header, lines, coupons, extra] = parts else {
         return Err(corrupt("snapshot of unexpected length"));
     };
@@ -172,7 +172,7 @@ pub fn decode_snapshot(parts: &[Value]) -> Result<(CartState, i64), CartError> {
         merged_into: String::new(),
         merge_key: String::new(),
     };
-    Ok((state, int(extra)?))
+    Ok((Box::new(state), int(extra)?))
 }
 
 fn decode_line(line_id: String, record: &str) -> Result<Line, CartError> {
