@@ -370,7 +370,8 @@ pub fn decode_snapshot(
     coupons.sort_by_key(|c| c.position);
 
     let metadata = match field(MetaField::Metadata).text().as_ref() {
-        "" => BTreeMap::new(),
+        // Most carts have none: stored as `{}`, which needs no JSON parser to read.
+        "" | "{}" => BTreeMap::new(),
         json => serde_json::from_str(json).map_err(|_| corrupt("metadata json"))?,
     };
     let status = status(&field(MetaField::Status).text()).unwrap_or(CartStatus::Active);
